@@ -1,0 +1,1 @@
+"""policyqa front ends: citations, the command line and the Gradio app."""

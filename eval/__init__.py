@@ -1,0 +1,1 @@
+"""policyqa evaluation: labelled questions, metrics and reports."""

