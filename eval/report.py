@@ -1,0 +1,98 @@
+"""Write an evaluation result as JSON and Markdown, stamped with the index manifest and the git commit."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+from eval.metrics import METRIC_NAMES
+
+_ROOT = Path(__file__).resolve().parent.parent
+#: Manifest keys shown in the Markdown header (whatever of them the manifest has).
+_STAMP_KEYS = ("model", "embedder", "model_name", "dim", "settings", "corpus_hash", "counts", "schema_version", "tokenizer")
+
+
+def git_stamp(root: Path = _ROOT) -> dict:
+    """Commit hash and whether tracked files differ from it (None when not in a git checkout)."""
+    def git(*args: str) -> str | None:
+        try:
+            r = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return r.stdout.strip() if r.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def _runs(result: dict) -> dict[str, dict]:
+    """{run name: evaluate() result} for a single result or an ablation bundle."""
+    return result["runs"] if "runs" in result else {result.get("name", "run"): result}
+
+
+def _fmt(x) -> str:
+    return "–" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
+
+
+def render_markdown(result: dict) -> str:
+    """Human-readable report: stamp, overall table per run and split, per-kind table, misses of the first run."""
+    runs = _runs(result)
+    first = next(iter(runs.values()))
+    idx = result.get("index") or first.get("index") or {}
+    lines = [f"# Retrieval evaluation: {result.get('name', first.get('name'))}", ""]
+    lines.append(f"- created: {result.get('created', first.get('created'))}")
+    g = result.get("git", {})
+    lines.append(f"- git commit: `{g.get('commit')}`" + (" (uncommitted changes)" if g.get("dirty") else ""))
+    for key in _STAMP_KEYS:
+        if key in idx:
+            lines.append(f"- {key}: `{json.dumps(idx[key], ensure_ascii=False, sort_keys=True)}`")
+    lines.append(f"- matched on: {first.get('level')} ids; runs {first.get('depth')} deep; min_score: {_fmt(first.get('min_score'))}")
+    if result.get("calibration"):
+        lines.append(f"- calibration (dev): `{json.dumps(result['calibration'], sort_keys=True)}`")
+    if first.get("unresolved"):
+        lines.append(f"- **{len(first['unresolved'])} gold anchors matched no provision** (see JSON `unresolved`)")
+    lines += ["", "## Overall (answerable questions; abstention on out-of-corpus ones)", ""]
+    head = ["run", "split", "n", *METRIC_NAMES, "OOC abstain", "false abstain", "p50 ms", "p95 ms"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, r in runs.items():
+        for split, s in r["splits"].items():
+            m, a, lat = s["overall"], s["abstention"], s["latency_ms"]
+            cells = [name, split, str(s["n"]), *(_fmt(m.get(x)) for x in METRIC_NAMES),
+                     _fmt(a["ooc_abstain_rate"]), _fmt(a["answerable_false_abstain_rate"]), f"{lat['p50']:.1f}", f"{lat['p95']:.1f}"]
+            lines.append("| " + " | ".join(cells) + " |")
+    kinds = sorted({k for r in runs.values() for s in r["splits"].values() for k in s["by_kind"]})
+    if len(kinds) > 1:
+        lines += ["", "## Per kind: Recall@5 / MRR@10 (out_of_corpus: share abstained)", ""]
+        lines += ["| run | split | " + " | ".join(kinds) + " |", "|" + "---|" * (len(kinds) + 2)]
+        for name, r in runs.items():
+            for split, s in r["splits"].items():
+                cells = []
+                for k in kinds:
+                    row = s["by_kind"].get(k, {})
+                    if "recall@5" in row:
+                        cells.append(f"{row['recall@5']:.2f} / {row['mrr@10']:.2f}")
+                    else:
+                        cells.append(_fmt(row.get("ooc_abstain_rate")))
+                lines.append(f"| {name} | {split} | " + " | ".join(cells) + " |")
+    misses = [q for q in first["per_question"] if q["gold"] and (q.get("recall@5") or 0.0) < 1.0]
+    if misses:
+        lines += ["", f"## Misses of `{first.get('name')}` (Recall@5 < 1)", "", "| id | split | kind | query | first gold rank | R@5 |",
+                  "|---|---|---|---|---|---|"]
+        for q in misses[:60]:
+            query = q["query"].replace("|", "\\|")
+            lines.append(f"| {q['id']} | {q['split']} | {q['kind']} | {query} | {_fmt(q['first_relevant_rank'])} | {q['recall@5']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(result: dict, out_dir: Path | str = "eval/reports", name: str | None = None) -> tuple[Path, Path]:
+    """Write ``<name>.json`` and ``<name>.md`` under ``out_dir`` (stamped with the git commit); return both paths."""
+    result = {**result, "git": result.get("git") or git_stamp()}
+    name = re.sub(r"[^\w.-]+", "-", name or result.get("name") or "eval").strip("-") or "eval"
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    jpath, mpath = out / f"{name}.json", out / f"{name}.md"
+    jpath.write_text(json.dumps(result, ensure_ascii=False, indent=1, default=str) + "\n", encoding="utf-8")
+    mpath.write_text(render_markdown(result), encoding="utf-8")
+    return jpath, mpath

@@ -1,0 +1,167 @@
+"""Run a searcher over labelled questions: metrics per split and kind, latency, abstention, ablations, calibration."""
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from eval.metrics import Calibration, abstention, calibrate_min_score, ir_metrics, latency_summary, mean_metrics
+from eval.questions import Question, qrels_level, resolve_gold
+
+#: Runs are retrieved this deep so Recall@100 is measurable; the product shows ``k`` of them.
+DEPTH = 100
+#: Search modes compared in an ablation run.
+MODES = ("bm25", "dense", "hybrid")
+
+
+@dataclass(frozen=True)
+class QuestionRun:
+    """What the searcher returned for one question."""
+
+    qid: str
+    items: tuple[str, ...]  # ranked ids at the qrels level (provision or doc), deduplicated
+    scores: tuple[float, ...]  # score of the first hit for each item
+    ms: float
+    reason: str | None  # the searcher's reason for returning nothing, if any
+
+
+def _search(searcher, query: str, k: int, mode: str) -> tuple[list, str | None]:
+    """Call ``Searcher.query`` (hits + reason) when present, else ``Searcher.search``."""
+    if hasattr(searcher, "query"):
+        resp = searcher.query(query, k=k, mode=mode)
+        return list(resp.hits), getattr(resp, "reason", None)
+    return list(searcher.search(query, k=k, mode=mode)), None
+
+
+def run_questions(searcher, questions: Sequence[Question], *, mode: str = "hybrid", depth: int = DEPTH,
+                  level: str = "provision") -> list[QuestionRun]:
+    """Search every question once and keep the ranked ids at ``level`` with their scores and latency."""
+    attr = "provision_id" if level == "provision" else "doc_id"
+    out = []
+    for q in questions:
+        t0 = time.perf_counter()
+        hits, reason = _search(searcher, q.query, depth, mode)
+        ms = (time.perf_counter() - t0) * 1000
+        first: dict[str, float] = {}
+        for h in hits:
+            first.setdefault(getattr(h, attr), float(h.score))
+        out.append(QuestionRun(q.id, tuple(first), tuple(first.values()), ms, reason))
+    return out
+
+
+def manifest_stamp(manifest: Mapping | None) -> dict:
+    """The parts of an index manifest that identify a run (long per-document lists are left out)."""
+    if not manifest:
+        return {}
+    m = dict(manifest) if isinstance(manifest, Mapping) else dict(getattr(manifest, "__dict__", {}))
+    return {k: v for k, v in m.items() if len(json.dumps(v, ensure_ascii=False, default=str)) <= 4000}
+
+
+def _summary(qs: Sequence[Question], qrels: Mapping, per_q: Mapping, runs: Mapping[str, QuestionRun]) -> dict:
+    """Metrics, per kind, abstention and latency for one subset of questions."""
+    answerable = [q.id for q in qs if qrels.get(q.id)]
+    unanswerable = [q.id for q in qs if not qrels.get(q.id)]
+    n_hits = {q.id: len(runs[q.id].items) for q in qs}
+    by_kind = {}
+    for kind in sorted({q.kind for q in qs}):
+        ids = [q.id for q in qs if q.kind == kind]
+        ans = [i for i in ids if qrels.get(i)]
+        row = {"n": len(ids), **mean_metrics(per_q, ans)}
+        if len(ans) < len(ids):
+            row.update(abstention(n_hits, ans, [i for i in ids if not qrels.get(i)]))
+        by_kind[kind] = row
+    return {
+        "n": len(qs),
+        "answerable": len(answerable),
+        "overall": mean_metrics(per_q, answerable),
+        "by_kind": by_kind,
+        "abstention": abstention(n_hits, answerable, unanswerable),
+        "latency_ms": latency_summary([runs[q.id].ms for q in qs]),
+    }
+
+
+def evaluate(searcher, questions: Sequence[Question], k: int = 10, mode: str = "hybrid", *,
+             qrels: Mapping[str, Mapping[str, int]] | None = None, depth: int = DEPTH, name: str | None = None) -> dict:
+    """Evaluate ``searcher`` on ``questions``: Recall@5/10/20/100, MRR@10, nDCG@10 per split and kind, latency, abstention.
+
+    Without ``qrels`` the gold anchors are resolved against ``searcher.documents`` (provision level);
+    with qrels, hits are matched on provision ids when the judged ids contain '#', else on doc ids.
+    """
+    questions = list(questions)
+    unresolved: tuple = ()
+    if qrels is None:
+        res = resolve_gold(questions, searcher.documents)
+        qrels, unresolved = res.qrels, res.unresolved
+    level = qrels_level(qrels)
+    runs = {r.qid: r for r in run_questions(searcher, questions, mode=mode, depth=max(depth, k), level=level)}
+    per_q = ir_metrics({q: r.items for q, r in runs.items()}, qrels)
+    splits = {}
+    for split in sorted({q.split for q in questions}):
+        splits[split] = _summary([q for q in questions if q.split == split], qrels, per_q, runs)
+    if len(splits) > 1:
+        splits["all"] = _summary(questions, qrels, per_q, runs)
+    per_question = []
+    for q in questions:
+        r, rel = runs[q.id], qrels.get(q.id, {})
+        ranks = [i + 1 for i, item in enumerate(r.items) if rel.get(item, 0) > 0]
+        per_question.append({
+            "id": q.id, "kind": q.kind, "split": q.split, "query": q.query,
+            "gold": sorted(d for d, g in rel.items() if g > 0), "top": list(r.items[:k]),
+            "top_scores": [round(s, 6) for s in r.scores[:k]], "first_relevant_rank": ranks[0] if ranks else None,
+            "n_hits": len(r.items), "reason": r.reason, "ms": round(r.ms, 2), **per_q.get(q.id, {}),
+        })
+    return {
+        "name": name or mode, "mode": mode, "k": k, "depth": max(depth, k), "level": level,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "index": manifest_stamp(getattr(searcher, "manifest", None)),
+        "min_score": getattr(searcher, "min_score", None),
+        "unresolved": [list(u) for u in unresolved],
+        "latency_ms": latency_summary([r.ms for r in runs.values()]),
+        "splits": splits, "per_question": per_question,
+    }
+
+
+def run_ablations(searcher, questions: Sequence[Question], k: int = 10, *, modes: Iterable[str] = MODES,
+                  no_context_searcher=None, qrels: Mapping | None = None, depth: int = DEPTH) -> dict:
+    """Every mode on ``searcher``; dense and hybrid again on an index built with ``embed_context=False`` if given."""
+    runs = {m: evaluate(searcher, questions, k, m, qrels=qrels, depth=depth, name=m) for m in modes}
+    if no_context_searcher is not None:
+        for m in (m for m in modes if m != "bm25"):  # BM25 does not read the embedded context
+            name = f"{m}-no-context"
+            runs[name] = evaluate(no_context_searcher, questions, k, m, qrels=qrels, depth=depth, name=name)
+    first = next(iter(runs.values()))
+    return {"name": "ablations", "created": first["created"], "index": first["index"], "runs": runs}
+
+
+def build_variant_index(documents, index_dir: Path, embedder, progress: bool = False, **settings) -> Path:
+    """Build (or refresh, reusing unchanged vectors) an index of ``documents`` with non-default ``IndexSettings``."""
+    from index.store import IndexSettings, build_index
+
+    docs = list(documents.values()) if isinstance(documents, Mapping) else list(documents)
+    build_index(docs, Path(index_dir), embedder, IndexSettings(**settings), progress=progress)
+    return Path(index_dir)
+
+
+def calibrate(searcher, questions: Sequence[Question], *, mode: str = "hybrid", split: str | None = "dev",
+              at: int = 5, depth: int = 20) -> Calibration:
+    """Choose ``searcher.min_score`` on one split (dev): maximise answerable Recall@at minus the false-answer rate.
+
+    The searcher is run with its threshold switched off; the chosen value is returned, not applied.
+    """
+    qs = [q for q in questions if split is None or q.split == split]
+    qrels = resolve_gold(qs, searcher.documents).qrels
+    saved = getattr(searcher, "min_score", None)
+    try:
+        searcher.min_score = None
+        runs = run_questions(searcher, qs, mode=mode, depth=depth, level="provision")
+    finally:
+        searcher.min_score = saved
+    ranked = {r.qid: [(s, qrels.get(r.qid, {}).get(i, 0) > 0) for i, s in zip(r.items, r.scores)] for r in runs}
+    return calibrate_min_score(ranked, {q.id: len(qrels.get(q.id, {})) for q in qs}, at=at)
+
+
+__all__ = ["DEPTH", "MODES", "QuestionRun", "build_variant_index", "calibrate", "evaluate",
+           "manifest_stamp", "run_ablations", "run_questions"]
