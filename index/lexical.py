@@ -1,0 +1,70 @@
+"""BM25 (bm25s) over jieba tokens; the tokenizer's dictionary is saved beside the BM25 arrays."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import bm25s
+import numpy as np
+
+from index.tokenize import ChineseTokenizer
+
+
+class LexicalIndex:
+    """A bm25s index plus the ``ChineseTokenizer`` that produced its tokens (queries must use the same one)."""
+
+    def __init__(self, bm25: bm25s.BM25, tokenizer: ChineseTokenizer, size: int):
+        self.bm25 = bm25
+        self.tokenizer = tokenizer
+        self.size = size
+
+    @classmethod
+    def build(
+        cls, texts: Sequence[str], tokenizer: ChineseTokenizer, k1: float = 1.2, b: float = 0.75, progress: bool = False
+    ) -> LexicalIndex:
+        """Tokenize ``texts`` with ``tokenizer`` and index them with BM25 (Lucene variant)."""
+        tokens = [tokenizer.tokenize(t) for t in _progress(texts, progress, "tokenizing")]
+        bm25 = bm25s.BM25(k1=k1, b=b, method="lucene")
+        if texts:
+            bm25.index(tokens, show_progress=progress)
+        return cls(bm25, tokenizer, len(texts))
+
+    def scores(self, query: str, mask: np.ndarray | None = None) -> np.ndarray:
+        """BM25 score of every indexed text for ``query`` (zeros where ``mask`` is False or nothing matches)."""
+        ids = self.bm25.get_tokens_ids(self.tokenizer.tokenize(query)) if self.size else []
+        if not ids:
+            return np.zeros(self.size, np.float32)
+        weight = None if mask is None else mask.astype(np.float32)
+        return self.bm25.get_scores_from_ids(ids, weight_mask=weight)
+
+    def search(self, query: str, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` (scores, rows) with a positive score, best first."""
+        scores = self.scores(query, mask)
+        k = min(k, int((scores > 0).sum()))
+        if k <= 0:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        rows = np.argpartition(-scores, k - 1)[:k]
+        rows = rows[np.argsort(-scores[rows], kind="stable")]
+        return scores[rows], rows
+
+    def save(self, directory: Path) -> None:
+        """Write the BM25 arrays (no pickle) and the tokenizer dictionary into ``directory``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        if self.size:
+            self.bm25.save(str(directory), allow_pickle=False, show_progress=False)
+        self.tokenizer.save(directory)
+
+    @classmethod
+    def load(cls, directory: Path, size: int, mmap: bool = False) -> LexicalIndex:
+        """Read an index written by ``save`` (``size`` = number of indexed texts, from the manifest)."""
+        tokenizer = ChineseTokenizer.load(directory)
+        bm25 = bm25s.BM25.load(str(directory), mmap=mmap, show_progress=False) if size else bm25s.BM25()
+        return cls(bm25, tokenizer, size)
+
+
+def _progress(items, enabled: bool, desc: str):
+    if not enabled:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, desc=desc, unit="chunk")

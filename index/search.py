@@ -1,0 +1,202 @@
+"""Hybrid search over a built index: dense + BM25 candidates, fusion, filters, dedupe, cited hits."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from app.cite import format_citation
+from index.dense import exact_scores
+from index.embed import Embedder
+from index.fuse import fuse
+from index.normalize import MAX_QUERY_CHARS, clean_query, fold
+from index.store import IndexSettings, LoadedIndex, check_embedder, load_index
+from index.types import Chunk, Document, Hit, Provision
+
+MODES = ("hybrid", "dense", "bm25")
+REASON_EMPTY = "查询为空：请输入要查找的内容"
+REASON_NOTHING = "未找到相关条款"
+REASON_FILTERED = "没有符合筛选条件的文件"
+
+
+@dataclass(frozen=True)
+class SearchResponse:
+    """Hits, best first, plus warnings (e.g. query truncated) and, when there are no hits, the reason why."""
+
+    hits: tuple[Hit, ...]
+    warnings: tuple[str, ...] = ()
+    reason: str | None = None
+
+
+class Searcher:
+    """Searches one index; build it with ``Searcher.load(index_dir)``."""
+
+    def __init__(self, loaded: LoadedIndex, embedder: Embedder):
+        self._ix = loaded
+        self.embedder = embedder
+        self.settings: IndexSettings = loaded.settings  # query-time fields may be changed (eval tunes them)
+        self.min_score: float | None = loaded.settings.min_score
+        self._provisions: dict[str, Provision] = {
+            p.id: p for d in loaded.documents.values() for p in d.provisions}
+        chunks = loaded.chunks
+        self._chunk_doc = [c.doc_id for c in chunks]
+        self._n_provisions = len({c.provision_id for c in chunks})
+
+    @classmethod
+    def load(cls, index_dir: Path, embedder: Embedder | None = None) -> Searcher:
+        """Open the index at ``index_dir``; the embedder is rebuilt from the manifest when not given."""
+        loaded = load_index(Path(index_dir), embedder)
+        if embedder is None:
+            from index.embed import load_embedder
+
+            embedder = load_embedder(loaded.manifest["model"]["name"])
+            check_embedder(loaded.manifest, embedder, Path(index_dir))
+        return cls(loaded, embedder)
+
+    @property
+    def documents(self) -> dict[str, Document]:
+        """The indexed documents by id."""
+        return self._ix.documents
+
+    @property
+    def manifest(self) -> dict:
+        """The index manifest (model, settings, corpus hash, counts…)."""
+        return self._ix.manifest
+
+    @property
+    def chunks(self) -> list[Chunk]:
+        """The indexed chunks, in row order."""
+        return self._ix.chunks
+
+    def search(self, query: str, k: int = 10, **options) -> list[Hit]:
+        """The top ``k`` hits for ``query`` (see ``query`` for the options)."""
+        return list(self.query(query, k, **options).hits)
+
+    def query(
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        mode: str = "hybrid",
+        doc: str | None = None,
+        region: str | None = None,
+        issuer: str | None = None,
+        year: int | None = None,
+    ) -> SearchResponse:
+        """Search with ``mode`` ("hybrid" | "dense" | "bm25") among documents matching the filters."""
+        if not isinstance(k, int) or isinstance(k, bool) or k <= 0:
+            raise ValueError(f"k must be a positive integer (number of hits wanted), got {k!r}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        cq = clean_query(query, MAX_QUERY_CHARS)
+        if not cq.text:
+            return SearchResponse((), cq.warnings, REASON_EMPTY)
+        mask = self._filter_mask(doc, region, issuer, year)
+        if mask is not None and not mask.any():
+            return SearchResponse((), cq.warnings, REASON_FILTERED)
+        if not self._ix.chunks:
+            return SearchResponse((), cq.warnings, REASON_NOTHING)
+        k = min(k, self._n_provisions)  # a huge k is capped at what exists
+        rows, scores = self._rank(cq.text, mode, max(self.settings.candidates, 3 * k), mask)
+        threshold = self.min_score if mode == "hybrid" else None
+        hits = self._hits(rows, scores, k, threshold)
+        return SearchResponse(tuple(hits), cq.warnings, None if hits else REASON_NOTHING)
+
+    def _filter_mask(self, doc, region, issuer, year) -> np.ndarray | None:
+        # Filters select documents; the mask is over chunk rows so both retrievers can apply it before the cut.
+        if doc is None and region is None and issuer is None and year is None:
+            return None
+        region_f, issuer_f = (fold(x) if x else None for x in (region, issuer))
+        allowed = {
+            d.id for d in self.documents.values()
+            if (doc is None or d.id == doc)
+            and (region_f is None or (d.region is not None and region_f in fold(d.region)))
+            and (issuer_f is None or (d.issuer is not None and issuer_f in fold(d.issuer)))
+            and (year is None or d.year == int(year))}
+        return np.fromiter((d in allowed for d in self._chunk_doc), dtype=bool, count=len(self._chunk_doc))
+
+    def _rank(self, text: str, mode: str, n: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate rows and their scores (cosine, BM25 or fused), best first."""
+        s = self.settings
+        qvec = None
+        dense_rows = np.zeros(0, np.int64)
+        if mode in ("dense", "hybrid"):
+            qvec = self.embedder.encode_queries([text])[0].astype(np.float32)
+            dense_rows = self._dense_candidates(qvec, n, mask)
+        bm25_all = None
+        bm25_rows = np.zeros(0, np.int64)
+        if mode in ("bm25", "hybrid"):
+            bm25_all = self._ix.lexical.scores(text, mask)
+            positive = np.flatnonzero(bm25_all > 0)
+            bm25_rows = positive[np.argsort(-bm25_all[positive], kind="stable")[:n]]
+        if mode == "bm25":
+            return bm25_rows, bm25_all[bm25_rows]
+        rows = np.union1d(dense_rows, bm25_rows) if mode == "hybrid" else dense_rows
+        cos = exact_scores(self._ix.vectors, qvec, rows)
+        scores = cos if mode == "dense" else fuse(cos, bm25_all[rows], s.fusion, s.w_dense, s.w_bm25, s.rrf_k,
+                                                  s.bm25_half)
+        order = np.lexsort((rows, -scores))  # score desc, then row: deterministic ties
+        return rows[order], np.asarray(scores)[order]
+
+    def _dense_candidates(self, qvec: np.ndarray, n: int, mask: np.ndarray | None) -> np.ndarray:
+        if mask is None:
+            return self._ix.dense.search(qvec, n)[1]
+        allowed = np.flatnonzero(mask)
+        if len(allowed) > self.settings.candidates * 50:
+            # Many rows pass the filter: over-fetch from the ANN index and keep the allowed ones.
+            rows = self._ix.dense.search(qvec, n * 10)[1]
+            rows = rows[mask[rows]][:n]
+            if len(rows) >= min(n, len(allowed)):
+                return rows
+        # Few rows pass (one document, one year…): an exact scan of just those rows is cheap and exact.
+        cos = exact_scores(self._ix.vectors, qvec, allowed)
+        return allowed[np.argsort(-cos, kind="stable")[:n]]
+
+    def _hits(self, rows: np.ndarray, scores: np.ndarray, k: int, threshold: float | None) -> list[Hit]:
+        hits: list[Hit] = []
+        seen_prov: set[str] = set()
+        seen_text: set[str] = set()
+        for row, score in zip(rows.tolist(), np.asarray(scores).tolist()):
+            if threshold is not None and score < threshold:
+                break  # rows are sorted: everything after is below too
+            chunk = self._ix.chunks[row]
+            if chunk.provision_id in seen_prov:
+                continue  # one hit per provision: its best chunk
+            doc = self.documents[chunk.doc_id]
+            prov = self._provisions.get(chunk.provision_id)
+            key = self._dedupe_key(doc, prov.text if prov else chunk.text)
+            if key in seen_text:
+                continue  # the same provision in another rendering of the document
+            seen_prov.add(chunk.provision_id)
+            seen_text.add(key)
+            hits.append(self._hit(doc, prov, chunk, float(score)))
+            if len(hits) == k:
+                break
+        return hits
+
+    def _dedupe_key(self, doc: Document, text: str) -> str:
+        # Long identical texts are the same provision in two renderings; short ones ("本法自公布之日起施行。")
+        # recur in unrelated documents, so they only merge within the same title.
+        t = fold(text)
+        return t if len(t) >= self.settings.dedupe_min_chars else f"{fold(doc.title)}\0{t}"
+
+    def _hit(self, doc: Document, prov: Provision | None, chunk: Chunk, score: float) -> Hit:
+        path = prov.path if prov else ()
+        return Hit(
+            doc_id=doc.id, provision_id=chunk.provision_id, chunk_id=chunk.id, title=doc.title,
+            citation=format_citation(doc, path), text=chunk.text, score=score, path=path,
+            doc_number=doc.doc_number, region=doc.region, issuer=doc.issuer, date=doc.date,
+            lead_units=prov.lead_units if prov else None, resp_units=prov.resp_units if prov else None,
+            sources=tuple(s.path for s in doc.sources))
+
+    def with_settings(self, **changes) -> Searcher:
+        """A searcher sharing this index with some query-time settings changed (for tuning and ablations)."""
+        from index.store import with_settings
+
+        other = Searcher.__new__(Searcher)
+        other.__dict__.update(self.__dict__)
+        other._ix = with_settings(self._ix, **changes)
+        other.settings = other._ix.settings
+        other.min_score = changes.get("min_score", self.min_score)
+        return other
