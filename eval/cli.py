@@ -1,0 +1,104 @@
+"""What `policyqa eval` and `policyqa eval beir` run (app/cli.py parses the options and calls these)."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from eval.beir import ensure_beir_index, load_beir
+from eval.questions import DEFAULT_QUESTIONS, load_qrels, load_queries, load_questions
+from eval.report import write_report
+from eval.run import MODES, build_variant_index, calibrate, evaluate, run_ablations
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^\w.-]+", "-", text).strip("-")[:60] or "model"
+
+
+def _has_gold(path: Path) -> bool:
+    """True for our own questions JSONL (records carry ``gold``), False for BEIR-style queries."""
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                return "gold" in json.loads(line)
+    return False
+
+
+def _print_summary(result: dict, paths: tuple[Path, Path]) -> None:
+    runs = result.get("runs") or {result.get("name", "run"): result}
+    for name, r in runs.items():
+        for split, s in r["splits"].items():
+            m = s["overall"]
+            line = " ".join(f"{k}={m[k]:.3f}" for k in ("recall@5", "recall@10", "mrr@10", "ndcg@10") if k in m)
+            ooc = s["abstention"]["ooc_abstain_rate"]
+            print(f"{name:>20} {split:>5} n={s['n']:<4} {line}" + (f" ooc_abstain={ooc:.2f}" if ooc is not None else "")
+                  + f" p95={s['latency_ms']['p95']:.0f}ms")
+    print(f"report: {paths[1]}  ({paths[0].name})")
+
+
+def no_context_searcher(searcher, index_dir: Path):
+    """A searcher over a sibling index built with ``embed_context=False`` (built, or refreshed, on demand)."""
+    from index.search import Searcher
+
+    other = Path(index_dir).with_name(Path(index_dir).name + "-no-context")
+    build_variant_index(searcher.documents, other, searcher.embedder, embed_context=False)
+    return Searcher.load(other, searcher.embedder)
+
+
+def eval_command(queries: Path | None, qrels: Path | None, index_dir: Path, k: int = 10, ablations: bool = False,
+                 out: Path = Path("eval/reports"), name: str | None = None) -> dict:
+    """Evaluate the index at ``index_dir`` on the bundled questions (dev and test) or on a queries/qrels pair."""
+    from index.search import Searcher
+
+    searcher = Searcher.load(index_dir)
+    judged = None
+    if queries is None:
+        questions, source = load_questions(DEFAULT_QUESTIONS), "default"
+    elif qrels is None and _has_gold(queries):
+        questions, source = load_questions(queries), Path(queries).stem
+    elif qrels is None:
+        raise ValueError(f"{queries}: BEIR-style queries need --qrels (a TSV: query-id, corpus-id, score)")
+    else:
+        questions, judged, source = load_queries(queries), load_qrels(qrels), Path(queries).stem
+    model = _slug(getattr(searcher.embedder, "name", "model"))
+    cal = None
+    if judged is None and any(q.split == "dev" for q in questions):
+        cal = calibrate(searcher, questions, split="dev")  # tuned on dev only; reported, not applied
+    if ablations:
+        result = run_ablations(searcher, questions, k, qrels=judged,
+                               no_context_searcher=no_context_searcher(searcher, index_dir))
+        if cal is not None and cal.threshold is not None and searcher.min_score is None:
+            tuned = searcher.with_settings(min_score=cal.threshold)
+            result["runs"]["hybrid+min_score"] = evaluate(tuned, questions, k, "hybrid", qrels=judged,
+                                                          name="hybrid+min_score")
+    else:
+        result = evaluate(searcher, questions, k, "hybrid", qrels=judged)
+    if cal is not None:
+        result["calibration"] = cal.to_dict()
+    result["name"] = name or f"{source}{'-ablations' if ablations else ''}-{model}"
+    paths = write_report(result, out, result["name"])
+    _print_summary(result, paths)
+    return result
+
+
+def eval_beir_command(directory: Path, split: str = "test", k: int = 10, index_dir: Path | None = None,
+                      limit: int | None = None, mode: str = "hybrid", out: Path = Path("eval/reports")) -> dict:
+    """Evaluate on a BEIR folder: build (or reuse, keyed by the corpus hash) its index, then run ``mode`` or all modes."""
+    from index.embed import load_embedder
+    from index.search import Searcher
+
+    if mode not in (*MODES, "all"):
+        raise ValueError(f"mode must be one of {', '.join(MODES)} or all, got {mode!r}")
+    data = load_beir(directory, split=split, limit=limit)
+    embedder = load_embedder()
+    idx = ensure_beir_index(data.corpus, embedder, index_dir)
+    searcher = Searcher.load(idx, embedder)
+    if mode == "all":
+        result = run_ablations(searcher, data.questions, k, qrels=data.qrels)
+    else:
+        result = evaluate(searcher, data.questions, k, mode, qrels=data.qrels)
+    result["name"] = f"beir-{_slug(Path(directory).name)}-{split}{f'-{limit}' if limit else ''}-{mode}-{_slug(embedder.name)}"
+    result["benchmark"] = {"directory": str(directory), "split": split, "limit": limit, "questions": len(data.questions)}
+    paths = write_report(result, out, result["name"])
+    _print_summary(result, paths)
+    return result
