@@ -10,7 +10,7 @@ from eval.metrics import METRIC_NAMES
 
 _ROOT = Path(__file__).resolve().parent.parent
 #: Manifest keys shown in the Markdown header (whatever of them the manifest has).
-_STAMP_KEYS = ("model", "embedder", "model_name", "dim", "settings", "corpus_hash", "counts", "schema_version", "tokenizer")
+_STAMP_KEYS = ("model", "corpus_sha256", "corpus_hash", "counts", "chunker", "tokenizer", "schema_version", "built_at")
 
 
 def git_stamp(root: Path = _ROOT) -> dict:
@@ -48,6 +48,9 @@ def render_markdown(result: dict) -> str:
     for key in _STAMP_KEYS:
         if key in idx:
             lines.append(f"- {key}: `{json.dumps(idx[key], ensure_ascii=False, sort_keys=True)}`")
+    for name, r in runs.items():
+        if r.get("search_settings"):
+            lines.append(f"- search settings of `{name}`: `{json.dumps(r['search_settings'], sort_keys=True)}`")
     lines.append(f"- matched on: {first.get('level')} ids; runs {first.get('depth')} deep; min_score: {_fmt(first.get('min_score'))}")
     if result.get("calibration"):
         lines.append(f"- calibration (dev): `{json.dumps(result['calibration'], sort_keys=True)}`")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -58,6 +58,16 @@ def manifest_stamp(manifest: Mapping | None) -> dict:
         return {}
     m = dict(manifest) if isinstance(manifest, Mapping) else dict(getattr(manifest, "__dict__", {}))
     return {k: v for k, v in m.items() if len(json.dumps(v, ensure_ascii=False, default=str)) <= 4000}
+
+
+def _query_settings(searcher) -> dict:
+    """The query-time settings in effect (they can differ from the manifest's after ``with_settings``)."""
+    settings = getattr(searcher, "settings", None)
+    if settings is None or not is_dataclass(settings):
+        return {}
+    from index.store import QUERY_TIME
+
+    return {k: v for k, v in asdict(settings).items() if k in QUERY_TIME}
 
 
 def _summary(qs: Sequence[Question], qrels: Mapping, per_q: Mapping, runs: Mapping[str, QuestionRun]) -> dict:
@@ -118,6 +128,7 @@ def evaluate(searcher, questions: Sequence[Question], k: int = 10, mode: str = "
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "index": manifest_stamp(getattr(searcher, "manifest", None)),
         "min_score": getattr(searcher, "min_score", None),
+        "search_settings": _query_settings(searcher),
         "unresolved": [list(u) for u in unresolved],
         "latency_ms": latency_summary([r.ms for r in runs.values()]),
         "splits": splits, "per_question": per_question,

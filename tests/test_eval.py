@@ -218,3 +218,24 @@ def test_evaluate_with_doc_level_qrels(fake_setup):
     searcher, qs = fake_setup
     r = evaluate(searcher, qs[:2], qrels={"q1": {"D": 1}, "q2": {"D": 1}})
     assert r["level"] == "doc" and r["splits"]["all"]["overall"]["mrr@10"] == 1.0
+
+
+# ---------------------------------------------------------------- against the real index/search code
+def test_evaluate_real_searcher_on_hand_made_documents(tmp_path, fake_embedder):
+    store = pytest.importorskip("index.store")
+    search = pytest.importorskip("index.search")
+    docs = [
+        _doc("A", ["加强与广东省相关机构合作，实现异地就医即时结算并报销医保费用。", "加快长沙机场改扩建，湘西、郴州机场建设。"]),
+        _doc("B", ["推进社会保险异地办理，推动居民医疗保障同城同结算。", "严禁垃圾、秸秆露天焚烧，严控烟花爆竹燃放。"]),
+    ]
+    store.build_index(docs, tmp_path / "ix", fake_embedder, store.IndexSettings(), progress=False)
+    searcher = search.Searcher.load(tmp_path / "ix", fake_embedder)
+    qs = [
+        Question("q1", "异地就医即时结算", "keyword", "dev", (Gold("A", "实现异地就医即时结算"),)),
+        Question("q2", "秸秆露天焚烧", "keyword", "test", (Gold("B", "秸秆露天焚烧"),)),
+        Question("q3", "医保结算", "multi_doc", "test", (Gold("A", "报销医保费用"), Gold("B", "同城同结算"))),
+    ]
+    r = evaluate(searcher, qs, mode="bm25")
+    assert r["unresolved"] == [] and r["index"]["model"]["name"] == fake_embedder.name
+    assert r["splits"]["all"]["overall"]["mrr@10"] == 1.0
+    assert r["splits"]["all"]["overall"]["recall@5"] == 1.0
