@@ -94,6 +94,11 @@ class Manifest:
     unchanged: bool  # corpus and build settings identical: nothing was rebuilt
     seconds: float
 
+    @property
+    def counts(self) -> dict:
+        """The manifest's counts plus what this build embedded (``embedded``) and reused (``reused``)."""
+        return {**self.data.get("counts", {}), "embedded": self.encoded, "reused": self.reused}
+
 
 @dataclass
 class LoadedIndex:

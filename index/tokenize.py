@@ -103,8 +103,11 @@ class ChineseTokenizer:
     Each instance owns a private ``jieba.Tokenizer`` so that one index's dictionary never leaks into another's.
     """
 
-    def __init__(self, user_words: Iterable[str] = (), stopwords: Iterable[str] | None = None):
-        self.user_words = sorted({normalize_for_match(w) for w in user_words if w.strip()})
+    def __init__(
+        self, user_words: Iterable[str] = (), stopwords: Iterable[str] | None = None, with_policy_terms: bool = True
+    ):
+        words = [*user_words, *(policy_terms() if with_policy_terms else [])]
+        self.user_words = sorted({normalize_for_match(w) for w in words if w.strip()})
         self.stopwords = frozenset(default_stopwords() if stopwords is None else stopwords)
         self._jieba = _private_jieba()
         for word in self.user_words:
@@ -115,7 +118,7 @@ class ChineseTokenizer:
     @classmethod
     def for_corpus(cls, documents: Iterable[Document]) -> ChineseTokenizer:
         """A tokenizer whose dictionary holds the bundled policy terms plus the terms harvested from ``documents``."""
-        return cls(user_words=policy_terms() + harvest_terms(documents))
+        return cls(user_words=harvest_terms(documents))
 
     @property
     def dictionary_hash(self) -> str:
@@ -144,4 +147,5 @@ class ChineseTokenizer:
         """The tokenizer saved by ``save``."""
         words = (directory / USERDICT_FILE).read_text(encoding="utf-8").splitlines()
         stops = (directory / STOPWORDS_FILE).read_text(encoding="utf-8").splitlines()
-        return cls(user_words=[w for w in words if w], stopwords=[s for s in stops if s])
+        # exactly the saved words: the packaged policy list may have changed since the index was built
+        return cls(user_words=[w for w in words if w], stopwords=[s for s in stops if s], with_policy_terms=False)

@@ -1,0 +1,127 @@
+"""Searcher: modes, filters, dedupe of renderings, traditional-Chinese queries, thresholds and bad input."""
+from __future__ import annotations
+
+import pytest
+
+from fakes import HashEmbedder
+from index.search import REASON_EMPTY, REASON_FILTERED, REASON_NOTHING, Searcher
+from index.store import IndexSettings, build_index
+from index_fixtures import GBA_MED, corpus
+
+
+@pytest.fixture(scope="module")
+def searcher(tmp_path_factory) -> Searcher:
+    ix = tmp_path_factory.mktemp("search") / "ix"
+    build_index(corpus(), ix, HashEmbedder(), progress=False)
+    return Searcher.load(ix, HashEmbedder())
+
+
+def _texts(hits):
+    return [h.text for h in hits]
+
+
+def test_hybrid_finds_the_three_settlement_provisions(searcher):
+    hits = searcher.search("哪些条款涉及医保异地结算", k=5)
+    settlement = [h for h in hits if "结算" in h.text]
+    assert {h.doc_id for h in settlement} >= {"px", "czt"} and len(settlement) == 3  # gba once, not twice
+    assert hits[0] in settlement
+    med = next(h for h in hits if h.path and h.path[-1] == GBA_MED)
+    assert med.citation.startswith("《湖南省对接粤港澳大湾区实施方案（2020—2025年）》（湘政办发〔2020〕8号） › 二、重点任务")
+    assert med.provision_id.startswith(med.doc_id + "#") and med.sources
+
+
+def test_scores_descend_and_to_dict_is_json_shape(searcher):
+    hits = searcher.search("医保结算", k=5)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert list(hits[0].to_dict())[:6] == ["doc_id", "provision_id", "title", "citation", "text", "score"]
+
+
+def test_traditional_query_finds_simplified_text_lexically(searcher):
+    simp = searcher.search("医保同城同结算", k=3, mode="bm25")
+    trad = searcher.search("醫保同城同結算", k=3, mode="bm25")
+    assert trad and trad[0].doc_id == "czt"
+    assert [h.chunk_id for h in trad] == [h.chunk_id for h in simp]
+
+
+def test_rendering_duplicates_appear_once(searcher):
+    hits = searcher.search("张吉怀高铁 常益长高铁", k=10)
+    assert len(_texts(hits)) == len(set(_texts(hits)))
+    assert len({h.provision_id for h in hits}) == len(hits)
+    # the second rendering's provisions are still searchable on their own
+    only_html = searcher.search("张吉怀高铁", k=3, doc="gba_html")
+    assert only_html and all(h.doc_id == "gba_html" for h in only_html)
+
+
+def test_short_identical_texts_in_different_documents_are_kept(searcher):
+    other = corpus()[4]
+    assert any(p.text == "本法自公布之日起施行。" for p in other.provisions)
+    hits = searcher.search("本法自公布之日起施行", k=3, mode="bm25")
+    assert hits[0].doc_id == "law"
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
+def test_filters_apply_before_the_cut(searcher, mode):
+    k = 3
+    px = searcher.search("医保结算 高铁 旅游", k=k, mode=mode, region="萍乡")
+    assert px and all(h.doc_id == "px" for h in px)
+    by_year = searcher.search("医保结算", k=k, mode=mode, year=2021)
+    assert by_year and all(h.date.startswith("2021") for h in by_year)
+    by_issuer = searcher.search("医保结算", k=k, mode=mode, issuer="发展和改革")
+    assert by_issuer and all(h.doc_id == "czt" for h in by_issuer)
+
+
+def test_filter_matching_nothing_says_so(searcher):
+    resp = searcher.query("医保", region="广东")
+    assert resp.hits == () and resp.reason == REASON_FILTERED
+
+
+@pytest.mark.parametrize("query", ["", "   ", "\u200b\u200b", "\x00\x01"])
+def test_empty_query_returns_no_hits_and_a_reason(searcher, query):
+    resp = searcher.query(query)
+    assert resp.hits == () and resp.reason == REASON_EMPTY
+
+
+@pytest.mark.parametrize("k", [0, -1, 2.5, True])
+def test_bad_k_is_a_clear_error(searcher, k):
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        searcher.search("医保", k=k)
+
+
+def test_bad_mode_is_a_clear_error(searcher):
+    with pytest.raises(ValueError, match="mode must be one of"):
+        searcher.search("医保", mode="magic")
+
+
+def test_huge_k_is_capped_at_corpus_size(searcher):
+    hits = searcher.search("医保", k=10_000)
+    n_prov = len({c.provision_id for c in searcher.chunks})
+    assert 0 < len(hits) <= n_prov
+
+
+def test_long_query_truncated_with_warning_and_controls_stripped(searcher):
+    resp = searcher.query("医保结算" * 600)
+    assert resp.warnings and resp.hits
+    assert _texts(searcher.search("医\x07保\u202e结算", k=3)) == _texts(searcher.search("医保结算", k=3))
+
+
+def test_min_score_threshold_gives_nothing_relevant(searcher):
+    strict = searcher.with_settings(min_score=10.0)
+    resp = strict.query("医保结算")
+    assert resp.hits == () and resp.reason == REASON_NOTHING
+    assert searcher.query("医保结算").hits  # the original searcher is untouched
+    best = searcher.search("医保结算", k=1)[0].score
+    assert searcher.with_settings(min_score=best - 1e-6).search("医保结算", k=1)
+
+
+def test_rrf_fusion_and_weights_change_the_ranking(searcher):
+    rrf = searcher.with_settings(fusion="rrf")
+    hits = rrf.search("哪些条款涉及医保异地结算", k=3)
+    assert hits and all(0 < h.score < 1 for h in hits)
+    with pytest.raises(ValueError, match="build-time"):
+        searcher.with_settings(chunk_max_tokens=10)
+
+
+def test_empty_corpus_searches_to_nothing(tmp_path):
+    build_index([], tmp_path / "ix", HashEmbedder(), IndexSettings(), progress=False)
+    resp = Searcher.load(tmp_path / "ix", HashEmbedder()).query("医保")
+    assert resp.hits == () and resp.reason == REASON_NOTHING
