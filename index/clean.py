@@ -1,0 +1,182 @@
+"""Text cleanup applied by content, not by file type: whitespace, page numbers, hard wraps, site chrome, repeats.
+
+``clean_text`` is pure and idempotent; the parser's character offsets point into its output.  Full-width
+punctuation is kept as it is (no NFKC of the text itself: the official rendering writes （五） and 18．); NFKC
+is used only to *compare* paragraphs when looking for repeats.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+
+# Whitespace that NFKC would fold to a plain space (ideographic space, em/en spaces, NBSP, thin spaces).
+_SPACES = re.compile(r"[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000\t\f\v]")
+_INVISIBLE = re.compile(r"[\u200b-\u200d\u2060\ufeff\u00ad]")
+# Page-number lines of typeset 公文 ("— 11 —", "- 3 -", "第 3 页 共 10 页", "3/10").
+_PAGE_LINE = re.compile(
+    r"^(?:[—–\-－─]{1,2}\s*\d{1,4}\s*[—–\-－─]{1,2}|第\s*\d{1,4}\s*页(?:\s*[,，/]?\s*共\s*\d{1,4}\s*页)?|\d{1,4}\s*/\s*\d{1,4})$"
+)
+# The same marker glued inside a line by a text extractor; only with spaces around it so "3—5—" ranges survive.
+_PAGE_INLINE = re.compile(r"(?<=\S) [—–－─]{1,2} ?\d{1,4} ?[—–－─]{1,2} (?=\S)")
+_CJK = r"\u3400-\u9fff\uf900-\ufaff"
+_FULLWIDTH_PUNCT = r"\u3000-\u303f\uff00-\uffef—“”‘’…"
+# PDF text layers put spaces around digits inside Chinese ("8 号", "2020 年", "3—5 小时").
+_DIGIT_SPACE = re.compile(rf"(?<=[{_CJK}{_FULLWIDTH_PUNCT}]) (?=\d)|(?<=\d) (?=[{_CJK}{_FULLWIDTH_PUNCT}])")
+
+#: Lines that belong to a web site's frame, not to the document (matched anywhere in a short line).
+CHROME = re.compile(
+    r"服务热线|您当前位置|当前位置[:：]|扫描二维码|二维码下载|ICP备|ICP证|版权所有|运营支持|技术支持[:：]|主办单位[:：]|承办单位[:：]"
+    r"|指导建设单位|网站地图|联系我们|打印本页|关闭窗口|【\s*打印\s*】|【\s*关闭\s*】|字号[:：]?\s*[【\[]?\s*大|分享到[:：]?"
+    r"|^浏览(?:次数)?[:：]\s*\d+|^来源[:：]|^原文链接[:：]|^发布(?:时间|日期)[:：]|^阅读(?:次数|量)?[:：]\s*\d+|公网安备"
+    r"|^\d{4}-\d{2}-\d{2}(?: \d{2}:\d{2}(?::\d{2})?)?$"
+)
+_ATTACHMENT_FILE = re.compile(r"^\S{1,60}\.(?:doc|docx|xls|xlsx|pdf|wps|zip|rar|ofd)$", re.IGNORECASE)
+_SENTENCE_END = "。！？；：…”’」』）)"
+# Heading markers, used here only to avoid joining a heading onto the previous line and to split run-on scrapes.
+_CN_NUM = "一二三四五六七八九十百零〇"
+HEADING_START = re.compile(
+    rf"^(?:#{{1,6}}\s|第[{_CN_NUM}\d]+[编章节条]|[{_CN_NUM}]+、|[（(][{_CN_NUM}]+[）)]|\d{{1,3}}[\.．、](?!\d)|附件)"
+)
+_RUNON_SPLIT = re.compile(
+    rf"(?<=[。！？])(?=[{_CN_NUM}]{{1,3}}、|[（(][{_CN_NUM}]{{1,3}}[）)]|\d{{1,2}}[、．](?!\d))"
+    rf"|(?<=[）)])(?=[{_CN_NUM}]{{1,3}}、|[（(][{_CN_NUM}]{{1,3}}[）)]\S|\d{{1,2}}[、．](?!\d))"
+)
+# A responsibility note such as "（省发改委牵头负责）" closes its paragraph; text glued after it starts a new one.
+_NOTE_END = re.compile(r"[（(][^（()）]{2,80}?(?:负责|参与)[）)](?=[^\s，。；、）)])")
+# "一、总体要求（一）指导思想。" glued together: the top heading has no punctuation before the sub-marker.
+_GLUED_SUBHEAD = re.compile(rf"^([{_CN_NUM}]{{1,3}}、[^，。；：,;:（(]{{1,20}})(?=[（(][{_CN_NUM}]{{1,3}}[）)])")
+_SENTENCE = re.compile(r"[^。！？]*[。！？]+|[^。！？]+$")
+
+
+def fold(text: str) -> str:
+    """Comparison key: NFKC, no whitespace (so the web and the PDF rendering of a paragraph compare equal)."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
+
+
+def normalize_whitespace(text: str) -> str:
+    """Unify newlines, drop invisible characters, fold exotic spaces, strip every line, close digit gaps."""
+    text = _INVISIBLE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = _SPACES.sub(" ", text)
+    lines = [re.sub(r" {2,}", " ", line).strip() for line in text.split("\n")]
+    return "\n".join(_DIGIT_SPACE.sub("", line) for line in lines)
+
+
+def is_page_marker(line: str) -> bool:
+    """True for a line that is only a page number such as "— 11 —"."""
+    return bool(_PAGE_LINE.match(line.strip()))
+
+
+def is_chrome(line: str) -> bool:
+    """True for a short line of web-site furniture (hotline, breadcrumbs, QR codes, ICP number, copyright)."""
+    s = line.strip().lstrip("•·●▪-* ")
+    return len(s) <= 120 and bool(CHROME.search(s) or _ATTACHMENT_FILE.match(s))
+
+
+def _ends_sentence(line: str) -> bool:
+    return bool(line) and line[-1] in _SENTENCE_END
+
+
+def wrap_width(lines: list[str]) -> int | None:
+    """The fixed line width of hard-wrapped text (PDF extraction), or None when the text is not hard-wrapped.
+
+    Hard-wrapped text has many lines of nearly the same length that stop mid-sentence.
+    """
+    lengths = [len(line) for line in lines if line]
+    if len(lengths) < 8:
+        return None
+    mode, _ = Counter(lengths).most_common(1)[0]
+    if not 15 <= mode <= 120:
+        return None
+    width = max(n for n in lengths if n <= mode + 2)
+    near = [line for line in lines if line and width - 3 <= len(line) <= width + 2]
+    open_ended = [line for line in near if not _ends_sentence(line)]
+    return width if len(near) >= 0.3 * len(lengths) and len(open_ended) >= 0.5 * len(near) else None
+
+
+def join_hard_wraps(lines: list[str]) -> list[str]:
+    """Join lines that a fixed-width layout broke inside a paragraph; blank lines there carry no meaning."""
+    width = wrap_width(lines)
+    if width is None:
+        return lines
+    out: list[str] = []
+    joinable = False  # whether the last output line continues on the next non-blank line
+    for line in lines:
+        if not line:
+            continue
+        if joinable and out and not HEADING_START.match(line):
+            out[-1] += line
+        else:
+            out.append(line)
+        last = out[-1]
+        joinable = len(line) >= width - 4 and not _ends_sentence(last)
+    return out
+
+
+def split_runons(line: str) -> list[str]:
+    """Split a scraped line that glued several paragraphs together (before headings, after 负责/参与 notes)."""
+    if len(line) < 60 and not _GLUED_SUBHEAD.match(line):
+        return [line]
+    cuts = sorted({m.end() for m in _NOTE_END.finditer(line)} | {m.start() for m in _RUNON_SPLIT.finditer(line)})
+    bounds = [0, *[c for c in cuts if 0 < c < len(line)], len(line)]
+    parts = [line[a:b] for a, b in zip(bounds, bounds[1:]) if line[a:b]]
+    out: list[str] = []
+    for part in parts:
+        m = _GLUED_SUBHEAD.match(part)
+        out.extend([m.group(1), part[m.end():]] if m and part[m.end():] else [part])
+    return out
+
+
+def _strip_edges(lines: list[str]) -> list[str]:
+    """Drop site chrome everywhere, and the short label-like lines that trail the last paragraph of a web page."""
+    kept = [line for line in lines if not (line and (is_chrome(line) or is_page_marker(line)))]
+    end = len(kept)
+    # Trailing furniture ("贝伦斯主页", app names, attachment names): short, no sentence punctuation, not a heading.
+    while end and (not kept[end - 1] or (len(kept[end - 1]) <= 30 and not re.search(r"[。！？；，,]", kept[end - 1])
+                                          and not HEADING_START.match(kept[end - 1]))):
+        end -= 1
+    return kept[:end]
+
+
+def drop_repeats(lines: list[str], min_sentence: int = 20, min_line: int = 8) -> list[str]:
+    """Keep each paragraph (and each long sentence) once: scrapes repeat blocks, sometimes out of order.
+
+    A line whose folded text was seen before is dropped, unless it is a 章/节/编 or Markdown heading (laws
+    legitimately repeat "第一节 一般规定").  Inside a line, a sentence of ``min_sentence`` or more characters
+    seen before is dropped.
+    """
+    seen_lines: set[str] = set()
+    seen_sentences: set[str] = set()
+    out: list[str] = []
+    for line in lines:
+        key = fold(line)
+        if not key:
+            out.append(line)
+            continue
+        structural = bool(re.match(rf"^(?:#{{1,6}}\s*)?第[{_CN_NUM}\d]+[编章节]", line)) or line.startswith("#")
+        if not structural and len(key) >= min_line and key in seen_lines:
+            continue
+        seen_lines.add(key)
+        pieces = []
+        for sentence in _SENTENCE.findall(line):
+            skey = fold(sentence)
+            if len(skey) >= min_sentence and sentence[-1] in "。！？":
+                if skey in seen_sentences:
+                    continue
+                seen_sentences.add(skey)
+            pieces.append(sentence)
+        text = "".join(pieces).strip()
+        if text:
+            out.append(text)
+    return out
+
+
+def clean_text(text: str) -> str:
+    """Raw decoded text -> cleaned text (one paragraph per line, blank line between paragraphs)."""
+    lines = [_PAGE_INLINE.sub("", line) for line in _SPACES.sub(" ", text).split("\n")]
+    lines = [line for line in normalize_whitespace("\n".join(lines)).split("\n") if not is_page_marker(line)]
+    lines = join_hard_wraps(lines)
+    lines = _strip_edges(lines)
+    lines = [part.strip() for line in lines for part in split_runons(line)]
+    lines = drop_repeats([line for line in lines if line])
+    return "\n\n".join(lines)

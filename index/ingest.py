@@ -1,0 +1,107 @@
+"""Ingest orchestration: paths -> files -> RawDocuments -> Documents, duplicates merged, every problem reported."""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from index.dedup import merge_duplicates
+from index.parse import parse_document
+from index.read import DEFAULT_MAX_BYTES, FORMATS, ReadError, read_path
+from index.types import Document
+
+# Files a directory walk passes over on purpose: notes about the corpus, not documents in it.
+_NOT_DOCUMENTS = {"readme", "sources", "license", "licence", "changelog", "法律法规模版"}
+
+
+@dataclass(frozen=True)
+class IngestError:
+    """One file (or JSONL line) that could not be ingested, and why."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """Documents read from the given paths, plus what went wrong and how long it took."""
+
+    documents: tuple[Document, ...]
+    errors: tuple[IngestError, ...]
+    files: int
+    bytes: int
+    seconds: float
+
+
+def _skipped_by_name(path: Path) -> bool:
+    return path.name.startswith((".", "_", "~$")) or path.stem.lower() in _NOT_DOCUMENTS
+
+
+def scan_files(paths: list[Path]) -> tuple[list[tuple[Path, Path]], list[IngestError]]:
+    """(file, ingest root) pairs to read, and the files of unsupported type found while walking directories.
+
+    A path given explicitly is always returned (so a wrong one is reported by the reader); inside a directory,
+    hidden files, ``_index.md``-style files and README/SOURCES notes are passed over.
+    """
+    found: list[tuple[Path, Path]] = []
+    errors: list[IngestError] = []
+    for given in paths:
+        given = Path(given)
+        if given.is_dir():
+            for path in sorted(p for p in given.rglob("*") if p.is_file() or p.is_symlink()):
+                rel_parts = path.relative_to(given).parts
+                if any(part.startswith(".") for part in rel_parts) or _skipped_by_name(path):
+                    continue
+                if path.suffix.lower() in FORMATS:
+                    found.append((path, given))
+                else:
+                    errors.append(IngestError(str(path), f"unsupported file type {path.suffix or '(none)'!r} (skipped)"))
+        else:
+            found.append((given, given.parent))
+    return found, errors
+
+
+def iter_files(paths: list[Path]) -> list[Path]:
+    """Files to ingest under ``paths`` (directories walked recursively, sorted, supported extensions only)."""
+    return [path for path, _ in scan_files(paths)[0]]
+
+
+def load_documents(paths: list[Path], progress: bool = True, max_bytes: int = DEFAULT_MAX_BYTES) -> IngestResult:
+    """Read, clean, parse and de-duplicate every document under ``paths``; never raises for a bad file."""
+    t0 = time.perf_counter()
+    files, errors = scan_files(paths)
+    documents: list[Document] = []
+    seen_ids: dict[str, str] = {}
+    contractual: set[str] = set()  # BEIR record ids are a benchmark's keys: such records are never merged
+    total_bytes = 0
+    for path, root in tqdm(files, desc="ingest", unit="file", disable=not progress, file=sys.stderr):
+        problems: list[ReadError] = []
+        try:
+            raws = read_path(path, root, max_bytes=max_bytes, problems=problems)
+            total_bytes += path.stat().st_size
+        except ReadError as exc:
+            errors.append(IngestError(exc.path, exc.reason))
+            continue
+        except Exception as exc:  # a reader bug must not stop the ingest of the other files
+            errors.append(IngestError(str(path), f"unexpected error while reading: {type(exc).__name__}: {exc}"))
+            continue
+        finally:
+            errors.extend(IngestError(p.path, p.reason) for p in problems)
+        for raw in raws:
+            if raw.doc_id in seen_ids:
+                errors.append(IngestError(raw.source.path, f"duplicate document id {raw.doc_id!r} "
+                                          f"(already read from {seen_ids[raw.doc_id]}); skipped"))
+                continue
+            try:
+                documents.append(parse_document(raw))
+            except Exception as exc:
+                errors.append(IngestError(raw.source.path, f"could not parse: {type(exc).__name__}: {exc}"))
+                continue
+            seen_ids[raw.doc_id] = raw.source.path
+            if raw.source.format == "jsonl" and not raw.meta_hint:
+                contractual.add(raw.doc_id)
+    documents = merge_duplicates(documents, keep=frozenset(contractual))
+    return IngestResult(tuple(documents), tuple(errors), len(files), total_bytes, time.perf_counter() - t0)

@@ -1,0 +1,195 @@
+"""Cleaned text -> provisions with heading paths, offsets and stable ids (pure: no I/O).
+
+Heading levels, outermost first: 附件 > 第X编 > 第X章 > 第X节 > 第X条 / 一、 > （一）/(一) > 1./1．/1、 > （1）.
+A line is a heading when it starts with one of these markers (Markdown ``#`` prefixes are stripped).
+
+What becomes a provision, and what is deliberately left out (the "no text lost" rule the tests check):
+- an *item* (一、/（一）/1． followed by body text on the same line, e.g. "18．强化医疗卫生合作。加强…") or an
+  *article* (第X条 …) is one provision: its path ends with the item's heading sentence (without the final 。)
+  or the article number, its text is the whole item, including the plain paragraphs that follow it (款) and,
+  inside an article, its enumerated 项;
+- under a heading that stands alone on its line, every paragraph is its own provision; a paragraph that opens
+  with a short heading sentence ("区位交通优势凸显。…") gets that sentence as the last element of its path;
+- left out of every provision: heading-only lines (they live on in the path), Markdown titles and the
+  LawRefBook history block up to ``<!-- INFO END -->``, and the front matter before the first heading or
+  first sentence-length paragraph (short lines without sentence punctuation: issuer, 文号, addressee, date);
+  the date / "（此件主动公开）" signature lines anywhere.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from index.clean import clean_text
+from index.meta import extract_meta, extract_units
+from index.types import Document, Provision, RawDocument
+
+_CN = "一二三四五六七八九十百千零〇两"
+_STRUCT = re.compile(rf"^第([{_CN}\d]+)(编|分编|章|节)(?:\s|$|[：:　])")
+_ARTICLE = re.compile(rf"^第[{_CN}\d]+条(?:之[{_CN}]+)?(?=\s|$|[：:，,。　])")
+_CN_ITEM = re.compile(rf"^[{_CN}]{{1,3}}、")
+_PAREN_CN = re.compile(rf"^[（(][{_CN}]{{1,3}}[）)]")
+_NUM_ITEM = re.compile(r"^\d{1,3}(?:[\.．、](?!\d)|\s*[\.．]\s)")
+_PAREN_NUM = re.compile(r"^[（(]\d{1,3}[）)]")
+_ANNEX = re.compile(r"^附件\s*\d{0,2}(?:\s*[：:].{0,40})?$|^附件\s*\d{0,2}\s+\S.{0,38}$")
+_MD = re.compile(r"^(#{1,6})\s+(.*)$")
+_SENT_END = re.compile(r"[。！？]")
+_DATE_LINE = re.compile(r"^(?:19|20)\d{2}年\d{1,2}月\d{1,2}日$")
+_PUBLIC_NOTE = re.compile(r"^[（(]此件[^）)]{0,10}[）)]$")
+_RANK = {"附件": 0.0, "编": 1.0, "分编": 1.5, "章": 2.0, "节": 3.0, "条": 4.0, "cn": 4.0, "paren_cn": 5.0,
+         "num": 6.0, "paren_num": 7.0}
+_MAX_HEADING = 40  # a heading sentence longer than this is body text, and the item is labelled by its number
+
+
+@dataclass(frozen=True)
+class Heading:
+    """A heading recognised at the start of a paragraph."""
+
+    rank: float
+    label: str  # verbatim, as it appears in the path
+    kind: str  # "struct" | "article" | "item" | "annex" | "md"
+    has_body: bool  # the paragraph carries body text after the heading
+
+
+def _item_heading(line: str, marker_end: int, rank: float) -> Heading | None:
+    """一、/（一）/1． lines: heading sentence up to the first 。, body after it (if any)."""
+    m = _SENT_END.search(line)
+    if m is None:
+        if len(line) <= _MAX_HEADING:
+            return Heading(rank, line.rstrip("：:；;"), "item", False)
+        cut = re.search(r"[：:；;]", line)
+        label = line[:cut.start()] if cut and cut.start() <= _MAX_HEADING else line[:marker_end].strip()
+        return Heading(rank, label, "item", True)
+    sentence, rest = line[:m.start()], line[m.end():].strip()
+    if len(sentence) > _MAX_HEADING:
+        return Heading(rank, line[:marker_end].strip(), "item", True)
+    return Heading(rank, sentence, "item", bool(rest))
+
+
+def detect_heading(line: str, in_article: bool = False) -> Heading | None:
+    """The heading a paragraph starts with, or None for a body paragraph (enumerations inside an article are body)."""
+    md = _MD.match(line)
+    if md:
+        text = re.sub(r"<!--.*?-->", "", md.group(2)).strip()
+        inner = detect_heading(text) if text else None
+        if inner is not None and inner.kind in ("struct", "annex"):
+            return inner
+        return Heading(float(len(md.group(1))), text, "md", False)
+    m = _STRUCT.match(line)
+    if m and len(line) <= 50 and not _SENT_END.search(line[:-1]):
+        return Heading(_RANK[m.group(2)], line.rstrip("。"), "struct", False)
+    m = _ARTICLE.match(line)
+    if m:
+        return Heading(_RANK["条"], m.group(0), "article", bool(line[m.end():].strip()))
+    if _ANNEX.match(line):
+        return Heading(_RANK["附件"], line, "annex", False)
+    if in_article:
+        return None
+    for pattern, kind in ((_CN_ITEM, "cn"), (_PAREN_CN, "paren_cn"), (_NUM_ITEM, "num"), (_PAREN_NUM, "paren_num")):
+        m = pattern.match(line)
+        if m and len(line) > m.end():
+            return _item_heading(line, m.end(), _RANK[kind])
+    return None
+
+
+def lead_sentence(paragraph: str) -> str | None:
+    """The short heading sentence a 规划纲要 paragraph opens with ("区位交通优势凸显。…", "一轴:…"), else None."""
+    m = re.match(r"^([^，,。；;：:]{2,10})[：:]\S", paragraph)
+    if m:
+        return m.group(1)
+    m = _SENT_END.search(paragraph)
+    if m and m.end() < len(paragraph) and 2 <= m.start() <= 25:
+        sentence = paragraph[:m.start()]
+        if not re.search(r"[，,；;：:]", sentence) or m.start() <= 12:
+            return sentence
+    return None
+
+
+def _is_front_matter(line: str) -> bool:
+    return len(line) <= 40 and not re.search(r"[。！？；]", line)
+
+
+def _is_signature(line: str) -> bool:
+    return bool(_DATE_LINE.match(line) or _PUBLIC_NOTE.match(line))
+
+
+def provision_id(doc_id: str, path: tuple[str, ...], text: str) -> str:
+    """Stable id: doc id + hash of heading path and text (same input, same id)."""
+    digest = hashlib.sha1("\x1f".join((doc_id, *path, text)).encode("utf-8")).hexdigest()[:10]
+    return f"{doc_id}#{digest}"
+
+
+def _paragraphs(text: str) -> list[tuple[int, int]]:
+    return [(m.start(), m.end()) for m in re.finditer(r"[^\n]+", text)]
+
+
+def parse_text(doc_id: str, text: str) -> tuple[Provision, ...]:
+    """Provisions of an already cleaned text (offsets into ``text``)."""
+    paras = _paragraphs(text)
+    info_end = text.find("<!-- INFO END -->")
+    if info_end >= 0:
+        paras = [(s, e) for s, e in paras if s > info_end]
+    stack: list[tuple[float, str]] = []
+    spans: list[tuple[tuple[str, ...], int, int]] = []
+    owner: tuple[str, ...] | None = None  # path of the open item/article that absorbs following paragraphs
+    in_article = False
+    front = True  # until the first heading
+    for start, end in paras:
+        line = text[start:end]
+        if re.fullmatch(r"<!--.*-->", line) or _is_signature(line):
+            continue
+        heading = detect_heading(line, in_article)
+        if heading is not None and heading.kind == "md" and heading.rank == 1.0:
+            continue  # a Markdown title (LawRefBook "# 中华人民共和国…法"): document metadata
+        if heading is not None:
+            front = False
+            while stack and stack[-1][0] >= heading.rank:
+                stack.pop()
+            stack.append((heading.rank, heading.label))
+            in_article = heading.kind == "article"
+            owner = None
+            if heading.has_body or in_article:
+                owner = tuple(label for _, label in stack)
+                if heading.has_body:
+                    spans.append((owner, start, end))
+                else:
+                    spans.append((owner, -1, -1))  # an article whose text starts on the next line
+            continue
+        if front and _is_front_matter(line):
+            continue  # before the first heading: issuer, 文号, addressee, title lines
+        path = tuple(label for _, label in stack)
+        if owner is not None and spans and spans[-1][0] == owner:
+            o_path, o_start, _ = spans[-1]
+            spans[-1] = (o_path, start if o_start < 0 else o_start, end)
+            continue
+        lead = lead_sentence(line)
+        spans.append(((*path, lead) if lead else path, start, end))
+    provisions: list[Provision] = []
+    seen: dict[str, int] = {}
+    for path, start, end in spans:
+        if start < 0:
+            continue
+        body = text[start:end]
+        pid = provision_id(doc_id, path, body)
+        seen[pid] = seen.get(pid, 0) + 1
+        if seen[pid] > 1:
+            pid = f"{pid}-{seen[pid]}"
+        lead_units, resp_units = extract_units(body)
+        provisions.append(Provision(pid, doc_id, path, body, start, end, lead_units, resp_units))
+    if not provisions and text.strip():
+        start = len(text) - len(text.lstrip())
+        body = text.strip()
+        provisions.append(Provision(provision_id(doc_id, (), body), doc_id, (), body, start, start + len(body)))
+    return tuple(provisions)
+
+
+def parse_document(raw: RawDocument) -> Document:
+    """Clean a raw document, read its metadata and split it into provisions."""
+    text = clean_text(raw.text)
+    meta = extract_meta(raw, text)
+    return Document(
+        id=raw.doc_id, title=meta.title, text=text, provisions=parse_text(raw.doc_id, text),
+        sources=(raw.source,), doc_number=meta.doc_number, issuer=meta.issuer, date=meta.date,
+        region=meta.region, url=meta.url,
+    )

@@ -1,0 +1,259 @@
+"""File -> RawDocument(s): the only module that reads document files (txt, md, html, pdf, docx, jsonl)."""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+from pathlib import Path
+
+from index.types import RawDocument, Source
+
+#: File extension -> Source.format.
+FORMATS = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md", ".html": "html", ".htm": "html",
+           ".pdf": "pdf", ".docx": "docx", ".jsonl": "jsonl"}
+DEFAULT_MAX_BYTES = 50_000_000
+_BLOCK_TAGS = r"p|div|br|li|tr|h[1-6]|section|article|table|ul|ol|dd|dt|blockquote|pre|hr|td|th|title"
+_DROP_TAGS = ["script", "style", "noscript", "nav", "header", "footer", "aside", "form", "iframe", "svg", "button",
+              "select", "input", "template"]
+
+
+class ReadError(Exception):
+    """A file that cannot be read as a document; ``reason`` says why in plain words."""
+
+    def __init__(self, path: Path | str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+def doc_id_for(path: Path, root: Path | None) -> str:
+    """Path relative to ``root`` without its extension, '/'-separated (the file name stem when outside root)."""
+    try:
+        rel = path.resolve().relative_to(root.resolve()) if root is not None else Path(path.name)
+    except ValueError:
+        rel = Path(path.name)
+    return rel.with_suffix("").as_posix()
+
+
+def _source_path(path: Path, root: Path | None) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix() if root is not None else str(path)
+    except ValueError:
+        return str(path)
+
+
+def looks_binary(data: bytes) -> bool:
+    """NUL bytes or many control characters in the first 8 KB: not a text file."""
+    sample = data[:8192]
+    if b"\x00" in sample and not sample.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return True
+    controls = sum(1 for b in sample if b < 32 and b not in (9, 10, 12, 13, 27))
+    return bool(sample) and controls / len(sample) > 0.05
+
+
+def decode_text(data: bytes, path: Path | str = "<bytes>") -> tuple[str, str]:
+    """Bytes -> (text, encoding): BOMs, then strict UTF-8, then charset-normalizer (GBK/GB18030 and others)."""
+    for bom, enc in ((b"\xef\xbb\xbf", "utf_8"), (b"\xff\xfe", "utf_16_le"), (b"\xfe\xff", "utf_16_be")):
+        if data.startswith(bom):
+            try:
+                return data[len(bom):].decode(enc), enc
+            except UnicodeDecodeError as exc:
+                raise ReadError(path, f"starts with a {enc} byte-order mark but is not valid {enc}: {exc.reason}")
+    if looks_binary(data):
+        raise ReadError(path, "binary content (not text); expected UTF-8 or GBK text")
+    try:
+        return data.decode("utf-8"), "utf_8"
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if best is None or best.chaos > 0.3:
+        raise ReadError(path, "undecodable bytes: neither UTF-8 nor GBK/GB18030 nor any encoding that gives readable text")
+    encoding = best.encoding
+    if encoding in ("gbk", "gb2312", "hz", "cp936"):
+        encoding = "gb18030"  # superset: also decodes the rare characters GBK lacks
+    try:
+        return data.decode(encoding), encoding
+    except (UnicodeDecodeError, LookupError):
+        return str(best), best.encoding
+
+
+def _require_text(text: str, path: Path | str) -> str:
+    if not text.strip():
+        raise ReadError(path, "no text (the file is empty or whitespace only)")
+    return text
+
+
+def html_to_text(html: str) -> tuple[str, str | None, str | None]:
+    """HTML -> (main text with one block per line, <title>, 原文链接 URL); scripts, nav, header and footer dropped."""
+    from selectolax.parser import HTMLParser
+
+    tree = HTMLParser(html)
+    title_node = tree.css_first("title")
+    title = title_node.text(strip=True) if title_node else None
+    url = None
+    for a in tree.css("a"):
+        label = a.text(strip=True)
+        href = (a.attributes.get("href") or "").strip()
+        if "原文" in label and href.startswith("http"):
+            url = href
+            break
+    tree.strip_tags(_DROP_TAGS)
+    body = tree.body or tree.root
+    marked = re.sub(rf"(?i)<(?:/?(?:{_BLOCK_TAGS}))(?:\s[^>]*)?/?>", lambda m: "\n" + m.group(0), body.html or "")
+    text = HTMLParser(marked).text(separator="")
+    return text, title or None, url
+
+
+def pdf_to_text(data: bytes, path: Path | str) -> str:
+    """The text layer of a PDF, pages separated by a blank line; encrypted, truncated and image-only PDFs refused."""
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    if b"%%EOF" not in data[-2048:]:
+        raise ReadError(path, "truncated PDF (no end-of-file marker); re-download or re-export it")
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            try:
+                if not reader.decrypt(""):
+                    raise ReadError(path, "encrypted PDF (needs a password); export an unprotected copy")
+            except (NotImplementedError, PdfReadError) as exc:
+                raise ReadError(path, f"encrypted PDF that cannot be opened ({exc})") from exc
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except ReadError:
+        raise
+    except Exception as exc:  # pypdf raises many types for damaged files
+        raise ReadError(path, f"damaged or truncated PDF ({type(exc).__name__}: {exc})") from exc
+    text = "\n\n".join(pages)
+    if not text.strip():
+        raise ReadError(path, "PDF has no text layer (a scanned image?); run OCR first")
+    return text
+
+
+def docx_to_text(data: bytes, path: Path | str) -> str:
+    """Paragraphs and table rows of a .docx, one per line."""
+    import docx
+
+    try:
+        document = docx.Document(io.BytesIO(data))
+    except Exception as exc:
+        raise ReadError(path, f"not a readable .docx ({type(exc).__name__}: {exc})") from exc
+    lines = [p.text for p in document.paragraphs]
+    for table in document.tables:
+        for row in table.rows:
+            lines.append(" ".join(cell.text.strip() for cell in row.cells))
+    return "\n".join(lines)
+
+
+def _jsonl_record(obj: dict, file_id: str) -> tuple[str, str, str | None, dict]:
+    """(doc_id, text, title, meta_hint) of one line: BEIR (_id/title/text) or the policies layout (content/dept/…)."""
+    if "_id" in obj:
+        text = obj.get("text")
+        if not isinstance(text, str):
+            raise ValueError("no 'text' string")
+        return str(obj["_id"]), text, obj.get("title") or None, {}
+    if "content" in obj:  # ../shared/corpora/policies.jsonl: release_time, source (URL), dept, title_en, content
+        text = obj["content"]
+        if not isinstance(text, str):
+            raise ValueError("'content' is not a string")
+        source = str(obj.get("source") or "")
+        hint = {"issuer": obj.get("dept") or None, "date": obj.get("release_time") or None,
+                "url": source if source.startswith("http") else None, "collection": obj.get("sheet")}
+        key = "\x1f".join(str(obj.get(k, "")) for k in ("title", "title_en", "release_time", "dept")) + text[:500]
+        doc_id = f"{file_id}/{hashlib.sha1(key.encode('utf-8')).hexdigest()[:12]}"
+        return doc_id, text, obj.get("title") or obj.get("title_en") or None, hint
+    raise ValueError("missing '_id' (BEIR layout: _id, title, text)")
+
+
+def read_jsonl(path: Path, data: bytes, root: Path | None, problems: list[ReadError] | None) -> list[RawDocument]:
+    """One RawDocument per line; bad lines, missing ids and duplicate ids are reported to ``problems`` and skipped."""
+    text, encoding = decode_text(data, path)
+    file_id = doc_id_for(path, root)
+    docs: list[RawDocument] = []
+    seen: dict[str, int] = {}
+    issues: list[ReadError] = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            obj = json.loads(line)
+            if not isinstance(obj, dict):
+                raise ValueError("not a JSON object")
+            doc_id, body, title, hint = _jsonl_record(obj, file_id)
+        except ValueError as exc:  # json.JSONDecodeError is a ValueError
+            issues.append(ReadError(where, f"bad line skipped: {exc}"))
+            continue
+        if doc_id in seen:
+            issues.append(ReadError(where, f"duplicate id {doc_id!r} (first on line {seen[doc_id]}); line skipped"))
+            continue
+        if not body.strip():
+            issues.append(ReadError(where, f"record {doc_id!r} has no text; line skipped"))
+            continue
+        seen[doc_id] = n
+        sha = hashlib.sha256(body.encode("utf-8")).hexdigest()
+        source = Source(f"{_source_path(path, root)}#{doc_id}", "jsonl", sha, hint.get("url"), encoding)
+        docs.append(RawDocument(doc_id, body, source, title, hint))
+    if problems is not None:
+        problems.extend(issues)
+    if not docs:
+        reason = issues[0].reason if issues else "no records"
+        raise ReadError(path, f"no usable JSONL records ({len(issues)} bad lines; first: {reason})")
+    return docs
+
+
+def read_path(path: Path, root: Path | None = None, max_bytes: int = DEFAULT_MAX_BYTES,
+              problems: list[ReadError] | None = None) -> list[RawDocument]:
+    """Read one file into RawDocument(s); raise ReadError with a plain reason for anything that is not a document.
+
+    ``problems`` (optional) collects per-line problems of a JSONL file whose other lines are still returned.
+    """
+    path = Path(path)
+    try:
+        resolved = path.resolve(strict=True)
+    except RuntimeError as exc:  # Python < 3.13 reports symlink loops this way
+        raise ReadError(path, f"symlink loop ({exc})") from exc
+    except FileNotFoundError as exc:
+        raise ReadError(path, "file not found (or a broken symlink)") from exc
+    except OSError as exc:
+        if exc.errno == 40:  # ELOOP
+            raise ReadError(path, "symlink loop") from exc
+        raise ReadError(path, f"cannot open: {exc.strerror or exc}") from exc
+    if resolved.is_dir():
+        raise ReadError(path, "is a directory (pass it to ingest, which walks directories)")
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        supported = ", ".join(sorted(set(FORMATS)))
+        raise ReadError(path, f"unsupported file type {path.suffix or '(no extension)'!r}; supported: {supported}")
+    try:
+        size = resolved.stat().st_size
+        if size > max_bytes:
+            raise ReadError(path, f"too large: {size / 1e6:.1f} MB > limit {max_bytes / 1e6:.0f} MB")
+        data = resolved.read_bytes()
+    except PermissionError as exc:
+        raise ReadError(path, "permission denied (cannot read the file)") from exc
+    except OSError as exc:
+        raise ReadError(path, f"cannot read: {exc.strerror or exc}") from exc
+    if not data.strip():
+        raise ReadError(path, "empty file (no text)")
+    if fmt == "jsonl":
+        return read_jsonl(path, data, root, problems)
+    doc_id = doc_id_for(path, root)
+    sha = hashlib.sha256(data).hexdigest()
+    encoding = url = title = None
+    if fmt in ("txt", "md"):
+        text, encoding = decode_text(data, path)
+    elif fmt == "html":
+        html, encoding = decode_text(data, path)
+        text, title, url = html_to_text(html)
+    elif fmt == "pdf":
+        if not data.startswith(b"%PDF"):
+            raise ReadError(path, "not a PDF (no %PDF header)")
+        text = pdf_to_text(data, path)
+    else:
+        text = docx_to_text(data, path)
+    source = Source(_source_path(path, root), fmt, sha, url, encoding)
+    return [RawDocument(doc_id, _require_text(text, path), source, title)]
