@@ -1,0 +1,325 @@
+"""Hits and documents rendered as escaped HTML: result cards, the extractive 要点, full text, 对比.
+
+Every piece of document or query text that goes into HTML passes through ``html.escape`` here:
+``gr.HTML`` does not sanitise, so an ``<img onerror=…>`` in a provision would otherwise run.
+"""
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from html import escape
+
+from index.normalize import normalize_for_match
+from index.types import Document, Hit
+
+#: Question words that match almost any provision; highlighting them would hide the real matches.
+STOP_TERMS = frozenset(
+    "哪些 什么 怎么 怎样 如何 是否 哪个 哪里 有关 关于 涉及 相关 条款 规定 内容 提到 方面 问题 请问 一下 政策 文件".split()
+)
+_SENTENCE_END = "。！？；!?;\n"
+_SAFE_URL = re.compile(r"^https?://", re.IGNORECASE)
+#: Highlighting looks at this much of the query at most (the matching is quadratic in query length).
+MAX_QUERY_CHARS = 200
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence of a text, with its offsets, and how many query characters it covers."""
+
+    text: str
+    start: int
+    end: int
+    score: int
+
+
+def _e(text: object) -> str:
+    """Escape for HTML element content and quoted attributes."""
+    return escape(str(text), quote=True)
+
+
+@functools.lru_cache(maxsize=1)
+def _tokenizer():
+    """The project's Chinese tokenizer (jieba search mode, policy-term dictionary), or None if unavailable."""
+    try:
+        from index.tokenize import ChineseTokenizer
+    except ImportError:
+        return None
+    return ChineseTokenizer()
+
+
+@functools.lru_cache(maxsize=512)
+def query_words(query: str) -> tuple[str, ...]:
+    """The words of ``query`` worth highlighting: tokenizer words of 2+ characters, question words dropped."""
+    query = query.strip()[:MAX_QUERY_CHARS]
+    tok = _tokenizer()
+    if tok is not None:
+        words = set(tok.tokenize(query))
+    else:  # no tokenizer: every 2-4 character piece (noisier, but still only text that is in the query)
+        low = query.lower()
+        words = {low[i : i + n] for n in (2, 3, 4) for i in range(len(low) - n + 1)}
+    words = {w for w in words if len(w) >= 2 and not w.isspace() and w not in STOP_TERMS}
+    return tuple(sorted(words, key=lambda w: (-len(w), w)))
+
+
+def query_terms(query: str, text: str) -> list[str]:
+    """Query words, and query phrases of 3+ characters, that occur in ``text`` (case-insensitive), longest first."""
+    low = text.lower()
+    terms = {w for w in query_words(query) if w in low}
+    q = _normalized(query)
+    i = 0
+    while i < len(q) - 2:  # greedy longest phrases: catches names the tokenizer splits ("长株潭")
+        j = i + 3
+        while j <= len(q) and q[i:j] in low:
+            j += 1
+        if j - 1 - i >= 3:
+            terms.add(q[i : j - 1])
+            i = j - 1
+        else:
+            i += 1
+    return sorted(terms, key=lambda w: (-len(w), w))
+
+
+@functools.lru_cache(maxsize=512)
+def _normalized(query: str) -> str:
+    return normalize_for_match(query[:MAX_QUERY_CHARS])
+
+
+def term_mask(text: str, terms: Sequence[str]) -> list[bool]:
+    """Per character of ``text``: is it inside an occurrence of one of ``terms`` (case-insensitive)."""
+    mask = [False] * len(text)
+    low = text.lower() if len(text.lower()) == len(text) else text
+    for term in terms:
+        start = low.find(term)
+        while start >= 0:
+            mask[start : start + len(term)] = [True] * len(term)
+            start = low.find(term, start + 1)
+    return mask
+
+
+def split_sentences(text: str, query: str = "") -> list[Sentence]:
+    """Split at 。！？； and line breaks, keeping offsets; score each sentence by query characters it contains."""
+    terms = query_terms(query, text) if query else []
+    mask = term_mask(text, terms)
+    out, start = [], 0
+    for i, ch in enumerate(text):
+        if ch in _SENTENCE_END or i == len(text) - 1:
+            end = i + 1
+            piece = text[start:end]
+            if piece.strip():
+                out.append(Sentence(piece, start, end, sum(mask[start:end])))
+            start = end
+    return out
+
+
+def best_sentence(text: str, query: str) -> Sentence | None:
+    """The sentence of ``text`` covering most query characters (earliest on a tie); None when none matches."""
+    scored = [s for s in split_sentences(text, query) if s.score > 0]
+    return max(scored, key=lambda s: (s.score, -s.start)) if scored else None
+
+
+def highlight(text: str, query: str) -> str:
+    """Escaped ``text`` with query terms in ``<mark>`` and the best-matching sentence in a ``pq-best`` span."""
+    terms = query_terms(query, text) if query else []
+    mask = term_mask(text, terms)
+    best = best_sentence(text, query) if terms else None
+    b0, b1 = (best.start, best.end) if best else (-1, -1)
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        # a run: same mark state and same side of the best-sentence boundaries
+        j = i + 1
+        while j < len(text) and mask[j] == mask[i] and j not in (b0, b1):
+            j += 1
+        if i == b0:
+            out.append('<span class="pq-best">')
+        piece = _e(text[i:j])
+        out.append(f"<mark>{piece}</mark>" if mask[i] else piece)
+        if j == b1:
+            out.append("</span>")
+        i = j
+    return "".join(out)
+
+
+def summary(hits: Sequence[Hit], query: str, max_sentences: int = 3, top: int = 5) -> list[tuple[str, int]]:
+    """The 要点: up to ``max_sentences`` best sentences from the top hits, as (verbatim sentence, 1-based card number)."""
+    candidates = []
+    for rank, hit in enumerate(hits[:top], start=1):
+        sent = best_sentence(hit.text, query)
+        if sent is not None:
+            candidates.append((sent.score, -rank, sent.text.strip(), rank))
+    if not candidates:  # a purely semantic match: quote the opening of the best provision
+        first = split_sentences(hits[0].text) if hits else []
+        return [(first[0].text.strip(), 1)] if first else []
+    picked, seen = [], set()
+    for _, _, sentence, rank in sorted(candidates, reverse=True):
+        if sentence not in seen:
+            seen.add(sentence)
+            picked.append((sentence, rank))
+        if len(picked) == max_sentences:
+            break
+    return picked
+
+
+def render_summary(hits: Sequence[Hit], query: str) -> str:
+    """The 要点 block: quoted sentences, each followed by a [n] link to its card."""
+    items = summary(hits, query)
+    if not items:
+        return ""
+    lines = "".join(
+        f'<li>{_e(_clip(sentence, 200))}<a class="pq-ref" href="#pq-card-{rank}" data-card="{rank}">[{rank}]</a></li>'
+        for sentence, rank in items
+    )
+    return f'<section class="pq-summary"><h3>要点</h3><ul>{lines}</ul><p class="pq-note">以上均为原文摘录，请以原文为准。</p></section>'
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _source_links(document: Document | None, fallback: Sequence[str] = ()) -> str:
+    """Every rendering the document was merged from, linked when its URL is http(s); else ``fallback`` paths."""
+    if document is not None and document.sources:
+        parts = []
+        for src in document.sources:
+            label = _e(f"{src.path}（{src.format}）")
+            parts.append(f'<a href="{_e(src.url)}" target="_blank" rel="noopener noreferrer">{label}</a>'
+                         if src.url and _SAFE_URL.match(src.url) else label)
+        return "；".join(parts)
+    return "；".join(_e(s) for s in fallback)
+
+
+def render_card(hit: Hit, rank: int, query: str, document: Document | None = None, compact: bool = False) -> str:
+    """One result card: citation line, highlighted verbatim text, units, source(s) and a 查看全文 button."""
+    units = []
+    if hit.lead_units:
+        units.append(f"<span><b>牵头单位：</b>{_e(hit.lead_units)}</span>")
+    if hit.resp_units:
+        units.append(f"<span><b>责任单位：</b>{_e(hit.resp_units)}</span>")
+    meta = [m for m in (hit.region, hit.issuer, hit.date) if m]
+    sources = _source_links(document, hit.sources)
+    return (
+        f'<article class="pq-card"{"" if compact else f' id="pq-card-{rank}"'} data-rank="{rank}">'
+        f'<div class="pq-cite"><span class="pq-n">[{rank}]</span> {_e(hit.citation)}</div>'
+        f'<div class="pq-text">{highlight(hit.text, query)}</div>'
+        + (f'<div class="pq-units">{"".join(units)}</div>' if units else "")
+        + ("" if compact else
+           f'<div class="pq-meta">{" · ".join(_e(m) for m in meta)}'
+           f'{" · " if meta else ""}相关度 {hit.score:.3f}</div>'
+           + (f'<div class="pq-src"><b>来源：</b>{sources}</div>' if sources else ""))
+        + f'<button class="pq-open" type="button" data-doc="{_e(hit.doc_id)}" data-pid="{_e(hit.provision_id)}">'
+        "查看全文</button></article>"
+    )
+
+
+def render_empty(query: str, reason: str | None) -> str:
+    """The empty state: says plainly that nothing relevant was found, and why."""
+    if not query.strip():
+        return '<div class="pq-empty">请输入问题，例如“哪些条款涉及医保异地结算”。</div>'
+    why = f'<p class="pq-why">{_e(reason)}</p>' if reason else ""
+    return (f'<div class="pq-empty"><p>没有找到与“{_e(_clip(query, 80))}”相关的条款。</p>{why}'
+            "<p>可以换个说法、减少筛选条件，或改用关键词检索。</p></div>")
+
+
+def render_results(query: str, hits: Sequence[Hit], documents: dict[str, Document],
+                   reason: str | None = None, warnings: Sequence[str] = (), elapsed: float | None = None,
+                   request_id: str = "") -> str:
+    """The whole result pane: warnings, 要点, then one card per hit (or the empty state).
+
+    ``request_id`` is written into the pane so a page (or a browser test) can tell a fresh answer from the last one.
+    """
+    warn = "".join(f'<div class="pq-warn">{_e(w)}</div>' for w in warnings)
+    if not hits:
+        body = warn + render_empty(query, reason)
+    else:
+        cards = "".join(render_card(h, i, query, documents.get(h.doc_id)) for i, h in enumerate(hits, start=1))
+        took = f" · 用时 {elapsed:.2f} 秒" if elapsed is not None else ""
+        body = f'{warn}{render_summary(hits, query)}<div class="pq-count">共 {len(hits)} 条结果{took}</div>{cards}'
+    return f'<div class="pq-pane" data-query="{_e(query)}" data-request="{_e(request_id)}">{body}</div>'
+
+
+def outline(document: Document) -> list[tuple[int, str, int]]:
+    """The heading tree as (depth, heading, index of the first provision under it), in document order."""
+    seen: set[tuple[str, ...]] = set()
+    out = []
+    for n, prov in enumerate(document.provisions):
+        for depth in range(1, len(prov.path) + 1):
+            key = prov.path[:depth]
+            if key not in seen:
+                seen.add(key)
+                out.append((depth - 1, prov.path[depth - 1], n))
+    return out
+
+
+def render_document(document: Document, provision_id: str | None = None, query: str = "") -> str:
+    """The whole document with its outline; the chosen provision highlighted and marked as the scroll target."""
+    head = [f"<h2>{_e(document.title)}</h2>"]
+    facts = [(label, value) for label, value in (("文号", document.doc_number), ("发文机关", document.issuer),
+                                                ("日期", document.date), ("地区", document.region)) if value]
+    if facts:
+        head.append('<div class="pq-meta">' + " · ".join(f"{k}：{_e(v)}" for k, v in facts) + "</div>")
+    sources = _source_links(document)
+    if sources:
+        head.append(f'<div class="pq-src"><b>来源：</b>{sources}</div>')
+    nav = "".join(
+        f'<a class="pq-ol pq-ol-{min(depth, 3)}" href="#pq-prov-{n}" data-anchor="pq-prov-{n}">{_e(_clip(title, 40))}</a>'
+        for depth, title, n in outline(document)
+    )
+    body, pos = [], 0
+    for n, prov in enumerate(document.provisions):
+        if prov.start < pos:  # overlapping offsets would duplicate text; show the provision alone
+            continue
+        body.append(_e(document.text[pos : prov.start]))
+        target = prov.id == provision_id
+        inner = highlight(document.text[prov.start : prov.end], query) if target else _e(document.text[prov.start : prov.end])
+        units = "".join(f'<span class="pq-units"><b>{label}：</b>{_e(v)}</span>'
+                        for label, v in (("牵头单位", prov.lead_units), ("责任单位", prov.resp_units)) if v and target)
+        body.append(f'<span id="pq-prov-{n}" class="pq-prov{" pq-target" if target else ""}">{inner}{units}</span>')
+        pos = prov.end
+    body.append(_e(document.text[pos:]))
+    nav_html = f'<nav class="pq-outline"><h4>目录</h4>{nav}</nav>' if nav else ""
+    return (f'<div class="pq-doc">{"".join(head)}<div class="pq-doc-grid">{nav_html}'
+            f'<div class="pq-doc-body">{"".join(body)}</div></div></div>')
+
+
+def render_compare(query: str, groups: Sequence[tuple[str, Sequence[Hit]]], documents: dict[str, Document]) -> str:
+    """对比: one column per document or region, each with its own best provisions for the same question."""
+    if not groups:
+        return render_empty(query, "没有可对比的文件。")
+    cols = []
+    for label, hits in groups:
+        cards = "".join(render_card(h, i, query, documents.get(h.doc_id), compact=True)
+                        for i, h in enumerate(hits, start=1)) or '<div class="pq-empty">未找到相关条款。</div>'
+        cols.append(f'<section class="pq-col"><h3>{_e(label)}</h3>{cards}</section>')
+    return f'<div class="pq-compare">{"".join(cols)}</div>'
+
+
+#: Styles for the classes above (passed to ``launch(css=…)``; Gradio 6 takes CSS there, not in Blocks).
+CSS = """
+.pq-card { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 10px 14px; margin: 10px 0; }
+.pq-card.pq-flash { box-shadow: 0 0 0 3px #f5b94280; }
+.pq-cite { font-weight: 600; color: var(--body-text-color); margin-bottom: 6px; }
+.pq-n { color: #b45309; }
+.pq-text, .pq-doc-body { white-space: pre-wrap; line-height: 1.75; }
+.pq-text mark, .pq-doc-body mark { background: #fde68a; color: inherit; padding: 0 1px; }
+.pq-best { background: #e0f2fe; border-radius: 3px; }
+.pq-units { margin-top: 6px; font-size: 0.92em; display: flex; gap: 1.5em; flex-wrap: wrap; }
+.pq-meta, .pq-src, .pq-count, .pq-note { font-size: 0.85em; color: var(--body-text-color-subdued); margin-top: 4px; }
+.pq-open { margin-top: 8px; padding: 1px 10px; font-size: 0.85em; font-weight: normal; border: 1px solid var(--border-color-primary); border-radius: 6px;
+  background: var(--button-secondary-background-fill); cursor: pointer; }
+.pq-summary { background: var(--background-fill-secondary); border-radius: 8px; padding: 8px 14px; }
+.pq-summary h3 { margin: 4px 0; } .pq-summary li { margin: 4px 0; line-height: 1.7; }
+.pq-ref { margin-left: 2px; font-weight: 600; text-decoration: none; }
+.pq-empty { padding: 18px; border: 1px dashed var(--border-color-primary); border-radius: 8px; }
+.pq-warn { padding: 6px 10px; background: #fef3c7; border-radius: 6px; margin-bottom: 6px; }
+.pq-doc-grid { display: grid; grid-template-columns: 220px 1fr; gap: 16px; }
+.pq-outline { max-height: 75vh; overflow: auto; font-size: 0.9em; border-right: 1px solid var(--border-color-primary); }
+.pq-outline h4 { margin: 0 0 6px; text-align: left; }
+.pq-ol { display: block; padding: 2px 0; text-decoration: none; text-align: left; }
+.pq-ol-1 { padding-left: 1em; } .pq-ol-2 { padding-left: 2em; } .pq-ol-3 { padding-left: 3em; }
+.pq-doc-body { max-height: 75vh; overflow: auto; padding-right: 8px; }
+.pq-target { display: block; background: #fef9c3; outline: 2px solid #f59e0b; border-radius: 4px; padding: 4px; }
+.pq-compare { display: grid; grid-template-columns: repeat(auto-fit, minmax(280px, 1fr)); gap: 12px; }
+.pq-col h3 { font-size: 1em; margin: 4px 0; }
+"""

@@ -1,0 +1,52 @@
+"""Start the web app: bind address, optional password, and a queue that does not serialise requests."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import gradio as gr
+
+from index import config  # noqa: F401  (sets the offline environment before Gradio or HF do anything)
+
+log = logging.getLogger(__name__)
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+#: Requests each event may run at once; searches are short and read-only, so several can share the CPU.
+CONCURRENCY = 8
+#: Requests waiting in the queue beyond which new ones are refused with "queue full" rather than piling up.
+MAX_QUEUE = 256
+
+
+def make_app(index_dir: Path | None = None, searcher=None, concurrency: int = CONCURRENCY) -> gr.Blocks:
+    """The queued Blocks app over ``searcher``, or over the index at ``index_dir`` (embedder from its manifest)."""
+    from app.ui import build_ui
+
+    if searcher is None:
+        if index_dir is None:
+            raise ValueError("give index_dir or searcher")
+        from index.search import Searcher
+
+        searcher = Searcher.load(index_dir)
+    demo = build_ui(searcher, concurrency=concurrency)
+    # default_concurrency_limit covers events that do not set their own; Gradio's default of 1 would queue
+    # every search behind the slowest one.
+    return demo.queue(default_concurrency_limit=concurrency, max_size=MAX_QUEUE)
+
+
+def launch_options(host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None) -> dict:
+    """Keyword arguments for ``Blocks.launch``: bind, auth, styles, no share link, no error details to users."""
+    from app.render import CSS
+
+    return dict(server_name=host, server_port=port, auth=auth, auth_message="请输入用户名和密码" if auth else None,
+                share=False, show_error=False, css=CSS, footer_links=["api"], max_file_size="1mb",
+                ssr_mode=False, pwa=False, mcp_server=False, quiet=True)
+
+
+def serve(index_dir: Path, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,
+          searcher=None, *, block: bool = True) -> gr.Blocks:
+    """Serve the app on ``host:port`` (loopback by default); ``block=False`` returns the running app instead."""
+    if host not in LOOPBACK and auth is None:
+        log.warning("serving on %s without auth: anyone who can reach this address can search", host)
+    demo = make_app(index_dir, searcher)
+    demo.launch(prevent_thread_lock=not block, **launch_options(host, port, auth))
+    return demo

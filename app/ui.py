@@ -1,0 +1,279 @@
+"""The Gradio app (Chinese UI): ask, read cited provisions in context, compare documents, export; no ranking here."""
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import gradio as gr
+
+from app import export, render
+from index.types import Document, Hit
+
+log = logging.getLogger(__name__)
+
+EXAMPLES = ["哪些条款涉及医保异地结算", "长株潭地区如何推进交通一体化", "对接大湾区承接产业转移有哪些举措",
+            "在大湾区看病能直接用医保报销不"]
+MODES = [("混合（推荐）", "hybrid"), ("语义", "dense"), ("关键词", "bm25")]
+ALL = ""  # the "no filter" value of every filter dropdown
+MAX_K = 100  # the web surface never asks for more than this many results
+COMPARE_GROUPS = 4  # columns in 对比 when the user picks none
+EXPORT_DIR = Path(tempfile.gettempdir()) / "policyqa-exports"
+
+
+class SearcherLike(Protocol):
+    """What the app needs from ``index.search.Searcher``."""
+
+    documents: dict[str, Document]
+
+    def query(self, query: str, k: int = 10, **filters: Any) -> Any:
+        """Return a SearchResponse (hits, warnings, reason)."""
+        ...
+
+
+class SearchApp:
+    """The handlers behind the UI, as plain methods so tests can call them without a browser."""
+
+    def __init__(self, searcher: SearcherLike):
+        self.searcher = searcher
+        self.documents: dict[str, Document] = dict(searcher.documents)
+
+    # ---------------------------------------------------------------- choices
+    def filter_choices(self) -> dict[str, list[tuple[str, str]]]:
+        """Dropdown choices (label, value) for document, region, issuer and year, "全部" first."""
+        docs = sorted(self.documents.values(), key=lambda d: (d.title, d.id))
+        regions = sorted({d.region for d in docs if d.region})
+        issuers = sorted({d.issuer for d in docs if d.issuer})
+        years = sorted({str(d.year) for d in docs if d.year}, reverse=True)
+        everything = [("全部", ALL)]
+        return {
+            "doc": everything + [(render._clip(d.title, 60) + (f"（{d.doc_number}）" if d.doc_number else ""), d.id)
+                                 for d in docs],
+            "region": everything + [(r, r) for r in regions],
+            "issuer": everything + [(i, i) for i in issuers],
+            "year": everything + [(y, y) for y in years],
+        }
+
+    # ---------------------------------------------------------------- search
+    def _filters(self, mode: str, doc: str | None, region: str | None, issuer: str | None, year: Any) -> dict:
+        if mode not in ("hybrid", "dense", "bm25"):
+            raise ValueError(f"检索方式必须是 hybrid、dense 或 bm25，收到 {mode!r}")
+        if doc and doc not in self.documents:
+            raise ValueError(f"索引中没有文件 {doc!r}")
+        year_value = None
+        if year not in (None, "", 0):
+            try:
+                year_value = int(year)
+            except (TypeError, ValueError):
+                raise ValueError(f"年份必须是数字，收到 {year!r}") from None
+        return dict(mode=mode, doc=doc or None, region=region or None, issuer=issuer or None, year=year_value)
+
+    def query(self, query: str, k: int = 10, mode: str = "hybrid", doc: str | None = None,
+              region: str | None = None, issuer: str | None = None, year: Any = None) -> Any:
+        """Validate the request and ask the searcher; returns its SearchResponse."""
+        try:
+            k = int(k)
+        except (TypeError, ValueError):
+            raise ValueError(f"结果数 k 必须是正整数，收到 {k!r}") from None
+        if k <= 0:
+            raise ValueError(f"结果数 k 必须是正整数，收到 {k}")
+        return self.searcher.query(query or "", k=min(k, MAX_K), **self._filters(mode, doc, region, issuer, year))
+
+    def search_view(self, query: str, mode: str = "hybrid", k: int = 10, doc: str | None = None,
+                    region: str | None = None, issuer: str | None = None, year: Any = None
+                    ) -> tuple[str, tuple[str, tuple[Hit, ...]]]:
+        """The result pane HTML and the (query, hits) kept for export."""
+        query = query or ""
+        t0 = time.perf_counter()
+        rid = uuid.uuid4().hex[:12]
+        except_reason = None
+        try:
+            resp = self.query(query, k, mode, doc, region, issuer, year)
+        except ValueError as exc:
+            except_reason = str(exc)
+        except Exception:  # the page must never show a stack trace; the log keeps it
+            log.exception("search failed for %r", query[:200])
+            except_reason = "检索时出现内部错误，请稍后再试或联系管理员。"
+        if except_reason is not None:
+            return render.render_results(query, (), self.documents, reason=except_reason, request_id=rid), (query, ())
+        hits = tuple(resp.hits)
+        html = render.render_results(query, hits, self.documents, reason=resp.reason, warnings=tuple(resp.warnings),
+                                     elapsed=time.perf_counter() - t0, request_id=rid)
+        return html, (query, hits)
+
+    def api_search(self, query: str, k: int = 10, mode: str = "hybrid", doc: str | None = None,
+                   region: str | None = None, issuer: str | None = None, year: int | None = None) -> dict:
+        """The documented web API: the JSON of ``policyqa search --json``; bad input raises gr.Error."""
+        try:
+            resp = self.query(query, k, mode, doc, region, issuer, year)
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from None
+        return export.hits_json(query, resp.hits, resp.warnings, resp.reason)
+
+    # ---------------------------------------------------------------- full text
+    def document_view(self, doc_id: str | None, provision_id: str | None = None, query: str = "") -> str:
+        """The whole indexed document ``doc_id`` (looked up in the index only), scrolled to ``provision_id``."""
+        document = self.documents.get(doc_id or "")
+        if document is None:
+            return '<div class="pq-empty">请在检索结果中点击“查看全文”，或在上方选择一个文件。</div>' if not doc_id \
+                else '<div class="pq-empty">索引中没有这个文件。</div>'
+        return render.render_document(document, provision_id, query)
+
+    # ---------------------------------------------------------------- compare
+    def compare_view(self, query: str, by: str = "doc", selected: Sequence[str] = (), mode: str = "hybrid",
+                     k: int = 2) -> str:
+        """对比: the same question per document (or per region), best ``k`` provisions each, side by side."""
+        query = query or ""
+        if not query.strip():
+            return render.render_empty(query, None)
+        try:
+            keys = [s for s in selected if s] or self._top_groups(query, by, mode)
+            groups = []
+            for key in keys:
+                field = "doc" if by == "doc" else "region"
+                if by == "doc" and key not in self.documents:
+                    continue
+                resp = self.query(query, k, mode, **{field: key})
+                label = self.documents[key].title if by == "doc" else key
+                groups.append((label, tuple(resp.hits)))
+        except ValueError as exc:
+            return render.render_empty(query, str(exc))
+        except Exception:
+            log.exception("compare failed for %r", query[:200])
+            return render.render_empty(query, "对比时出现内部错误，请稍后再试。")
+        return render.render_compare(query, groups, self.documents)
+
+    def _top_groups(self, query: str, by: str, mode: str) -> list[str]:
+        """The documents (or regions) that the overall best hits come from, in rank order."""
+        keys: list[str] = []
+        for hit in self.query(query, 30, mode).hits:
+            key = hit.doc_id if by == "doc" else (self.documents[hit.doc_id].region if hit.doc_id in self.documents
+                                                  else hit.region)
+            if key and key not in keys:
+                keys.append(key)
+        return keys[:COMPARE_GROUPS]
+
+    # ---------------------------------------------------------------- export
+    def export_files(self, state: tuple[str, Sequence[Hit]] | None) -> list[str]:
+        """Write the shown results as Markdown and CSV (with citations) and return both paths for download."""
+        query, hits = state or ("", ())
+        if not hits:
+            raise gr.Error("没有可导出的结果：请先检索。")
+        EXPORT_DIR.mkdir(parents=True, exist_ok=True)
+        _prune(EXPORT_DIR, max_age=3600)
+        folder = EXPORT_DIR / uuid.uuid4().hex
+        folder.mkdir()
+        stem = "policyqa-" + (re.sub(r"[^\w\u4e00-\u9fff]+", "_", query)[:30].strip("_") or "results")
+        md, csv = folder / f"{stem}.md", folder / f"{stem}.csv"
+        md.write_text(export.to_markdown(query, hits), encoding="utf-8")
+        csv.write_text(export.to_csv(query, hits), encoding="utf-8-sig")  # BOM: Excel then reads the Chinese
+        return [str(md), str(csv)]
+
+
+def _prune(folder: Path, max_age: float) -> None:
+    """Delete export folders older than ``max_age`` seconds, so a long-running server does not fill /tmp."""
+    cutoff = time.time() - max_age
+    for sub in folder.iterdir():
+        if sub.is_dir() and sub.stat().st_mtime < cutoff:
+            for f in sub.iterdir():
+                f.unlink(missing_ok=True)
+            sub.rmdir()
+
+
+# Clicks inside the result HTML: 查看全文 buttons become a `click` event carrying the ids; [n] markers scroll to cards.
+RESULTS_JS = """
+element.addEventListener('click', (e) => {
+  const open = e.target.closest('button.pq-open');
+  if (open) { trigger('click', {doc: open.dataset.doc, pid: open.dataset.pid}); return; }
+  const ref = e.target.closest('a.pq-ref');
+  if (ref) {
+    e.preventDefault();
+    const card = element.querySelector('#pq-card-' + ref.dataset.card);
+    if (card) { card.scrollIntoView({block: 'start'}); card.classList.add('pq-flash');
+                setTimeout(() => card.classList.remove('pq-flash'), 1500); }
+  }
+});
+"""
+# The document pane scrolls to the highlighted provision whenever it is (re)rendered; outline links scroll too.
+DOCUMENT_JS = """
+const go = () => { const t = element.querySelector('.pq-target'); if (t) t.scrollIntoView({block: 'center'}); };
+setTimeout(go, 100);
+watch('value', () => setTimeout(go, 100));
+element.addEventListener('click', (e) => {
+  const a = e.target.closest('a[data-anchor]');
+  if (a) { e.preventDefault(); const t = element.querySelector('#' + a.dataset.anchor);
+           if (t) t.scrollIntoView({block: 'start'}); }
+});
+"""
+
+
+def build_ui(searcher: SearcherLike, concurrency: int = 4) -> gr.Blocks:
+    """The Blocks app over ``searcher``; every event runs up to ``concurrency`` requests at once."""
+    app = SearchApp(searcher)
+    choices = app.filter_choices()
+    limit = {"concurrency_limit": concurrency}
+    with gr.Blocks(title="政策条款检索", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        gr.Markdown("## 政策条款检索\n输入问题，查找相关政策条款；每条结果注明出处，可查看全文、对比各文件、导出。")
+        with gr.Row(equal_height=True):
+            question = gr.Textbox(label="问题", placeholder="例如：哪些条款涉及医保异地结算", scale=5,
+                                  elem_id="pq-question", max_length=2000, autofocus=True)
+            ask = gr.Button("检索", variant="primary", scale=1, elem_id="pq-ask")
+        gr.Examples(EXAMPLES, inputs=question, label="示例问题")
+        with gr.Accordion("筛选与设置", open=False, elem_id="pq-filters"):
+            with gr.Row():
+                f_doc = gr.Dropdown(choices["doc"], value=ALL, label="文件", elem_id="pq-f-doc", scale=3)
+                f_region = gr.Dropdown(choices["region"], value=ALL, label="地区", elem_id="pq-f-region")
+                f_issuer = gr.Dropdown(choices["issuer"], value=ALL, label="发文机关", elem_id="pq-f-issuer")
+                f_year = gr.Dropdown(choices["year"], value=ALL, label="年份", elem_id="pq-f-year")
+            with gr.Row():
+                mode = gr.Radio(MODES, value="hybrid", label="检索方式", elem_id="pq-mode")
+                k = gr.Slider(1, 30, value=10, step=1, label="结果数", elem_id="pq-k")
+        kept = gr.State(("", ()))
+        with gr.Tabs(elem_id="pq-tabs") as tabs:
+            with gr.Tab("检索结果", id="results", elem_id="pq-tab-results"):
+                results = gr.HTML(render.render_empty("", None), js_on_load=RESULTS_JS, elem_id="pq-results")
+                with gr.Row():
+                    export_btn = gr.Button("导出 Markdown / CSV", size="sm", elem_id="pq-export")
+                files = gr.File(label="导出文件", file_count="multiple", interactive=False, elem_id="pq-files")
+            with gr.Tab("全文", id="document", elem_id="pq-tab-document"):
+                doc_pick = gr.Dropdown(choices["doc"][1:], value=None, label="选择文件", elem_id="pq-doc-pick")
+                document = gr.HTML(app.document_view(None), js_on_load=DOCUMENT_JS, elem_id="pq-document")
+            with gr.Tab("对比", id="compare", elem_id="pq-tab-compare"):
+                with gr.Row():
+                    by = gr.Radio([("按文件", "doc"), ("按地区", "region")], value="doc", label="对比维度",
+                                  elem_id="pq-by")
+                    picked = gr.Dropdown(choices["doc"][1:], multiselect=True, value=[], scale=3,
+                                         label="对比的文件（不选则取最相关的几份）", elem_id="pq-compare-docs")
+                    run_compare = gr.Button("对比", variant="primary", elem_id="pq-run-compare")
+                compare = gr.HTML("", js_on_load=RESULTS_JS, elem_id="pq-compare")
+
+        filters = [mode, k, f_doc, f_region, f_issuer, f_year]
+        gr.on([question.submit, ask.click, mode.change, f_doc.change, f_region.change, f_issuer.change,
+               f_year.change], app.search_view, inputs=[question, *filters], outputs=[results, kept],
+              api_visibility="private", **limit).then(lambda: None, outputs=files, api_visibility="private")
+        export_btn.click(app.export_files, inputs=kept, outputs=files, api_visibility="private", **limit)
+
+        def open_document(evt: gr.EventData, query: str):
+            doc_id, pid = getattr(evt, "doc", None), getattr(evt, "pid", None)
+            html = app.document_view(doc_id, pid, query)
+            pick = doc_id if doc_id in app.documents else None
+            return html, gr.Dropdown(value=pick), gr.Tabs(selected="document")
+
+        for pane in (results, compare):
+            pane.click(open_document, inputs=question, outputs=[document, doc_pick, tabs],
+                       api_visibility="private", **limit)
+        doc_pick.input(lambda d: app.document_view(d), inputs=doc_pick, outputs=document,
+                       api_visibility="private", **limit)
+        by.change(lambda b: gr.Dropdown(choices=choices["doc" if b == "doc" else "region"][1:], value=[]),
+                  inputs=by, outputs=picked, api_visibility="private")
+        run_compare.click(app.compare_view, inputs=[question, by, picked, mode], outputs=compare,
+                          api_visibility="private", **limit)
+        gr.api(app.api_search, api_name="search", concurrency_limit=concurrency,
+               api_description="检索政策条款。返回与 `policyqa search --json` 相同的 JSON："
+                               "{query, hits: [Hit.to_dict()…], warnings, reason}。")
+    return demo
