@@ -199,8 +199,9 @@ def render_card(hit: Hit, rank: int, query: str, document: Document | None = Non
         units.append(f"<span><b>责任单位：</b>{_e(hit.resp_units)}</span>")
     meta = [m for m in (hit.region, hit.issuer, hit.date) if m]
     sources = _source_links(document, hit.sources)
+    anchor = "" if compact else f' id="pq-card-{rank}"'  # 要点 markers link here; 对比 columns have none
     return (
-        f'<article class="pq-card"{"" if compact else f' id="pq-card-{rank}"'} data-rank="{rank}">'
+        f'<article class="pq-card"{anchor} data-rank="{rank}">'
         f'<div class="pq-cite"><span class="pq-n">[{rank}]</span> {_e(hit.citation)}</div>'
         f'<div class="pq-text">{highlight(hit.text, query)}</div>'
         + (f'<div class="pq-units">{"".join(units)}</div>' if units else "")
