@@ -8,8 +8,9 @@ n-grams) keep MinHash fast on the 60 MB LawRefBook corpus.
 Two documents merge when the estimated Jaccard similarity of their clause sets is at least ``THRESHOLD`` (0.7):
 the two renderings of the Hunan–Greater Bay Area plan score about 0.9, while different documents sharing the
 same boilerplate (the other Hunan notices in the default corpus) stay below 0.1.  They never merge when both
-carry a 文号 and the numbers differ, or when both are dated more than ``MAX_DAYS_APART`` apart (LawRefBook
-keeps successive versions of a law, which are near-identical but are different instruments).
+carry a 文号 and the numbers differ, when neither title (punctuation-folded) contains the other (cities adopt
+the same model regulation), or when both are dated more than ``MAX_DAYS_APART`` apart (LawRefBook keeps
+successive versions of a law, which are near-identical but are different instruments).
 """
 from __future__ import annotations
 
@@ -63,9 +64,12 @@ def _date(doc: Document) -> dt.date | None:
 
 
 def compatible(a: Document, b: Document) -> bool:
-    """False when metadata says the two are different instruments (different 文号, or dates far apart)."""
+    """False when metadata says the two are different instruments (文号, titles or dates disagree)."""
     if a.doc_number and b.doc_number and a.doc_number != b.doc_number:
         return False
+    ta, tb = _STRIP.sub("", unicodedata.normalize("NFKC", a.title)), _STRIP.sub("", unicodedata.normalize("NFKC", b.title))
+    if ta and tb and ta not in tb and tb not in ta:
+        return False  # e.g. the same model regulation adopted by three cities
     da, db = _date(a), _date(b)
     return not (da and db and abs((da - db).days) > MAX_DAYS_APART)
 

@@ -9,6 +9,7 @@ from index.types import RawDocument
 _WS = re.compile(r"\s+")
 _TITLE_NOTICE = re.compile(r"关于印发《(.+?)》的?(?:通知|决定|通报|函)")
 _TITLE_NOTICE_BARE = re.compile(r"关于印发([^《》，。]{4,60}?)的(?:通知|决定|通报)")
+_CN_NUM = "一二三四五六七八九十百零〇"
 _DOC_TYPES = r"(?:通知|意见|方案|规划|纲要|办法|规定|条例|计划|决定|细则|指南|规则|法|公告|通告|批复|报告|要点|措施|标准)"
 _TITLE_LINE = re.compile(rf"^[^。；，,;]{{4,60}}{_DOC_TYPES}(?:[（(][^）)]{{2,20}}[）)])?$")
 # 文号: issuer abbreviation + year in 〔〕 (or look-alikes) + serial number + 号.
@@ -27,6 +28,7 @@ _PROVINCES = (
 _PROVINCE_SHORT = {p[:2] if not p.startswith(("内蒙古", "黑龙江")) else p[:3]: p for p in _PROVINCES}
 _CITY = re.compile(r"([\u4e00-\u9fff]{2,4}?[市州盟])(?:人民政府|委|政府|人大|发展|财政|[\u4e00-\u9fff]{0,6}(?:局|厅|办公室))")
 _NATIONAL = re.compile(r"^(?:国务院|中共中央|全国人民代表大会|中华人民共和国|国家|最高人民(?:法院|检察院)|中央|财政部|教育部|科技部|工业和信息化部|公安部|民政部|司法部|商务部|交通运输部|农业农村部|水利部|文化和旅游部|自然资源部|生态环境部|住房和城乡建设部|人力资源和社会保障部|国家卫生健康委员会)")
+_REGION_PREFIX = re.compile(r"^([\u4e00-\u9fff]{2,4}?[省市州])")
 _UNITS = re.compile(r"[（(]\s*(?:牵头单位\s*[:：]\s*(?P<lead>[^；;）)]+?)\s*[；;]?\s*)?(?:责任单位\s*[:：]\s*(?P<resp>[^）)]+?))?\s*[）)]")
 _UNITS_NOTE = re.compile(r"[（(](?P<lead>[^（()）：:]{2,60}?)牵头(?:负责)?(?:[，,](?P<resp>[^（()）]{2,120}?)(?:等)?(?:参与|按职责分工负责|配合))?[）)]")
 
@@ -145,6 +147,15 @@ def extract_region(*texts: str | None) -> str | None:
     return None
 
 
+def _legislature(text: str) -> str | None:
+    """LawRefBook history block: the body whose session adopted or last amended the text."""
+    info_end = text.find("<!-- INFO END -->")
+    if info_end < 0:
+        return None
+    bodies = re.findall(rf"日\s*(\S+?)第[{_CN_NUM}]+次(?:全体)?会议", text[:info_end])
+    return re.sub(rf"第[{_CN_NUM}]+届", "", bodies[-1]) if bodies else None
+
+
 def extract_url(raw_text: str) -> str | None:
     """The source URL given as 原文链接 in the text."""
     m = _URL_LABEL.search(raw_text)
@@ -169,7 +180,7 @@ def extract_meta(raw: RawDocument, cleaned: str) -> Meta:
     hint = raw.meta_hint or {}
     text = raw.text
     title = extract_title(text, cleaned, raw.title_hint)
-    issuer = hint.get("issuer") or extract_issuer(text)
+    issuer = hint.get("issuer") or extract_issuer(text) or _legislature(text)
     date = None
     if hint.get("date"):
         m = _DATE_ISO.match(str(hint["date"])) or _DATE_CN.match(str(hint["date"]))
@@ -179,7 +190,7 @@ def extract_meta(raw: RawDocument, cleaned: str) -> Meta:
         if info_end > 0:  # LawRefBook: the latest date of the history block
             dates = [_iso(*m.groups()) for m in _DATE_CN.finditer(text[:info_end])]
             date = next((d for d in reversed(dates) if d), None)
-    date = date or extract_date(text, cleaned)
+    date = date or hint.get("file_date") or extract_date(text, cleaned)
     url = hint.get("url") or raw.source.url or extract_url(text)
-    region = extract_region(issuer, title)
+    region = extract_region(issuer, title, _REGION_PREFIX.match(title) and _REGION_PREFIX.match(title).group(1) + "人民政府")
     return Meta(title=title, doc_number=extract_doc_number(text), issuer=issuer, date=date, region=region, url=url)

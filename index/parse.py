@@ -12,8 +12,9 @@ What becomes a provision, and what is deliberately left out (the "no text lost" 
   with a short heading sentence ("区位交通优势凸显。…") gets that sentence as the last element of its path;
 - left out of every provision: heading-only lines (they live on in the path), Markdown titles and the
   LawRefBook history block up to ``<!-- INFO END -->``, and the front matter before the first heading or
-  first sentence-length paragraph (short lines without sentence punctuation: issuer, 文号, addressee, date);
-  the date / "（此件主动公开）" signature lines anywhere.
+  first heading: lines of at most 80 characters without sentence punctuation (issuer, title, 文号, addressee);
+  the date / "（此件主动公开）" signature lines anywhere;
+- a text without any body paragraph (headings or front matter only) becomes one provision with an empty path.
 """
 from __future__ import annotations
 
@@ -107,7 +108,7 @@ def lead_sentence(paragraph: str) -> str | None:
 
 
 def _is_front_matter(line: str) -> bool:
-    return len(line) <= 40 and not re.search(r"[。！？；]", line)
+    return len(line) <= 80 and not re.search(r"[。！？；]", line)
 
 
 def _is_signature(line: str) -> bool:

@@ -88,11 +88,13 @@ def _require_text(text: str, path: Path | str) -> str:
 
 def html_to_text(html: str) -> tuple[str, str | None, str | None]:
     """HTML -> (main text with one block per line, <title>, 原文链接 URL); scripts, nav, header and footer dropped."""
-    from selectolax.parser import HTMLParser
+    from selectolax.lexbor import LexborHTMLParser as HTMLParser
 
     tree = HTMLParser(html)
-    title_node = tree.css_first("title")
-    title = title_node.text(strip=True) if title_node else None
+    h1, title_node = tree.css_first("h1"), tree.css_first("title")
+    title = h1.text(strip=True) if h1 else None
+    if not title and title_node:  # "<document title>_<site name>": keep the document part
+        title = re.split(r"\s*(?:_|\||\s-\s|——)\s*", title_node.text(strip=True))[0]
     url = None
     for a in tree.css("a"):
         label = a.text(strip=True)
@@ -256,4 +258,7 @@ def read_path(path: Path, root: Path | None = None, max_bytes: int = DEFAULT_MAX
     else:
         text = docx_to_text(data, path)
     source = Source(_source_path(path, root), fmt, sha, url, encoding)
-    return [RawDocument(doc_id, _require_text(text, path), source, title)]
+    # LawRefBook names each version of a law "…(YYYY-MM-DD).md": the version date, when the text gives none.
+    dated = re.search(r"\((\d{4}-\d{2}-\d{2})\)$", path.stem)
+    hint = {"file_date": dated.group(1)} if dated else {}
+    return [RawDocument(doc_id, _require_text(text, path), source, title, hint)]

@@ -1,0 +1,239 @@
+"""Parser and cleanup: fixture outlines, the seed corpus' golden outlines, and "no text lost" properties."""
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from index.clean import clean_text, is_chrome
+from index.meta import extract_doc_number, extract_units
+from index.parse import detect_heading, lead_sentence, parse_document, parse_text
+from index.read import read_path
+from index.types import Document
+
+FIXTURES = Path(__file__).parent / "fixtures" / "mini"
+GOLDEN = Path(__file__).parent / "golden"
+CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+PAGE_MARKER = re.compile(r"[—－-]\s*\d{1,3}\s*[—－-]\s*$|^\s*[—－-]\s*\d{1,3}\s*[—－-]", re.MULTILINE)
+CHROME_WORDS = ("服务热线", "您当前位置", "扫描二维码", "ICP备", "版权所有", "运营支持", "浏览:", "贝伦斯主页")
+
+
+def _doc(name: str, root: Path = FIXTURES) -> Document:
+    return parse_document(read_path(root / name, root)[0])
+
+
+def _paths(doc: Document) -> list[str]:
+    return [" › ".join(p.path) for p in doc.provisions]
+
+
+def outline(doc: Document) -> dict:
+    """The golden-file view of a parsed document: metadata and one line per provision."""
+    return {
+        "id": doc.id, "title": doc.title, "doc_number": doc.doc_number, "issuer": doc.issuer, "date": doc.date,
+        "region": doc.region, "url": doc.url,
+        "provisions": [{"path": list(p.path), "chars": len(p.text), "head": p.text[:24],
+                        "lead_units": p.lead_units, "resp_units": p.resp_units} for p in doc.provisions],
+    }
+
+
+def test_law_markdown_articles_with_chapter_path():
+    doc = _doc("law.md")
+    assert doc.title == "示例市物业管理条例" and doc.date == "2023-06-01"
+    assert _paths(doc)[0] == "第一编 总则 › 第一章 一般规定 › 第一条"
+    art3 = next(p for p in doc.provisions if p.path[-1] == "第三条")
+    assert art3.path == ("第一编 总则", "第二章 业主大会", "第一节 业主", "第三条")
+    assert "（二）提议召开业主大会会议" in art3.text  # 项 stay inside their article
+    art2 = next(p for p in doc.provisions if p.path[-1] == "第二条")
+    assert "本条例所称物业管理" in art2.text  # the second 款 belongs to the article
+    assert _paths(doc)[-1] == "第二编 附则 › 第三章 附则 › 第六条"
+    assert not any("INFO END" in p.text or "常务委员会第七次会议" in p.text for p in doc.provisions)
+
+
+def test_plan_items_lead_sentences_and_units():
+    doc = _doc("plan.txt")
+    assert doc.title == "示例省数字经济发展行动方案（2023—2025年）"
+    assert doc.doc_number == "示政办发〔2023〕12号" and doc.issuer == "示例省人民政府办公厅" and doc.date == "2023-04-18"
+    item1 = next(p for p in doc.provisions if p.path and p.path[-1].startswith("1．"))
+    assert item1.path == ("二、重点任务", "（一）夯实数字基础设施", "1．加快5G网络建设")
+    assert (item1.lead_units, item1.resp_units) == ("省通信管理局", "各市州人民政府")
+    item2 = next(p for p in doc.provisions if p.path and p.path[-1] == "2．建设算力中心")
+    assert item2.text.endswith("加快存量数据中心绿色化改造。")  # a follow-on paragraph stays with its item
+    assert ("一、总体要求", "坚持创新驱动") in [p.path for p in doc.provisions]
+    item3 = next(p for p in doc.provisions if p.path and p.path[-1] == "3．壮大软件产业")
+    assert item3.lead_units == "省工业和信息化厅、省科技厅" and item3.resp_units == "省发展改革委"
+    assert not any("主动公开" in p.text or p.text.startswith("示例省人民政府办公厅") for p in doc.provisions)
+
+
+def test_web_page_main_text_without_chrome():
+    doc = _doc("web.html")
+    assert doc.title == "示例市人民政府关于做好春季农业生产工作的通知"
+    assert doc.url == "http://www.example.gov.cn/zwgk/2022/0301/1.html"
+    assert doc.doc_number == "示政发〔2022〕3号" and doc.date == "2022-03-01" and doc.region == "示例市"
+    assert ["一、稳定粮食播种面积", "二、加强农资供应保障"] == [p.path[0] for p in doc.provisions if p.path]
+    # inline tags do not break a paragraph
+    assert any(p.text == "各县（区）要把粮食生产目标任务分解到乡镇，确保播种面积只增不减。" for p in doc.provisions)
+    for word in ("服务热线", "您当前位置", "版权所有", "运营支持", "ICP备", "二维码", "不应出现的脚本文字", "浏览"):
+        assert word not in doc.text
+
+
+def test_pdf_style_text_is_joined_and_page_numbers_removed():
+    doc = _doc("pdf_style.txt")
+    assert doc.doc_number == "示县政发〔2021〕7号" and doc.date == "2021-05-08"
+    item = next(p for p in doc.provisions if p.path and p.path[-1] == "1．壮大茶叶产业")
+    assert "带动农户增收致富，实现茶叶综合产值30亿元。" in item.text
+    assert "\n" not in item.text and "— 2 —" not in doc.text
+    goal = next(p for p in doc.provisions if p.path == ("一、工作目标",))
+    assert "8%以上，农村人居环境明显改善，乡村治理体系" in goal.text
+
+
+@pytest.mark.parametrize("line,expected", [
+    ("第一章 总则", "第一章 总则"), ("## 第二章 业主大会", "第二章 业主大会"), ("第十条 业主应当…", "第十条"),
+    ("一、总体要求", "一、总体要求"), ("（五）深化公共服务对接合作。", "（五）深化公共服务对接合作"),
+    ("(一)总体思路", "(一)总体思路"), ("18．强化医疗卫生合作。加强协作。", "18．强化医疗卫生合作"),
+    ("1. 打造区域综合交通网络。提升。", "1. 打造区域综合交通网络"), ("附件1", "附件1"),
+    ("2020年，全省完成目标。", None), ("1.5倍以上的增长。", None),
+])
+def test_heading_levels(line, expected):
+    heading = detect_heading(line)
+    assert (heading.label if heading else None) == expected
+
+
+def test_lead_sentence():
+    assert lead_sentence("区位交通优势凸显。长株潭位于京广经济带") == "区位交通优势凸显"
+    assert lead_sentence("一轴:串联三市主城区的湘江发展轴。依托") == "一轴"
+    assert lead_sentence("以习近平新时代中国特色社会主义思想为指导，深入贯彻党的十九大精神，全面落实。其余") is None
+    assert lead_sentence("区位交通优势凸显。") is None  # nothing after it: a plain paragraph
+
+
+def test_cleanup_rules():
+    assert clean_text("第一段落内容很长很长。\n— 11 —\n第二段。") == "第一段落内容很长很长。\n\n第二段。"
+    assert clean_text("湘政办发〔2020〕8 号\n建设湖南至大湾区 3—5 小时通达圈。") == "湘政办发〔2020〕8号\n\n建设湖南至大湾区3—5小时通达圈。"
+    assert clean_text("甲段落内容相当长，重复出现。\n乙段落。\n甲段落内容相当长，重复出现。") == "甲段落内容相当长，重复出现。\n\n乙段落。"
+    assert is_chrome("服务热线:  400-606-6048") and is_chrome("ICP备案号:湘ICP备10209074号-26 号")
+    assert not is_chrome("加强与大湾区在环境保护科学基础研究方面合作。")
+
+
+def test_doc_number_and_units():
+    assert extract_doc_number("湘政办发〔2020〕8 号") == "湘政办发〔2020〕8号"
+    assert extract_doc_number("通知湘政发〔2016〕21号各市州") == "湘政发〔2016〕21号"
+    assert extract_doc_number("根据《通知》(赣府厅字〔2018〕120号)精神") is None  # a citation, not its own number
+    assert extract_units("…互联互通。(牵头单位:市卫健委、市医保局;责任单位:有关县区人民政府)") == (
+        "市卫健委、市医保局", "有关县区人民政府")
+    assert extract_units("（省发改委牵头负责，省交通运输厅、省商务厅等参与）") == ("省发改委", "省交通运输厅、省商务厅")
+
+
+def test_provision_ids_stable_and_offsets_exact():
+    a, b = _doc("plan.txt"), _doc("plan.txt")
+    assert [p.id for p in a.provisions] == [p.id for p in b.provisions]
+    assert len({p.id for p in a.provisions}) == len(a.provisions)
+    assert all(p.id.startswith("plan#") for p in a.provisions)
+    for doc in (a, _doc("law.md"), _doc("web.html"), _doc("pdf_style.txt")):
+        for p in doc.provisions:
+            assert doc.text[p.start:p.end] == p.text and p.text.strip() == p.text
+
+
+# --- the seed corpus -------------------------------------------------------------------------------------------
+
+SEEDS = sorted(p.name for p in CORPUS.glob("*.txt"))
+
+
+@pytest.mark.parametrize("name", SEEDS)
+def test_seed_outline_matches_golden(name):
+    doc = _doc(name, CORPUS)
+    got = outline(doc)
+    golden = GOLDEN / f"{Path(name).stem}.json"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(json.dumps(got, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    assert got == json.loads(golden.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("name", SEEDS)
+def test_seed_provisions_are_clean(name):
+    doc = _doc(name, CORPUS)
+    assert doc.provisions
+    for p in doc.provisions:
+        assert doc.text[p.start:p.end] == p.text
+        assert not PAGE_MARKER.search(p.text), p.text
+        assert not any(word in p.text for word in CHROME_WORDS), p.text
+
+
+def test_seed_pdf_item_18():
+    doc = _doc("001_bf613616185b5f44.txt", CORPUS)
+    item = next(p for p in doc.provisions if p.path and p.path[-1].startswith("18．"))
+    assert item.path == ("二、重点任务", "（五）深化公共服务对接合作", "18．强化医疗卫生合作")
+    assert "实现异地就医即时结算并报销医保费用" in item.text and "联合培养全科医生" in item.text
+
+
+def test_seed_scrape_keeps_each_paragraph_once():
+    doc = _doc("002_2d4ce1e0f90a91da.txt", CORPUS)
+    sentences = [s for p in doc.provisions for s in re.findall(r"[^。]{20,}。", p.text)]
+    assert len(sentences) == len(set(sentences))
+    assert doc.text.count("全面贯彻党的十八大和十八届三中、四中、五中全会精神") == 1
+
+
+def test_seed_plan_lead_sentences():
+    doc = _doc("003_52071bc060105621.txt", CORPUS)
+    assert ("第一章 规划背景", "第一节 发展基础", "区位交通优势凸显") in [p.path for p in doc.provisions]
+
+
+def test_seed_pingxiang_item_10_units():
+    doc = _doc("004_5bed96e789233213.txt", CORPUS)
+    item = next(p for p in doc.provisions if p.path and p.path[-1].startswith("10."))
+    assert item.lead_units == "市卫健委、市医保局"
+    assert item.resp_units.startswith("有关县区人民政府")
+
+
+# --- properties ------------------------------------------------------------------------------------------------
+
+_CJK = st.text(alphabet=st.characters(min_codepoint=0x4E00, max_codepoint=0x4FFF), min_size=1, max_size=12)
+_NUM = "一二三四五六七八九十"
+
+
+@st.composite
+def documents(draw):
+    """A document assembled from headings and body paragraphs whose kinds are known in advance."""
+    lines, bodies, headings = [], [], []
+    for i in range(draw(st.integers(1, 4))):
+        heading = f"{_NUM[i]}、{draw(_CJK)}"
+        lines.append(heading)
+        headings.append(heading)
+        for j in range(draw(st.integers(0, 3))):
+            kind = draw(st.sampled_from(["plain", "item", "lead"]))
+            sentences = "".join(draw(_CJK) + draw(st.sampled_from("，；")) for _ in range(draw(st.integers(2, 4))))
+            body = sentences + draw(_CJK) + "。"
+            if kind == "item":
+                body = f"{j + 1}．{draw(_CJK)}。{body}"
+            elif kind == "lead":
+                body = f"{draw(_CJK)}。{body}"
+            lines.append(body)
+            bodies.append(body)
+    sep = draw(st.sampled_from(["\n", "\n\n", "\r\n"]))
+    return sep.join(lines), bodies, headings
+
+
+@settings(max_examples=150, deadline=None)
+@given(documents())
+def test_no_text_lost(case):
+    text, bodies, headings = case
+    cleaned = clean_text(text)
+    provisions = parse_text("doc", cleaned)
+    if not bodies:  # headings only: the whole text becomes one provision rather than nothing
+        assert [p.text for p in provisions] == [cleaned.strip()]
+        return
+    covered = "".join(p.text for p in provisions)
+    for body in bodies:  # every body paragraph is inside exactly one provision (repeats are dropped by design)
+        assert body in covered or cleaned.count(body) == 0 and text.count(body) > 1
+    for p in provisions:
+        assert cleaned[p.start:p.end] == p.text
+        assert p.path and p.path[0] in headings
+    # everything outside the provisions is heading lines (kept in the paths) or blank
+    rest = cleaned
+    for p in sorted(provisions, key=lambda p: -p.start):
+        rest = rest[:p.start] + rest[p.end:]
+    for line in rest.split("\n"):
+        assert not line.strip() or line in headings
