@@ -10,7 +10,7 @@ from app.cite import format_citation
 from index.dense import exact_scores
 from index.embed import Embedder
 from index.fuse import fuse
-from index.normalize import MAX_QUERY_CHARS, clean_query, fold
+from index.normalize import MAX_QUERY_CHARS, clean_query, fold, to_simplified
 from index.store import IndexSettings, LoadedIndex, check_embedder, load_index
 from index.types import Chunk, Document, Hit, Provision
 
@@ -122,7 +122,8 @@ class Searcher:
         qvec = None
         dense_rows = np.zeros(0, np.int64)
         if mode in ("dense", "hybrid"):
-            qvec = self.embedder.encode_queries([text])[0].astype(np.float32)
+            dense_text = to_simplified(text) if s.dense_t2s else text
+            qvec = self.embedder.encode_queries([dense_text])[0].astype(np.float32)
             dense_rows = self._dense_candidates(qvec, n, mask)
         bm25_all = None
         bm25_rows = np.zeros(0, np.int64)

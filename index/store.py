@@ -70,6 +70,7 @@ class IndexSettings:
     rrf_k: float = 60.0
     bm25_half: float = 10.0  # BM25 score that maps to 0.5 in weighted fusion
     candidates: int = 100  # per retriever, before fusion and dedupe
+    dense_t2s: bool = True  # the dense query is converted to simplified too (the corpus is simplified)
     min_score: float | None = None  # hybrid score under which a hit is "not relevant"; None = off
     dedupe_min_chars: int = 40  # identical texts at least this long count as one provision across documents
 
@@ -80,7 +81,8 @@ class IndexSettings:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
-QUERY_TIME = ("fusion", "w_dense", "w_bm25", "rrf_k", "bm25_half", "candidates", "min_score", "dedupe_min_chars")
+QUERY_TIME = ("fusion", "w_dense", "w_bm25", "rrf_k", "bm25_half", "candidates", "dense_t2s", "min_score",
+              "dedupe_min_chars")
 
 
 @dataclass(frozen=True)
@@ -122,11 +124,17 @@ def chunk_key(embedder: Embedder, embed_text: str) -> str:
     return _sha(f"{embedder.name}\0{embedder.passage_prompt}\0{embed_text}")[:32]
 
 
-def corpus_hash(documents: Iterable[Document]) -> str:
+def _doc_json(doc: Document) -> str:
+    return json.dumps(doc.to_dict(), ensure_ascii=False, sort_keys=True)
+
+
+def corpus_hash(documents: Iterable[Document], _lines: dict[str, str] | None = None) -> str:
     """sha256 over the documents' JSON, in id order."""
+    lines = _lines if _lines is not None else {d.id: _doc_json(d) for d in documents}
     h = hashlib.sha256()
-    for doc in sorted(documents, key=lambda d: d.id):
-        h.update(json.dumps(doc.to_dict(), ensure_ascii=False, sort_keys=True).encode("utf-8"))
+    for doc_id in sorted(lines):
+        h.update(lines[doc_id].encode("utf-8"))
+        h.update(b"\n")
     return h.hexdigest()
 
 
@@ -225,7 +233,8 @@ def build_index(
     with index_lock(index_dir, lock_timeout):
         for stale in index_dir.parent.glob(f".{index_dir.name}.build-*"):  # left by a crashed build
             shutil.rmtree(stale, ignore_errors=True)
-        chash = corpus_hash(docs)
+        lines = {d.id: _doc_json(d) for d in docs}  # serialised once: hashed now, written later
+        chash = corpus_hash(docs, lines)
         try:
             old = read_manifest(index_dir)
         except IndexStoreError:
@@ -262,7 +271,7 @@ def build_index(
         try:
             with open(tmp / DOCUMENTS, "w", encoding="utf-8") as fh:
                 for d in docs:
-                    fh.write(json.dumps(d.to_dict(), ensure_ascii=False) + "\n")
+                    fh.write(lines[d.id] + "\n")
             with open(tmp / CHUNKS, "w", encoding="utf-8") as fh:
                 for c, key in zip(chunks, keys):
                     fh.write(json.dumps({**asdict(c), "key": key}, ensure_ascii=False) + "\n")

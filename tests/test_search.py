@@ -125,3 +125,17 @@ def test_empty_corpus_searches_to_nothing(tmp_path):
     build_index([], tmp_path / "ix", HashEmbedder(), IndexSettings(), progress=False)
     resp = Searcher.load(tmp_path / "ix", HashEmbedder()).query("医保")
     assert resp.hits == () and resp.reason == REASON_NOTHING
+
+
+def test_default_corpus_settlement_question(tmp_path, corpus_dir):
+    """Issue 4's acceptance question on the bundled corpus, through the real parser (lexical side: fake dense)."""
+    ingest = pytest.importorskip("index.ingest")
+    docs = ingest.load_documents([corpus_dir], progress=False).documents
+    build_index(docs, tmp_path / "ix", HashEmbedder(), progress=False)
+    s = Searcher.load(tmp_path / "ix", HashEmbedder())
+    for query in ("哪些条款涉及医保异地结算", "哪些條款涉及醫保異地結算"):
+        for mode in ("bm25", "hybrid"):
+            top = " ".join(h.text for h in s.search(query, k=5, mode=mode))
+            assert "异地就医即时结算" in top and "同城同结算" in top and "医保结算系统平台互联互通" in top, (query, mode)
+    gba = next(h for h in s.search("异地就医即时结算", k=3) if "18．强化医疗卫生合作" in h.citation)
+    assert gba.citation.startswith("《湖南省对接粤港澳大湾区实施方案（2020—2025年）》（湘政办发〔2020〕8号） › 二、重点任务 › ")

@@ -1,0 +1,213 @@
+"""Benchmark: index build throughput, warm search latency (p50/p95), query-encoding latency and RSS.
+
+Examples (keep runs short on a shared machine):
+  python bench/bench_search.py --corpus stard --limit 5000 --fake-vectors
+  python bench/bench_search.py --corpus lawrefbook --fake-vectors          # ~147k provisions
+  python bench/bench_search.py --corpus stard --limit 2000 --embedder real
+  python bench/bench_search.py --dense-sweep                               # flat vs HNSW, random unit vectors
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+SHARED = ROOT.parent / "shared"
+
+from index.store import IndexSettings, build_index  # noqa: E402
+from index.types import Document, Provision, Source  # noqa: E402
+
+
+class RandomVectors:
+    """An embedder stand-in returning random unit vectors: measures everything but the model's encoding time."""
+
+    name = "random-unit-vectors"
+    query_prompt = "query: "
+    passage_prompt = "passage: "
+
+    def __init__(self, dim: int = 384, max_tokens: int = 512, seed: int = 0):
+        self.dim, self.max_tokens = dim, max_tokens
+        self._rng = np.random.default_rng(seed)
+
+    def _unit(self, n: int) -> np.ndarray:
+        v = self._rng.standard_normal((n, self.dim)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        return self._unit(len(texts))
+
+    def encode_passages(self, texts: list[str], progress: bool = False) -> np.ndarray:
+        return self._unit(len(texts))
+
+    def count_tokens(self, text: str) -> int:
+        return len(text) + 4  # about one e5 token per CJK character
+
+
+def stard_documents(limit: int | None) -> list[Document]:
+    """STARD articles as one-provision documents (title = instrument + article number)."""
+    docs = []
+    with open(SHARED / "bench" / "stard" / "corpus.jsonl", encoding="utf-8") as fh:
+        for line in fh:
+            r = json.loads(line)
+            text = r["text"]
+            prov = Provision(f"{r['_id']}#0", r["_id"], (), text, 0, len(text))
+            src = Source(path="corpus.jsonl", format="jsonl", sha256="")
+            docs.append(Document(r["_id"], r["title"], text, (prov,), (src,)))
+            if limit and len(docs) >= limit:
+                break
+    return docs
+
+
+def lawrefbook_documents(limit: int | None) -> list[Document]:
+    """All of ../shared/corpora/lawrefbook through the project's ingest, cut to ``limit`` provisions."""
+    from index.ingest import load_documents
+
+    docs = list(load_documents([SHARED / "corpora" / "lawrefbook"], progress=True).documents)
+    if not limit:
+        return docs
+    out, n = [], 0
+    for d in docs:
+        if n >= limit:
+            break
+        out.append(d)
+        n += len(d.provisions)
+    return out
+
+
+def queries(n: int) -> list[str]:
+    """Real lay questions from STARD (their wording is what users type)."""
+    with open(SHARED / "bench" / "stard" / "queries-train.jsonl", encoding="utf-8") as fh:
+        return [json.loads(line)["text"] for _, line in zip(range(n), fh)]
+
+
+def rss_mb() -> tuple[float, float]:
+    """(current RSS, peak RSS) in MB."""
+    current = 0.0
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            current = int(line.split()[1]) / 1024
+    return current, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def pct(values: list[float], q: float) -> float:
+    """Percentile in milliseconds."""
+    return float(np.percentile(np.asarray(values) * 1000, q))
+
+
+def bench(args) -> dict:
+    """Build the index, then time searches; returns the figures."""
+    from index.search import Searcher
+
+    t0 = time.perf_counter()
+    docs = stard_documents(args.limit) if args.corpus == "stard" else lawrefbook_documents(args.limit)
+    load_s = time.perf_counter() - t0
+    n_prov = sum(len(d.provisions) for d in docs)
+    if args.embedder == "real":
+        from index.embed import load_embedder
+
+        embedder = load_embedder(None)
+    else:
+        embedder = RandomVectors()
+    settings = IndexSettings(hnsw_threshold=args.hnsw_threshold) if args.hnsw_threshold else IndexSettings()
+    out = Path(args.index) if args.index else Path(tempfile.mkdtemp(prefix="bench-ix-")) / "ix"
+    t0 = time.perf_counter()
+    manifest = build_index(docs, out, embedder, settings, progress=args.progress)
+    build_s = time.perf_counter() - t0
+    searcher = Searcher.load(out, embedder)
+    qs = queries(args.queries)
+    for q in qs[:10]:  # warm-up: page cache, OpenCC/jieba tables, FAISS
+        searcher.search(q, k=10)
+    result = {
+        "corpus": args.corpus, "embedder": embedder.name, "documents": len(docs), "provisions": n_prov,
+        "chunks": manifest.counts["chunks"], "dense": manifest.data["dense"]["type"],
+        "read_parse_s": round(load_s, 1), "build_s": round(build_s, 1),
+        "build_provisions_per_s": round(n_prov / build_s, 1), "embed_s": manifest.data["embed_seconds"],
+    }
+    for mode in args.modes:
+        times = []
+        for q in qs:
+            t = time.perf_counter()
+            searcher.search(q, k=10, mode=mode)
+            times.append(time.perf_counter() - t)
+        result[f"{mode}_p50_ms"], result[f"{mode}_p95_ms"] = round(pct(times, 50), 2), round(pct(times, 95), 2)
+    enc = []
+    for q in qs:
+        t = time.perf_counter()
+        embedder.encode_queries([q])
+        enc.append(time.perf_counter() - t)
+    result["query_encode_p50_ms"] = round(pct(enc, 50), 2)
+    result["rss_mb"], result["peak_rss_mb"] = (round(x) for x in rss_mb())
+    t0 = time.perf_counter()
+    again = build_index(docs, out, embedder, settings, progress=False)
+    result["reingest_unchanged_s"] = round(time.perf_counter() - t0, 2)
+    result["reingest_embedded"] = again.counts["embedded"]
+    if not args.index:
+        shutil.rmtree(out.parent, ignore_errors=True)
+    return result
+
+
+def dense_sweep(sizes: list[int], dim: int = 384, n_queries: int = 50) -> list[dict]:
+    """Flat vs HNSW (M=32, efC=80, efSearch=128) latency for k=100 and HNSW recall@100 vs exact."""
+    from index.dense import DenseIndex
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for n in sizes:
+        x = rng.standard_normal((n, dim)).astype(np.float32)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        # queries near stored vectors (uniformly random 384-d queries are all equally far from everything)
+        q = x[rng.integers(0, n, n_queries)] + 0.1 * rng.standard_normal((n_queries, dim)).astype(np.float32)
+        q /= np.linalg.norm(q, axis=1, keepdims=True)
+        flat = DenseIndex.build(x, hnsw_threshold=n + 1)
+        t = time.perf_counter()
+        hnsw = DenseIndex.build(x, hnsw_threshold=0)
+        build = time.perf_counter() - t
+        tf, th, rec = [], [], []
+        for v in q:
+            t = time.perf_counter()
+            exact = flat.search(v, 100)[1]
+            tf.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            approx = hnsw.search(v, 100)[1]
+            th.append(time.perf_counter() - t)
+            rec.append(len(set(exact) & set(approx)) / 100)
+        rows.append({"n": n, "flat_p50_ms": round(pct(tf, 50), 2), "hnsw_p50_ms": round(pct(th, 50), 2),
+                     "hnsw_build_s": round(build, 1), "hnsw_recall@100": round(float(np.mean(rec)), 3)})
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def main() -> None:
+    """Command line entry."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--corpus", choices=["stard", "lawrefbook"], default="stard")
+    p.add_argument("--limit", type=int, default=None, help="at most this many provisions")
+    p.add_argument("--fake-vectors", action="store_true", help="random unit vectors instead of encoding")
+    p.add_argument("--embedder", choices=["real", "fake"], default=None)
+    p.add_argument("--queries", type=int, default=200)
+    p.add_argument("--modes", nargs="+", default=["hybrid", "bm25", "dense"])
+    p.add_argument("--hnsw-threshold", type=int, default=None)
+    p.add_argument("--index", default=None, help="build here and keep it (default: a temp dir, removed)")
+    p.add_argument("--progress", action="store_true")
+    p.add_argument("--dense-sweep", nargs="*", type=int, default=None, metavar="N")
+    args = p.parse_args()
+    if args.dense_sweep is not None:
+        dense_sweep(args.dense_sweep or [5_000, 20_000, 50_000, 147_000])
+        return
+    if not SHARED.is_dir():
+        sys.exit(f"{SHARED} is absent: the benchmark corpora live there")
+    args.embedder = args.embedder or ("fake" if args.fake_vectors else "real")
+    print(json.dumps(bench(args), ensure_ascii=False, indent=2))
+
+
+if __name__ == "__main__":
+    main()
