@@ -97,7 +97,7 @@ def html_to_text(html: str) -> tuple[str, str | None, str | None]:
         title = re.split(r"\s*(?:_|\||\s-\s|——)\s*", title_node.text(strip=True))[0]
     url = None
     for a in tree.css("a"):
-        label = a.text(strip=True)
+        label = a.text(strip=True) + (a.parent.text(strip=True)[:20] if a.parent is not None else "")
         href = (a.attributes.get("href") or "").strip()
         if "原文" in label and href.startswith("http"):
             url = href
