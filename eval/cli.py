@@ -45,6 +45,28 @@ def no_context_searcher(searcher, index_dir: Path):
     return Searcher.load(other, searcher.embedder)
 
 
+def evaluate_questions(searcher, questions, *, judged=None, k: int = 10, ablations: bool = False,
+                       no_context=None, out: Path = Path("eval/reports"), name: str = "eval") -> dict:
+    """Calibrate ``min_score`` on dev (own questions only), evaluate (or run all ablations), write and print the report."""
+    cal = None
+    if judged is None and any(q.split == "dev" for q in questions):
+        cal = calibrate(searcher, questions, split="dev")  # tuned on dev only; reported, applied in its own run
+    if ablations:
+        result = run_ablations(searcher, questions, k, qrels=judged, no_context_searcher=no_context)
+        if cal is not None and cal.threshold is not None and searcher.min_score is None:
+            tuned = searcher.with_settings(min_score=cal.threshold)
+            result["runs"]["hybrid+min_score"] = evaluate(tuned, questions, k, "hybrid", qrels=judged,
+                                                          name="hybrid+min_score")
+    else:
+        result = evaluate(searcher, questions, k, "hybrid", qrels=judged)
+    if cal is not None:
+        result["calibration"] = cal.to_dict()
+    result["name"] = name
+    paths = write_report(result, out, name)
+    _print_summary(result, paths)
+    return result
+
+
 def eval_command(queries: Path | None, qrels: Path | None, index_dir: Path, k: int = 10, ablations: bool = False,
                  out: Path = Path("eval/reports"), name: str | None = None) -> dict:
     """Evaluate the index at ``index_dir`` on the bundled questions (dev and test) or on a queries/qrels pair."""
@@ -61,24 +83,10 @@ def eval_command(queries: Path | None, qrels: Path | None, index_dir: Path, k: i
     else:
         questions, judged, source = load_queries(queries), load_qrels(qrels), Path(queries).stem
     model = _slug(getattr(searcher.embedder, "name", "model"))
-    cal = None
-    if judged is None and any(q.split == "dev" for q in questions):
-        cal = calibrate(searcher, questions, split="dev")  # tuned on dev only; reported, not applied
-    if ablations:
-        result = run_ablations(searcher, questions, k, qrels=judged,
-                               no_context_searcher=no_context_searcher(searcher, index_dir))
-        if cal is not None and cal.threshold is not None and searcher.min_score is None:
-            tuned = searcher.with_settings(min_score=cal.threshold)
-            result["runs"]["hybrid+min_score"] = evaluate(tuned, questions, k, "hybrid", qrels=judged,
-                                                          name="hybrid+min_score")
-    else:
-        result = evaluate(searcher, questions, k, "hybrid", qrels=judged)
-    if cal is not None:
-        result["calibration"] = cal.to_dict()
-    result["name"] = name or f"{source}{'-ablations' if ablations else ''}-{model}"
-    paths = write_report(result, out, result["name"])
-    _print_summary(result, paths)
-    return result
+    return evaluate_questions(
+        searcher, questions, judged=judged, k=k, ablations=ablations, out=out,
+        no_context=no_context_searcher(searcher, index_dir) if ablations else None,
+        name=name or f"{source}{'-ablations' if ablations else ''}-{model}")
 
 
 def eval_beir_command(directory: Path, split: str = "test", k: int = 10, index_dir: Path | None = None,
@@ -102,3 +110,42 @@ def eval_beir_command(directory: Path, split: str = "test", k: int = 10, index_d
     paths = write_report(result, out, result["name"])
     _print_summary(result, paths)
     return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m eval.cli`: build indexes of the default corpus (with and without context) and write the full report."""
+    import argparse
+    import sys
+
+    from index import config
+    from index.ingest import load_documents
+    from index.search import Searcher
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--embedder", choices=("default", "fake"), default="default",
+                    help="default: the configured model; fake: the hashed n-gram embedder of the tests (offline, instant)")
+    ap.add_argument("--index-root", type=Path, default=None, help="where the two indexes go (default <data>/eval)")
+    ap.add_argument("--out", type=Path, default=Path("eval/reports"))
+    ap.add_argument("--k", type=int, default=10)
+    args = ap.parse_args(argv)
+    if args.embedder == "fake":
+        sys.path.insert(0, str(config.project_root() / "tests"))  # the offline fake lives with the tests
+        from fakes import HashEmbedder
+
+        embedder = HashEmbedder()
+    else:
+        from index.embed import load_embedder
+
+        embedder = load_embedder()
+    files = sorted(p for p in config.default_corpus_dir().iterdir() if p.is_file() and p.suffix != ".md")
+    documents = load_documents(files, progress=False).documents
+    root = (args.index_root or config.data_dir() / "eval") / _slug(embedder.name)
+    searcher = Searcher.load(build_variant_index(documents, root / "context", embedder), embedder)
+    plain = Searcher.load(build_variant_index(documents, root / "no-context", embedder, embed_context=False), embedder)
+    evaluate_questions(searcher, load_questions(DEFAULT_QUESTIONS), k=args.k, ablations=True, no_context=plain,
+                       out=args.out, name=f"default-ablations-{_slug(embedder.name)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -48,9 +48,13 @@ def render_markdown(result: dict) -> str:
     for key in _STAMP_KEYS:
         if key in idx:
             lines.append(f"- {key}: `{json.dumps(idx[key], ensure_ascii=False, sort_keys=True)}`")
+    base = first.get("search_settings") or {}
+    if base:
+        lines.append(f"- search settings: `{json.dumps(base, sort_keys=True)}`")
     for name, r in runs.items():
-        if r.get("search_settings"):
-            lines.append(f"- search settings of `{name}`: `{json.dumps(r['search_settings'], sort_keys=True)}`")
+        diff = {k: v for k, v in (r.get("search_settings") or {}).items() if base.get(k) != v}
+        if diff:
+            lines.append(f"- `{name}` differs: `{json.dumps(diff, sort_keys=True)}`")
     lines.append(f"- matched on: {first.get('level')} ids; runs {first.get('depth')} deep; min_score: {_fmt(first.get('min_score'))}")
     if result.get("calibration"):
         lines.append(f"- calibration (dev): `{json.dumps(result['calibration'], sort_keys=True)}`")
