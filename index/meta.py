@@ -28,6 +28,11 @@ _PROVINCES = (
 _PROVINCE_SHORT = {p[:2] if not p.startswith(("内蒙古", "黑龙江")) else p[:3]: p for p in _PROVINCES}
 _CITY = re.compile(r"([\u4e00-\u9fff]{2,4}?[市州盟])(?:人民政府|委|政府|人大|发展|财政|[\u4e00-\u9fff]{0,6}(?:局|厅|办公室))")
 _NATIONAL = re.compile(r"^(?:国务院|中共中央|全国人民代表大会|中华人民共和国|国家|最高人民(?:法院|检察院)|中央|财政部|教育部|科技部|工业和信息化部|公安部|民政部|司法部|商务部|交通运输部|农业农村部|水利部|文化和旅游部|自然资源部|生态环境部|住房和城乡建设部|人力资源和社会保障部|国家卫生健康委员会)")
+# policies.jsonl names its issuers in English: the Shandong province and city names it uses.
+_ENGLISH_REGIONS = {"Jinan": "济南市", "Qingdao": "青岛市", "Zibo": "淄博市", "Zaozhuang": "枣庄市", "Dongying": "东营市",
+                    "Yantai": "烟台市", "Weifang": "潍坊市", "Jining": "济宁市", "Tai'an": "泰安市", "Weihai": "威海市",
+                    "Rizhao": "日照市", "Linyi": "临沂市", "Dezhou": "德州市", "Liaocheng": "聊城市", "Binzhou": "滨州市",
+                    "Heze": "菏泽市", "Shandong": "山东省"}
 _REGION_PREFIX = re.compile(r"^([\u4e00-\u9fff]{2,4}?[省市州])")
 _UNITS = re.compile(r"[（(]\s*(?:牵头单位\s*[:：]\s*(?P<lead>[^；;）)]+?)\s*[；;]?\s*)?(?:责任单位\s*[:：]\s*(?P<resp>[^）)]+?))?\s*[）)]")
 _UNITS_NOTE = re.compile(r"[（(](?P<lead>[^（()）：:]{2,60}?)牵头(?:负责)?(?:[，,](?P<resp>[^（()）]{2,120}?)(?:等)?(?:参与|按职责分工负责|配合))?[）)]")
@@ -60,12 +65,15 @@ def extract_title(raw_text: str, cleaned: str, hint: str | None = None) -> str:
     h1 = re.search(r"^#\s+(.+?)\s*$", raw_text[:2000], re.MULTILINE)
     if h1:
         return _WS.sub("", re.sub(r"<!--.*?-->", "", h1.group(1)))
+    lines = [line for line in cleaned.split("\n")[:20] if line.strip()]
+    chinese_hint = bool(hint and re.search(r"[\u4e00-\u9fff]", hint))
+    if hint and hint.strip() and chinese_hint:
+        return hint.strip()
+    for line in lines[:8]:  # before an English container title (policies.jsonl has only title_en)
+        if _TITLE_LINE.match(line.strip()) and not line.startswith("附件"):
+            return line.strip()
     if hint and hint.strip():
         return hint.strip()
-    lines = [line for line in cleaned.split("\n")[:20] if line.strip()]
-    for line in lines[:8]:
-        if _TITLE_LINE.match(line.strip()):
-            return line.strip()
     first = lines[0].strip() if lines else ""
     return first[:60]
 
@@ -92,7 +100,7 @@ def extract_doc_number(text: str) -> str | None:
 
 def extract_issuer(raw_text: str) -> str | None:
     """The issuing body named before "关于…" in the heading of the notice (on the same line or the line above)."""
-    lines = [re.sub(r"[ \t\u3000]+", " ", line).strip() for line in raw_text[:1500].split("\n")]
+    lines = [re.sub(r"[ \t\u3000]+", " ", line).strip().lstrip("# ") for line in raw_text[:1500].split("\n")]
     lines = [line for line in lines if line]
     for i, line in enumerate(lines[:15]):
         at = line.find("关于")
@@ -148,12 +156,14 @@ def extract_region(*texts: str | None) -> str | None:
 
 
 def _legislature(text: str) -> str | None:
-    """LawRefBook history block: the body whose session adopted or last amended the text."""
+    """LawRefBook history block: the body that adopted, promulgated or last amended the text."""
     info_end = text.find("<!-- INFO END -->")
     if info_end < 0:
         return None
-    bodies = re.findall(rf"日\s*(\S+?)第[{_CN_NUM}]+次(?:全体)?会议", text[:info_end])
-    return re.sub(rf"第[{_CN_NUM}]+届", "", bodies[-1]) if bodies else None
+    bodies = re.findall(rf"日\s*(\S+?)(?:第[{_CN_NUM}\d]+次(?:全体|常务)?会议|令第|公告|发布|公布|印发)", text[:info_end])
+    bodies = [re.sub(rf"第[{_CN_NUM}]+届|(?:审判|检察)委员会$", "", b) for b in bodies]
+    bodies = [b for b in bodies if len(b) >= 2 and not b.startswith(("根据", "经"))]
+    return bodies[-1] if bodies else None
 
 
 def extract_url(raw_text: str) -> str | None:
@@ -192,5 +202,10 @@ def extract_meta(raw: RawDocument, cleaned: str) -> Meta:
             date = next((d for d in reversed(dates) if d), None)
     date = date or hint.get("file_date") or extract_date(text, cleaned)
     url = hint.get("url") or raw.source.url or extract_url(text)
-    region = extract_region(issuer, title, _REGION_PREFIX.match(title) and _REGION_PREFIX.match(title).group(1) + "人民政府")
+    prefix = _REGION_PREFIX.match(title)
+    region = extract_region(issuer, title, prefix.group(1) + "人民政府" if prefix else None)
+    if region is None and issuer and issuer.isascii():
+        region = next((cn for en, cn in _ENGLISH_REGIONS.items() if en in issuer), None)
+        if region is None and str(hint.get("collection", "")).startswith("Central"):
+            region = "全国"
     return Meta(title=title, doc_number=extract_doc_number(text), issuer=issuer, date=date, region=region, url=url)

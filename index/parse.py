@@ -28,7 +28,7 @@ from index.types import Document, Provision, RawDocument
 
 _CN = "一二三四五六七八九十百千零〇两"
 _STRUCT = re.compile(rf"^第([{_CN}\d]+)(编|分编|章|节)(?:\s|$|[：:　])")
-_ARTICLE = re.compile(rf"^第[{_CN}\d]+条(?:之[{_CN}]+)?(?=\s|$|[：:，,。　])")
+_ARTICLE = re.compile(rf"^第[{_CN}\d]+条(?:之[{_CN}]+)?(?![规的中款项和或及至、第之])")
 _CN_ITEM = re.compile(rf"^[{_CN}]{{1,3}}、")
 _PAREN_CN = re.compile(rf"^[（(][{_CN}]{{1,3}}[）)]")
 _NUM_ITEM = re.compile(r"^\d{1,3}(?:[\.．、](?!\d)|\s*[\.．]\s)")
