@@ -1,0 +1,187 @@
+"""Rendering of hits and documents: escaping, highlighting, the 要点 summary, full text, exports."""
+from __future__ import annotations
+
+import csv
+import html
+import io
+import re
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app import export, render
+from index.types import Hit
+from ui_stub import DOCS, XSS, StubSearcher
+
+QUESTION = "哪些条款涉及医保异地结算"
+TAG = re.compile(r"<[^>]+>")
+
+
+def _visible(markup: str) -> str:
+    """The text a browser would show (tags dropped, entities decoded)."""
+    return html.unescape(TAG.sub("", markup))
+
+
+def _hit(text: str, **kw) -> Hit:
+    base = dict(doc_id="d", provision_id="d#1", chunk_id="d#1", title="标题", citation="《标题》 › 一、总则", text=text,
+                score=0.5)
+    base.update(kw)
+    return Hit(**base)
+
+
+def _hits(query: str = QUESTION):
+    return StubSearcher().query(query).hits
+
+
+# ---------------------------------------------------------------- escaping
+def test_provision_markup_is_escaped_in_cards():
+    hit = _hit("加强组织领导。" + XSS, citation="《<u>标题</u>》", lead_units="<i>省医保局</i>", sources=("<x>.txt",))
+    out = render.render_card(hit, 1, "组织领导<script>")
+    assert "<script" not in out and "<img" not in out and "<u>" not in out and "<i>" not in out
+    assert "&lt;script&gt;" in out and "&lt;img src=x onerror=" in out
+    assert XSS in _visible(out)
+
+
+def test_query_markup_is_escaped_everywhere():
+    q = '"><img src=x onerror=alert(1)>医保'
+    for out in (render.render_results(q, (), DOCS, reason="没有<u>结果</u>"),
+                render.render_results(q, _hits("医保异地结算"), DOCS)):
+        assert "<img" not in out and "<u>" not in out
+        assert 'data-query="&quot;&gt;&lt;img src=x onerror=alert(1)&gt;医保"' in out
+    assert q in _visible(render.render_empty(q, None))
+    out = render.render_compare(q, [("<h1>列</h1>", ())], DOCS)
+    assert "<h1>" not in out and "&lt;h1&gt;列" in out
+
+
+def test_document_view_escapes_text_and_refuses_unsafe_urls():
+    out = render.render_document(DOCS["hn"], "hn#p2", "组织领导")
+    assert "<script" not in out and "<img" not in out
+    assert 'href="http://fgw.hunan.gov.cn/x.html"' in out
+    assert "javascript:" not in out.split("001_bf613616185b5f44.txt")[0][-200:]  # shown as text, never a link
+    assert 'href="javascript' not in out
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(list("医保异地结算。；！\n<>&\"'ab 推进") + ["<script>", "&amp;"]), max_size=40).map("".join),
+       st.text(alphabet=st.sampled_from(list("医保异地结算<>&ab 哪些")), max_size=12))
+def test_highlight_keeps_every_character_and_adds_only_own_tags(text, query):
+    out = render.highlight(text, query)
+    assert _visible(out) == text
+    assert set(re.findall(r"</?([a-z]+)", out)) <= {"mark", "span"}
+
+
+# ---------------------------------------------------------------- highlighting and summary
+def test_query_terms_drop_question_words():
+    terms = render.query_terms(QUESTION, "推进医保异地结算，涉及哪些条款")
+    assert "医保异地结算" in terms or {"医保", "异地", "结算"} <= set(terms)
+    assert not {"哪些", "条款", "涉及"} & set(terms)
+
+
+def test_traditional_query_highlights_simplified_text():
+    assert "长株潭" in render.query_terms("長株潭一體化", "推进长株潭一体化发展")
+
+
+def test_highlight_marks_terms_and_best_sentence():
+    text = "14.加强医疗卫生合作。推进医保异地结算，实现跨省异地就医直接结算。支持来湘办医。"
+    out = render.highlight(text, QUESTION)
+    best = re.search(r'<span class="pq-best">(.*?)</span>', out).group(1)
+    assert _visible(best) == "推进医保异地结算，实现跨省异地就医直接结算。"
+    assert re.findall(r"<mark>(.*?)</mark>", out) == ["医保异地结算", "异地", "结算"]
+
+
+def test_no_highlight_without_matching_terms():
+    assert render.highlight("加强组织领导。", QUESTION) == "加强组织领导。"
+
+
+def test_summary_quotes_verbatim_sentences_with_card_numbers():
+    hits = _hits()
+    items = render.summary(hits, QUESTION)
+    assert 1 <= len(items) <= 3
+    for sentence, rank in items:
+        assert sentence in hits[rank - 1].text  # nothing said that is not quoted
+    assert [r for _, r in items] == [1, 2, 3]
+    block = render.render_summary(hits, QUESTION)
+    assert 'href="#pq-card-1"' in block and ">[1]</a>" in block
+
+
+def test_summary_of_no_hits_is_empty():
+    assert render.summary((), QUESTION) == []
+    assert render.render_summary((), QUESTION) == ""
+
+
+def test_results_have_one_card_per_hit_with_citation_and_units():
+    hits = _hits()
+    out = render.render_results(QUESTION, hits, DOCS, request_id="r1")
+    assert out.count('<article class="pq-card"') == len(hits) == 3
+    assert out.count('class="pq-cite"') == 3
+    assert "《湖南省对接粤港澳大湾区实施方案》（湘政办发〔2020〕8号） › 二、重点任务" in _visible(out)
+    assert "牵头单位：省医保局" in _visible(out) and "责任单位：省卫生健康委" in _visible(out)
+    # a merged document shows both renderings
+    assert "000_f620c4800d4537e4.txt" in out and "001_bf613616185b5f44.txt" in out
+    assert 'data-request="r1"' in out and 'data-pid="hn#p0"' in out
+
+
+def test_empty_state_says_why():
+    out = render.render_results("量子计算", (), DOCS, reason="未找到相关条款")
+    assert "pq-empty" in out and "未找到相关条款" in out and "pq-card" not in out
+    assert "请输入问题" in render.render_results("  ", (), DOCS)
+
+
+# ---------------------------------------------------------------- full text
+def test_document_view_marks_target_and_keeps_all_text():
+    doc = DOCS["hn"]
+    out = render.render_document(doc, "hn#p0", QUESTION)
+    assert out.count("pq-target") == 1
+    body = out.split('<div class="pq-doc-body">', 1)[1]
+    target = re.search(r'class="pq-prov pq-target">(.*?)<span class="pq-units">', body).group(1)
+    assert _visible(target) == doc.provisions[0].text
+    assert "<mark>" in target
+    assert _visible(body).startswith(doc.text[:20])
+    assert doc.provisions[1].text in _visible(body) and "XSS" not in body
+
+
+def test_outline_lists_each_heading_once_in_order():
+    ol = render.outline(DOCS["hn"])
+    assert [(d, t) for d, t, _ in ol] == [(0, "二、重点任务"), (1, "（五）推进公共服务共建共享"),
+                                         (1, "（一）构建便捷高效对接通道"), (0, "三、保障措施")]
+    assert [n for *_, n in ol] == [0, 0, 1, 2]
+
+
+def test_unknown_provision_shows_document_without_target():
+    assert "pq-target" not in render.render_document(DOCS["px"], "nope", QUESTION)
+
+
+# ---------------------------------------------------------------- compare
+def test_compare_has_one_column_per_group_and_says_when_a_group_is_empty():
+    hits = _hits()
+    out = render.render_compare(QUESTION, [("甲", hits[:1]), ("乙", ())], DOCS)
+    assert out.count('<section class="pq-col">') == 2
+    assert "未找到相关条款" in out and 'id="pq-card-' not in out  # no duplicate anchors with the result pane
+
+
+# ---------------------------------------------------------------- exports
+def test_hits_json_is_the_cli_shape():
+    hits = _hits()
+    data = export.hits_json(QUESTION, hits, ("w",), None)
+    assert list(data) == ["query", "hits", "warnings", "reason"]
+    assert data["hits"][0] == hits[0].to_dict() and data["warnings"] == ["w"]
+
+
+def test_csv_round_trips_and_neutralises_formulas():
+    hits = (*_hits(), _hit("=HYPERLINK(\"http://x\")", citation="+cmd", lead_units="@SUM(A1)"))
+    rows = list(csv.DictReader(io.StringIO(export.to_csv(QUESTION, hits))))
+    assert len(rows) == len(hits)
+    assert rows[0]["citation"] == hits[0].citation and rows[0]["text"] == hits[0].text and rows[0]["rank"] == "1"
+    assert rows[0]["query"] == QUESTION and rows[0]["lead_units"] == "省医保局"
+    last = rows[-1]
+    assert last["text"].startswith("'=") and last["citation"] == "'+cmd" and last["lead_units"] == "'@SUM(A1)"
+
+
+def test_markdown_quotes_each_provision_under_its_citation():
+    hits = _hits()
+    md = export.to_markdown(QUESTION, hits)
+    assert md.startswith(f"# 检索结果：{QUESTION}\n")
+    for i, h in enumerate(hits, 1):
+        assert f"## [{i}] {h.citation}" in md and f"> {h.text}" in md
+    assert "- 牵头单位：省医保局" in md
+    assert "未找到相关条款" in export.to_markdown("x", ())
