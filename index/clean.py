@@ -1,13 +1,12 @@
 """Text cleanup applied by content, not by file type: whitespace, page numbers, hard wraps, site chrome, repeats.
 
-``clean_text`` is pure and idempotent; the parser's character offsets point into its output.  Full-width
-punctuation is kept as it is (no NFKC of the text itself: the official rendering writes （五） and 18．); NFKC
-is used only to *compare* paragraphs when looking for repeats.
+``clean_text`` is pure; the parser's character offsets point into its output.  Full-width punctuation is
+kept as it is (no NFKC of the text itself: the official rendering writes （五） and 18．); only the
+whitespace characters NFKC would fold are folded.  NFKC is used to *compare* renderings (index.dedup).
 """
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import Counter
 
 # Whitespace that NFKC would fold to a plain space (ideographic space, em/en spaces, NBSP, thin spaces).
@@ -26,11 +25,13 @@ _DIGIT_SPACE = re.compile(rf"(?<=[{_CJK}{_FULLWIDTH_PUNCT}]) (?=\d)|(?<=\d) (?=[
 
 #: Lines that belong to a web site's frame, not to the document (matched anywhere in a short line).
 CHROME = re.compile(
-    r"服务热线|您当前位置|当前位置[:：]|扫描二维码|二维码下载|ICP备|ICP证|版权所有|运营支持|技术支持[:：]|主办单位[:：]|承办单位[:：]"
-    r"|指导建设单位|网站地图|联系我们|打印本页|关闭窗口|【\s*打印\s*】|【\s*关闭\s*】|字号[:：]?\s*[【\[]?\s*大|分享到[:：]?"
-    r"|^浏览(?:次数)?[:：]\s*\d+|^来源[:：]|^原文链接[:：]|^发布(?:时间|日期)[:：]|^阅读(?:次数|量)?[:：]\s*\d+|公网安备"
-    r"|^\d{4}-\d{2}-\d{2}(?: \d{2}:\d{2}(?::\d{2})?)?$"
+    r"服务热线\s*[:：]|您当前位置|当前位置\s*[:：]|扫描二维码|二维码下载|ICP备|ICP证|公网安备|版权所有|运营支持\s*[:：]"
+    r"|技术支持\s*[:：]|主办单位\s*[:：]|承办单位\s*[:：]|指导建设单位|网站地图|联系我们|打印本页|关闭窗口|【\s*打印\s*】"
+    r"|【\s*关闭\s*】|字号[:：]?\s*[【\[]?\s*大|分享到[:：]?|^浏览(?:次数)?\s*[:：]\s*\d+|^来源\s*[:：]|^原文(?:链接|地址)\s*[:：]"
+    r"|^发布(?:时间|日期)\s*[:：]|^阅读(?:次数|量)?\s*[:：]\s*\d+|^\d{4}-\d{2}-\d{2}(?: \d{2}:\d{2}(?::\d{2})?)?$"
 )
+# Furniture that trails the last paragraph of a page: home-page links, app names, attachment file names.
+_TRAILER = re.compile(r"主页|首页|APP|App|客户端|返回顶部|公众号|微信|微博|收藏本页|^\S{1,60}\.(?:doc|docx|xls|xlsx|pdf|wps|zip|rar|ofd)$")
 _ATTACHMENT_FILE = re.compile(r"^\S{1,60}\.(?:doc|docx|xls|xlsx|pdf|wps|zip|rar|ofd)$", re.IGNORECASE)
 _SENTENCE_END = "。！？；：…”’」』）)"
 # Heading markers, used here only to avoid joining a heading onto the previous line and to split run-on scrapes.
@@ -49,11 +50,6 @@ _GLUED_SUBHEAD = re.compile(rf"^([{_CN_NUM}]{{1,3}}、[^，。；：,;:（(]{{1,
 _SENTENCE = re.compile(r"[^。！？]*[。！？]+|[^。！？]+$")
 
 
-def fold(text: str) -> str:
-    """Comparison key: NFKC, no whitespace (so the web and the PDF rendering of a paragraph compare equal)."""
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
-
-
 def normalize_whitespace(text: str) -> str:
     """Unify newlines, drop invisible characters, fold exotic spaces, strip every line, close digit gaps."""
     text = _INVISIBLE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
@@ -68,9 +64,14 @@ def is_page_marker(line: str) -> bool:
 
 
 def is_chrome(line: str) -> bool:
-    """True for a short line of web-site furniture (hotline, breadcrumbs, QR codes, ICP number, copyright)."""
+    """True for a line of web-site furniture (hotline, breadcrumbs, QR codes, ICP number, copyright).
+
+    A line that ends like a sentence (。；！？) is content even when it mentions a 服务热线 or a QR code.
+    """
     s = line.strip().lstrip("•·●▪-* ")
-    return len(s) <= 120 and bool(CHROME.search(s) or _ATTACHMENT_FILE.match(s))
+    if len(s) > 120 or (s and s[-1] in "。；！？"):
+        return False
+    return bool(CHROME.search(s) or _ATTACHMENT_FILE.match(s))
 
 
 def _ends_sentence(line: str) -> bool:
@@ -128,38 +129,50 @@ def split_runons(line: str) -> list[str]:
 
 
 def _strip_edges(lines: list[str]) -> list[str]:
-    """Drop site chrome everywhere, and the short label-like lines that trail the last paragraph of a web page."""
+    """Drop site chrome and page markers everywhere, and the furniture that trails the last paragraph of a page."""
     kept = [line for line in lines if not (line and (is_chrome(line) or is_page_marker(line)))]
     end = len(kept)
-    # Trailing furniture ("贝伦斯主页", app names, attachment names): short, no sentence punctuation, not a heading.
-    while end and (not kept[end - 1] or (len(kept[end - 1]) <= 30 and not re.search(r"[。！？；，,]", kept[end - 1])
-                                          and not HEADING_START.match(kept[end - 1]))):
+    while end and (not kept[end - 1] or (len(kept[end - 1]) <= 40 and _TRAILER.search(kept[end - 1])
+                                          and not re.search(r"[。！？；]", kept[end - 1]))):
         end -= 1
     return kept[:end]
 
 
-def drop_repeats(lines: list[str], min_sentence: int = 20, min_line: int = 8) -> list[str]:
-    """Keep each paragraph (and each long sentence) once: scrapes repeat blocks, sometimes out of order.
+def _squash(text: str) -> str:
+    return "".join(text.split())
 
-    A line whose folded text was seen before is dropped, unless it is a 章/节/编 or Markdown heading (laws
-    legitimately repeat "第一节 一般规定").  Inside a line, a sentence of ``min_sentence`` or more characters
-    seen before is dropped.
+
+def repeated_share(lines: list[str], min_sentence: int = 20) -> float:
+    """Share of characters in long sentences that occur more than once: the symptom of a broken scrape."""
+    counts = Counter(_squash(sentence) for line in lines for sentence in _SENTENCE.findall(line)
+                     if len(sentence) >= min_sentence)
+    total = sum(len(_squash(line)) for line in lines) or 1
+    repeated = [key for key, n in counts.items() if n > 1]
+    return sum(len(key) * (counts[key] - 1) for key in repeated) / total if len(repeated) >= 3 else 0.0
+
+
+def drop_repeats(lines: list[str], min_sentence: int = 20, min_line: int = 8, symptom: float = 0.1) -> list[str]:
+    """Keep each paragraph (and each long sentence) once when the text is a scrape that repeats blocks.
+
+    Only when ``repeated_share`` reaches ``symptom``: laws legitimately repeat clauses such as
+    "（三）法律、行政法规规定的其他情形。", so a text that repeats little is left alone.  Then a line whose text
+    (whitespace ignored) was seen before is dropped, unless it is a 章/节/编 or Markdown heading, and inside
+    a line a sentence of ``min_sentence`` or more characters seen before is dropped.
     """
+    if repeated_share(lines, min_sentence) < symptom:
+        return lines
     seen_lines: set[str] = set()
     seen_sentences: set[str] = set()
     out: list[str] = []
     for line in lines:
-        key = fold(line)
-        if not key:
-            out.append(line)
-            continue
+        key = _squash(line)
         structural = bool(re.match(rf"^(?:#{{1,6}}\s*)?第[{_CN_NUM}\d]+[编章节]", line)) or line.startswith("#")
         if not structural and len(key) >= min_line and key in seen_lines:
             continue
         seen_lines.add(key)
         pieces = []
         for sentence in _SENTENCE.findall(line):
-            skey = fold(sentence)
+            skey = _squash(sentence)
             if len(skey) >= min_sentence and sentence[-1] in "。！？":
                 if skey in seen_sentences:
                     continue

@@ -101,7 +101,7 @@ def load_documents(paths: list[Path], progress: bool = True, max_bytes: int = DE
                 errors.append(IngestError(raw.source.path, f"could not parse: {type(exc).__name__}: {exc}"))
                 continue
             seen_ids[raw.doc_id] = raw.source.path
-            if raw.source.format == "jsonl" and not raw.meta_hint:
+            if raw.meta_hint.get("layout") == "beir":
                 contractual.add(raw.doc_id)
     documents = merge_duplicates(documents, keep=frozenset(contractual))
     return IngestResult(tuple(documents), tuple(errors), len(files), total_bytes, time.perf_counter() - t0)

@@ -25,6 +25,7 @@ _PROVINCES = (
     "湖北省 湖南省 广东省 海南省 四川省 贵州省 云南省 陕西省 甘肃省 青海省 台湾省 内蒙古自治区 广西壮族自治区 "
     "西藏自治区 宁夏回族自治区 新疆维吾尔自治区 香港特别行政区 澳门特别行政区"
 ).split()
+_PROVINCE_RE = re.compile("|".join(_PROVINCES))
 _PROVINCE_SHORT = {p[:2] if not p.startswith(("内蒙古", "黑龙江")) else p[:3]: p for p in _PROVINCES}
 _CITY = re.compile(r"([\u4e00-\u9fff]{2,4}?[市州盟])(?:人民政府|委|政府|人大|发展|财政|[\u4e00-\u9fff]{0,6}(?:局|厅|办公室))")
 _NATIONAL = re.compile(r"^(?:国务院|中共中央|全国人民代表大会|中华人民共和国|国家|最高人民(?:法院|检察院)|中央|财政部|教育部|科技部|工业和信息化部|公安部|民政部|司法部|商务部|交通运输部|农业农村部|水利部|文化和旅游部|自然资源部|生态环境部|住房和城乡建设部|人力资源和社会保障部|国家卫生健康委员会)")
@@ -143,9 +144,9 @@ def extract_region(*texts: str | None) -> str | None:
     for text in texts:
         if not text:
             continue
-        for name in _PROVINCES:
-            if name in text:
-                return name
+        m = _PROVINCE_RE.search(text)
+        if m:
+            return m.group(0)
         for short, name in _PROVINCE_SHORT.items():
             if text.startswith(short) or text.startswith("中共" + short):
                 return name

@@ -14,7 +14,11 @@ What becomes a provision, and what is deliberately left out (the "no text lost" 
   LawRefBook history block up to ``<!-- INFO END -->``, and the front matter before the first heading or
   first heading: lines of at most 80 characters without sentence punctuation (issuer, title, 文号, addressee);
   the date / "（此件主动公开）" signature lines anywhere;
-- a text without any body paragraph (headings or front matter only) becomes one provision with an empty path.
+- an item heading with nothing under it (the next paragraph is a sibling or higher heading, or the end) is
+  an enumerated clause ("（一）罚金；"), hence body text, not a heading;
+- a text without any body paragraph (headings or front matter only) becomes one provision with an empty path,
+  and so does a whole BEIR record (one statute article, ≤ 3000 characters, no 章/节/条 inside): it is the
+  benchmark's unit, so nothing of it may be dropped.
 """
 from __future__ import annotations
 
@@ -40,6 +44,7 @@ _DATE_LINE = re.compile(r"^(?:19|20)\d{2}年\d{1,2}月\d{1,2}日$")
 _PUBLIC_NOTE = re.compile(r"^[（(]此件[^）)]{0,10}[）)]$")
 _RANK = {"附件": 0.0, "编": 1.0, "分编": 1.5, "章": 2.0, "节": 3.0, "条": 4.0, "cn": 4.0, "paren_cn": 5.0,
          "num": 6.0, "paren_num": 7.0}
+_BEIR_UNIT_MAX = 3000  # characters: BEIR records up to this size stay one provision
 _MAX_HEADING = 40  # a heading sentence longer than this is body text, and the item is labelled by its number
 
 
@@ -131,11 +136,8 @@ def parse_text(doc_id: str, text: str) -> tuple[Provision, ...]:
     info_end = text.find("<!-- INFO END -->")
     if info_end >= 0:
         paras = [(s, e) for s, e in paras if s > info_end]
-    stack: list[tuple[float, str]] = []
-    spans: list[tuple[tuple[str, ...], int, int]] = []
-    owner: tuple[str, ...] | None = None  # path of the open item/article that absorbs following paragraphs
+    entries: list[tuple[int, int, str, Heading | None]] = []
     in_article = False
-    front = True  # until the first heading
     for start, end in paras:
         line = text[start:end]
         if re.fullmatch(r"<!--.*-->", line) or _is_signature(line):
@@ -144,13 +146,26 @@ def parse_text(doc_id: str, text: str) -> tuple[Provision, ...]:
         if heading is not None and heading.kind == "md" and heading.rank == 1.0:
             continue  # a Markdown title (LawRefBook "# 中华人民共和国…法"): document metadata
         if heading is not None:
+            in_article = heading.kind == "article"
+        entries.append((start, end, line, heading))
+    # An item heading with nothing under it ("（一）罚金；" followed by "（二）…") is an enumerated clause: content.
+    for i, (start, end, line, heading) in enumerate(entries):
+        if heading is not None and heading.kind == "item" and not heading.has_body:
+            nxt = entries[i + 1][3] if i + 1 < len(entries) else None
+            if i + 1 == len(entries) or (nxt is not None and nxt.rank <= heading.rank):
+                entries[i] = (start, end, line, None)
+    stack: list[tuple[float, str]] = []
+    spans: list[tuple[tuple[str, ...], int, int]] = []
+    owner: tuple[str, ...] | None = None  # path of the open item/article that absorbs following paragraphs
+    front = True  # until the first heading
+    for start, end, line, heading in entries:
+        if heading is not None:
             front = False
             while stack and stack[-1][0] >= heading.rank:
                 stack.pop()
             stack.append((heading.rank, heading.label))
-            in_article = heading.kind == "article"
             owner = None
-            if heading.has_body or in_article:
+            if heading.has_body or heading.kind == "article":
                 owner = tuple(label for _, label in stack)
                 if heading.has_body:
                     spans.append((owner, start, end))
@@ -189,8 +204,17 @@ def parse_document(raw: RawDocument) -> Document:
     """Clean a raw document, read its metadata and split it into provisions."""
     text = clean_text(raw.text)
     meta = extract_meta(raw, text)
+    provisions = parse_text(raw.doc_id, text)
+    if raw.meta_hint.get("layout") == "beir" and text.strip() and len(text) <= _BEIR_UNIT_MAX:
+        # A BEIR record is the benchmark's unit (one article): keep it whole unless it is a long structured text.
+        heads = [detect_heading(p.path[0]) for p in provisions if p.path]
+        if not any(h is not None and h.kind in ("struct", "article") for h in heads):
+            body = text.strip()
+            start = text.index(body)
+            provisions = (Provision(provision_id(raw.doc_id, (), body), raw.doc_id, (), body, start,
+                                    start + len(body), *extract_units(body)),)
     return Document(
-        id=raw.doc_id, title=meta.title, text=text, provisions=parse_text(raw.doc_id, text),
+        id=raw.doc_id, title=meta.title, text=text, provisions=provisions,
         sources=(raw.source,), doc_number=meta.doc_number, issuer=meta.issuer, date=meta.date,
         region=meta.region, url=meta.url,
     )

@@ -156,13 +156,13 @@ def _jsonl_record(obj: dict, file_id: str) -> tuple[str, str, str | None, dict]:
         text = obj.get("text")
         if not isinstance(text, str):
             raise ValueError("no 'text' string")
-        return str(obj["_id"]), text, obj.get("title") or None, {}
+        return str(obj["_id"]), text, obj.get("title") or None, {"layout": "beir"}
     if "content" in obj:  # ../shared/corpora/policies.jsonl: release_time, source (URL), dept, title_en, content
         text = obj["content"]
         if not isinstance(text, str):
             raise ValueError("'content' is not a string")
         source = str(obj.get("source") or "")
-        hint = {"issuer": obj.get("dept") or None, "date": obj.get("release_time") or None,
+        hint = {"layout": "policies", "issuer": obj.get("dept") or None, "date": obj.get("release_time") or None,
                 "url": source if source.startswith("http") else None, "collection": obj.get("sheet")}
         key = "\x1f".join(str(obj.get(k, "")) for k in ("title", "title_en", "release_time", "dept")) + text[:500]
         doc_id = f"{file_id}/{hashlib.sha1(key.encode('utf-8')).hexdigest()[:12]}"
@@ -174,6 +174,7 @@ def read_jsonl(path: Path, data: bytes, root: Path | None, problems: list[ReadEr
     """One RawDocument per line; bad lines, missing ids and duplicate ids are reported to ``problems`` and skipped."""
     text, encoding = decode_text(data, path)
     file_id = doc_id_for(path, root)
+    source_path = _source_path(path, root)
     docs: list[RawDocument] = []
     seen: dict[str, int] = {}
     issues: list[ReadError] = []
@@ -197,7 +198,7 @@ def read_jsonl(path: Path, data: bytes, root: Path | None, problems: list[ReadEr
             continue
         seen[doc_id] = n
         sha = hashlib.sha256(body.encode("utf-8")).hexdigest()
-        source = Source(f"{_source_path(path, root)}#{doc_id}", "jsonl", sha, hint.get("url"), encoding)
+        source = Source(f"{source_path}#{doc_id}", "jsonl", sha, hint.get("url"), encoding)
         docs.append(RawDocument(doc_id, body, source, title, hint))
     if problems is not None:
         problems.extend(issues)

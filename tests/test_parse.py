@@ -113,7 +113,11 @@ def test_lead_sentence():
 def test_cleanup_rules():
     assert clean_text("第一段落内容很长很长。\n— 11 —\n第二段。") == "第一段落内容很长很长。\n\n第二段。"
     assert clean_text("湘政办发〔2020〕8 号\n建设湖南至大湾区 3—5 小时通达圈。") == "湘政办发〔2020〕8号\n\n建设湖南至大湾区3—5小时通达圈。"
-    assert clean_text("甲段落内容相当长，重复出现。\n乙段落。\n甲段落内容相当长，重复出现。") == "甲段落内容相当长，重复出现。\n\n乙段落。"
+    scrape = "\n".join(f"第{n}段落的内容相当长，足以算作一个完整的句子。" for n in "一二三四")
+    assert clean_text(scrape + "\n" + scrape) == scrape.replace("\n", "\n\n")  # a scrape that repeats blocks
+    law = "（三）法律、行政法规规定的其他情形。\n第二条 内容。\n（三）法律、行政法规规定的其他情形。"
+    assert clean_text(law).count("其他情形") == 2  # a clause that a law repeats is kept
+    assert clean_text("县级以上人民政府应当开通服务热线：12345，受理投诉。") != ""  # content, not chrome
     assert is_chrome("服务热线:  400-606-6048") and is_chrome("ICP备案号:湘ICP备10209074号-26 号")
     assert not is_chrome("加强与大湾区在环境保护科学基础研究方面合作。")
 
@@ -230,7 +234,8 @@ def test_no_text_lost(case):
         assert body in covered or cleaned.count(body) == 0 and text.count(body) > 1
     for p in provisions:
         assert cleaned[p.start:p.end] == p.text
-        assert p.path and p.path[0] in headings
+        # under a heading, or a heading line with nothing under it, which is then content
+        assert p.path and p.path[0] in headings or p.text in headings
     # everything outside the provisions is heading lines (kept in the paths) or blank
     rest = cleaned
     for p in sorted(provisions, key=lambda p: -p.start):
