@@ -11,8 +11,9 @@ What becomes a provision, and what is deliberately left out (the "no text lost" 
 - under a heading that stands alone on its line, every paragraph is its own provision; a paragraph that opens
   with a short heading sentence ("区位交通优势凸显。…") gets that sentence as the last element of its path;
 - left out of every provision: heading-only lines (they live on in the path), Markdown titles and the
-  LawRefBook history block up to ``<!-- INFO END -->``, and the front matter before the first heading or
-  first heading: lines of at most 80 characters without sentence punctuation (issuer, title, 文号, addressee);
+  LawRefBook history block up to ``<!-- INFO END -->``, and the front matter before the first heading:
+  lines of at most 80 characters without sentence punctuation or (beyond 40 characters) commas,
+  and not numbered (issuer, title, 文号, addressee);
   the date / "（此件主动公开）" signature lines anywhere;
 - an item heading with nothing under it (the next paragraph is a sibling or higher heading, or the end) is
   an enumerated clause ("（一）罚金；"), hence body text, not a heading;
@@ -113,7 +114,10 @@ def lead_sentence(paragraph: str) -> str | None:
 
 
 def _is_front_matter(line: str) -> bool:
-    return len(line) <= 80 and not re.search(r"[。！？；]", line)
+    """Issuer, title, 文号 or addressee line: short, no sentence punctuation, not a clause-rich preamble."""
+    if len(line) > 80 or re.search(r"[。！？；]", line) or (len(line) > 40 and re.search(r"[，,]", line)):
+        return False
+    return not (_CN_ITEM.match(line) or _PAREN_CN.match(line) or _NUM_ITEM.match(line))
 
 
 def _is_signature(line: str) -> bool:
