@@ -263,8 +263,15 @@ def render_document(document: Document, provision_id: str | None = None, query: 
     sources = _source_links(document)
     if sources:
         head.append(f'<div class="pq-src"><b>来源：</b>{sources}</div>')
+    target_path = next((p.path for p in document.provisions if p.id == provision_id), None)
+
+    def here(depth: int, n: int) -> str:  # the headings above the target provision are marked in the outline
+        key = document.provisions[n].path[: depth + 1]
+        return " pq-here" if target_path is not None and target_path[: depth + 1] == key else ""
+
     nav = "".join(
-        f'<a class="pq-ol pq-ol-{min(depth, 3)}" href="#pq-prov-{n}" data-anchor="pq-prov-{n}">{_e(_clip(title, 40))}</a>'
+        f'<a class="pq-ol pq-ol-{min(depth, 3)}{here(depth, n)}" href="#pq-prov-{n}" data-anchor="pq-prov-{n}">'
+        f"{_e(_clip(title, 40))}</a>"
         for depth, title, n in outline(document)
     )
     body, pos = [], 0
@@ -318,6 +325,7 @@ CSS = """
 .pq-outline { max-height: 75vh; overflow: auto; font-size: 0.9em; border-right: 1px solid var(--border-color-primary); }
 .pq-outline h4 { margin: 0 0 6px; text-align: left; }
 .pq-ol { display: block; padding: 2px 0; text-decoration: none; text-align: left; }
+.pq-here { font-weight: 700; }
 .pq-ol-1 { padding-left: 1em; } .pq-ol-2 { padding-left: 2em; } .pq-ol-3 { padding-left: 3em; }
 .pq-doc-body { max-height: 75vh; overflow: auto; padding-right: 8px; }
 .pq-target { display: block; background: #fef9c3; outline: 2px solid #f59e0b; border-radius: 4px; padding: 4px; }

@@ -4,9 +4,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import gradio as gr
+from index import config  # noqa: F401, I001  (first: sets the offline/no-analytics environment before Gradio loads)
 
-from index import config  # noqa: F401  (sets the offline environment before Gradio or HF do anything)
+import gradio as gr
 
 log = logging.getLogger(__name__)
 

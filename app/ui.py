@@ -84,26 +84,26 @@ class SearchApp:
             raise ValueError(f"结果数 k 必须是正整数，收到 {k}")
         return self.searcher.query(query or "", k=min(k, MAX_K), **self._filters(mode, doc, region, issuer, year))
 
+    def answer(self, query: str, *args: Any) -> tuple[tuple[Hit, ...], tuple[str, ...], str | None]:
+        """(hits, warnings, reason) for ``query``; bad input and internal errors become the reason, never a trace."""
+        try:
+            resp = self.query(query, *args)
+        except ValueError as exc:
+            return (), (), str(exc)
+        except Exception:  # the page must never show a stack trace; the log keeps it
+            log.exception("search failed for %r", (query or "")[:200])
+            return (), (), "检索时出现内部错误，请稍后再试或联系管理员。"
+        return tuple(resp.hits), tuple(resp.warnings), resp.reason
+
     def search_view(self, query: str, mode: str = "hybrid", k: int = 10, doc: str | None = None,
                     region: str | None = None, issuer: str | None = None, year: Any = None
                     ) -> tuple[str, tuple[str, tuple[Hit, ...]]]:
         """The result pane HTML and the (query, hits) kept for export."""
         query = query or ""
         t0 = time.perf_counter()
-        rid = uuid.uuid4().hex[:12]
-        except_reason = None
-        try:
-            resp = self.query(query, k, mode, doc, region, issuer, year)
-        except ValueError as exc:
-            except_reason = str(exc)
-        except Exception:  # the page must never show a stack trace; the log keeps it
-            log.exception("search failed for %r", query[:200])
-            except_reason = "检索时出现内部错误，请稍后再试或联系管理员。"
-        if except_reason is not None:
-            return render.render_results(query, (), self.documents, reason=except_reason, request_id=rid), (query, ())
-        hits = tuple(resp.hits)
-        html = render.render_results(query, hits, self.documents, reason=resp.reason, warnings=tuple(resp.warnings),
-                                     elapsed=time.perf_counter() - t0, request_id=rid)
+        hits, warnings, reason = self.answer(query, k, mode, doc, region, issuer, year)
+        html = render.render_results(query, hits, self.documents, reason=reason, warnings=warnings,
+                                     elapsed=time.perf_counter() - t0, request_id=uuid.uuid4().hex[:12])
         return html, (query, hits)
 
     def api_search(self, query: str, k: int = 10, mode: str = "hybrid", doc: str | None = None,
@@ -132,18 +132,15 @@ class SearchApp:
         if not query.strip():
             return render.render_empty(query, None)
         try:
-            keys = [s for s in selected if s] or self._top_groups(query, by, mode)
             groups = []
-            for key in keys:
-                field = "doc" if by == "doc" else "region"
+            for key in [s for s in selected if s] or self._top_groups(query, by, mode):
                 if by == "doc" and key not in self.documents:
                     continue
-                resp = self.query(query, k, mode, **{field: key})
-                label = self.documents[key].title if by == "doc" else key
-                groups.append((label, tuple(resp.hits)))
+                resp = self.query(query, k, mode, *((key, None) if by == "doc" else (None, key)))
+                groups.append((self.documents[key].title if by == "doc" else key, tuple(resp.hits)))
         except ValueError as exc:
             return render.render_empty(query, str(exc))
-        except Exception:
+        except Exception:  # as in search: a message for the page, the trace for the log
             log.exception("compare failed for %r", query[:200])
             return render.render_empty(query, "对比时出现内部错误，请稍后再试。")
         return render.render_compare(query, groups, self.documents)
@@ -201,7 +198,10 @@ element.addEventListener('click', (e) => {
 """
 # The document pane scrolls to the highlighted provision whenever it is (re)rendered; outline links scroll too.
 DOCUMENT_JS = """
-const go = () => { const t = element.querySelector('.pq-target'); if (t) t.scrollIntoView({block: 'center'}); };
+const go = () => {
+  const t = element.querySelector('.pq-target'); if (t) t.scrollIntoView({block: 'center'});
+  const h = element.querySelectorAll('.pq-outline .pq-here'); if (h.length) h[h.length - 1].scrollIntoView({block: 'nearest'});
+};
 setTimeout(go, 100);
 watch('value', () => setTimeout(go, 100));
 element.addEventListener('click', (e) => {

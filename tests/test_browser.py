@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -38,7 +39,11 @@ def _free_port() -> int:
 def app_url(tmp_path_factory, corpus_dir):
     """The app served on a free loopback port over a fresh index of the default corpus (+ the XSS page)."""
     if not CHROMIUM.exists():
-        pytest.skip(f"Chromium not installed ({CHROMIUM}); run: apt-get install -y chromium fonts-wqy-microhei")
+        pytest.skip(f"Chromium not installed ({CHROMIUM}); run scripts/browser_deps.sh "
+                    "(apt-get install -y chromium fonts-wqy-microhei)")
+    fonts = subprocess.run(["fc-list", ":lang=zh"], capture_output=True, text=True).stdout if shutil.which("fc-list") else ""
+    if not fonts.strip():
+        pytest.skip("no CJK font: Chinese would render as boxes; apt-get install -y fonts-wqy-microhei")
     pytest.importorskip("playwright.sync_api")
     from index.ingest import load_documents
     from index.search import Searcher
@@ -103,16 +108,26 @@ def _ask(page, question: str) -> float:
 
 
 def test_ask_example_question_shows_cited_cards(page):
-    seconds = _ask(page, QUESTION)
+    page.get_by_role("button", name=QUESTION).first.click()  # the example fills the question box
+    page.wait_for_function("q => document.querySelector('#pq-question textarea').value === q", arg=QUESTION)
+    previous = _last_request(page)
+    t0 = time.perf_counter()
+    page.click("#pq-ask")
+    _wait_new_results(page, previous)
+    seconds = time.perf_counter() - t0
     cards = page.locator("#pq-results .pq-card")
     assert cards.count() >= 3
+    cites = [cards.nth(i).locator(".pq-cite").inner_text() for i in range(cards.count())]
     for i in range(3):
-        cite = cards.nth(i).locator(".pq-cite").inner_text()
-        assert "《" in cite and "》" in cite, cite
+        assert "《" in cites[i] and "》" in cites[i] and " › " in cites[i], cites[i]
         assert cards.nth(i).locator(".pq-text").inner_text().strip()
-    assert page.locator("#pq-results .pq-summary li").count() >= 1  # 要点 with [n] markers
+    # the three plans that treat 医保异地结算 (Hunan, Chang-Zhu-Tan, Pingxiang) are all cited near the top
+    top = " ".join(cites[:5])
+    assert "湖南省对接粤港澳大湾区实施方案" in top and "长株潭" in top and "萍乡" in top, cites[:5]
+    assert page.locator("#pq-results .pq-summary li a.pq-ref").count() >= 1  # 要点 with [n] markers
     assert page.locator("#pq-results mark").count() >= 1  # matched terms highlighted
-    page.screenshot(path=str(SHOTS / "1_results.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / "1_results.png"))
+    page.screenshot(path=str(SHOTS / "1_results_full.png"), full_page=True)
     print(f"submit-to-results: {seconds:.2f}s")
     assert seconds < 10
 
@@ -149,7 +164,7 @@ def test_region_filter_narrows_results(page):
     metas = page.locator("#pq-results .pq-card .pq-meta").all_inner_texts()
     assert metas, "filtered search returned no cards"
     assert all(region in m for m in metas), (region, metas)
-    page.screenshot(path=str(SHOTS / "3_filtered.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / "3_filtered.png"))
     # back to 全部 so later tests see every document
     previous = _last_request(page)
     page.click("#pq-f-region input")
@@ -165,7 +180,8 @@ def test_compare_view_side_by_side(page):
     cols = page.locator("#pq-compare .pq-col")
     assert cols.count() >= 2
     assert page.locator("#pq-compare .pq-card .pq-cite").count() >= 2
-    page.screenshot(path=str(SHOTS / "4_compare.png"), full_page=True)
+    page.locator("#pq-compare").scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "4_compare.png"))
     page.get_by_role("tab", name="检索结果").click()
 
 
@@ -174,8 +190,10 @@ def test_markup_in_documents_and_queries_renders_as_text(page):
     card = page.locator("#pq-results .pq-card").first
     assert "<script>" in card.locator(".pq-text").inner_text()
     assert page.locator("#pq-results .pq-text img").count() == 0
+    card.scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "5_xss_document_as_text.png"))
     _ask(page, '<img src=x onerror="window.__pwned=3">不存在的内容')
     page.wait_for_timeout(300)
     assert page.evaluate("window.__pwned") is None
     assert page.locator("#pq-results img").count() == 0
-    page.screenshot(path=str(SHOTS / "5_xss_as_text.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / "5_xss_query_as_text.png"))

@@ -147,6 +147,12 @@ def test_outline_lists_each_heading_once_in_order():
     assert [n for *_, n in ol] == [0, 0, 1, 2]
 
 
+def test_outline_marks_the_headings_above_the_target():
+    out = render.render_document(DOCS["hn"], "hn#p1")
+    here = re.findall(r'class="pq-ol pq-ol-\d pq-here"[^>]*>([^<]*)<', out)
+    assert here == ["二、重点任务", "（一）构建便捷高效对接通道"]
+
+
 def test_unknown_provision_shows_document_without_target():
     assert "pq-target" not in render.render_document(DOCS["px"], "nope", QUESTION)
 
