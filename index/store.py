@@ -248,9 +248,10 @@ def build_index(
             old = read_manifest(index_dir)
         except IndexStoreError:
             old = None
-        if old and old.get("corpus_sha256") == chash and old.get("build_fingerprint") == fingerprint:
+        if (old and old.get("corpus_sha256") == chash and old.get("build_fingerprint") == fingerprint
+                and _files_intact(index_dir, old)):
             if old["settings"] != asdict(settings):  # only query-time settings changed: rewrite the manifest
-                old = {**old, "settings": asdict(settings)}
+                old = {**old, "settings": asdict(settings), "fusion": _fusion(settings)}
                 _write_json_atomic(index_dir / MANIFEST, old)
             return Manifest(index_dir, old, 0, 0, True, time.perf_counter() - t0)
 
@@ -289,7 +290,8 @@ def build_index(
             lexical.save(tmp / BM25_DIR)
             manifest = _manifest(embedder, settings, max_tokens, fingerprint, chash, lexical, dense, docs, chunks,
                                  len(todo), time.perf_counter() - t0, t_embed - t0)
-            manifest["files"] = {p.name: p.stat().st_size for p in tmp.iterdir() if p.is_file()}
+            manifest["files"] = {p.relative_to(tmp).as_posix(): p.stat().st_size
+                                 for p in sorted(tmp.rglob("*")) if p.is_file()}
             _write_json_atomic(tmp / MANIFEST, manifest)  # written last: a directory without it is incomplete
             _swap_in(tmp, index_dir)
         except BaseException:
@@ -313,7 +315,7 @@ def _manifest(embedder, settings, max_tokens, fingerprint, chash, lexical, dense
                       "user_words": len(tokenizer.user_words), "stopwords": len(tokenizer.stopwords)},
         "chunker": {"max_tokens": max_tokens, "overlap": settings.chunk_overlap,
                     "embed_context": settings.embed_context, "splitter": "RecursiveCharacterTextSplitter"},
-        "fusion": {k: getattr(settings, k) for k in ("fusion", "w_dense", "w_bm25", "rrf_k", "bm25_half")},
+        "fusion": _fusion(settings),
         "settings": asdict(settings),
         "build_fingerprint": fingerprint,
         "corpus_sha256": chash,
@@ -327,6 +329,16 @@ def _manifest(embedder, settings, max_tokens, fingerprint, chash, lexical, dense
         "versions": {"python": platform.python_version(), "numpy": np.__version__, "faiss": faiss.__version__,
                      "bm25s": bm25s.__version__, "jieba": jieba.__version__},
     }
+
+
+def _fusion(settings: IndexSettings) -> dict:
+    return {k: getattr(settings, k) for k in ("fusion", "w_dense", "w_bm25", "rrf_k", "bm25_half", "min_score")}
+
+
+def _files_intact(index_dir: Path, manifest: dict) -> bool:
+    files = manifest.get("files", {})
+    return bool(files) and all((index_dir / n).is_file() and (index_dir / n).stat().st_size == size
+                               for n, size in files.items())
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
@@ -379,10 +391,10 @@ def load_index(index_dir: Path, embedder: Embedder | None = None) -> LoadedIndex
     manifest = read_manifest(index_dir)
     if embedder is not None:
         check_embedder(manifest, embedder, index_dir)
-    for name, size in manifest.get("files", {}).items():
-        path = index_dir / name
-        if not path.is_file() or path.stat().st_size != size:
-            raise IndexCorruptError(f"{path} is missing or truncated (expected {size} bytes); {FIX}")
+    if not _files_intact(index_dir, manifest):
+        bad = next(n for n, size in manifest.get("files", {"?": 0}).items()
+                   if not (index_dir / n).is_file() or (index_dir / n).stat().st_size != size)
+        raise IndexCorruptError(f"{index_dir / bad} is missing or truncated; {FIX}")
     documents = read_documents(index_dir)
     n = manifest["counts"]["chunks"]
     try:

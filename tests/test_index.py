@@ -138,7 +138,8 @@ def test_other_schema_is_refused(tmp_path):
         Searcher.load(tmp_path / "ix", HashEmbedder())
 
 
-@pytest.mark.parametrize("name", ["chunks.jsonl", "vectors.npy", "dense.faiss", "documents.jsonl"])
+@pytest.mark.parametrize("name", ["chunks.jsonl", "vectors.npy", "dense.faiss", "documents.jsonl",
+                                  "bm25/userdict.txt", "bm25/data.csc.index.npy"])
 def test_truncated_file_is_a_clear_error(tmp_path, name):
     build_index(corpus(), tmp_path / "ix", HashEmbedder(), progress=False)
     path = tmp_path / "ix" / name
@@ -196,3 +197,12 @@ def test_failed_build_leaves_the_old_index_intact(tmp_path):
 def test_duplicate_document_ids_rejected(tmp_path):
     with pytest.raises(ValueError, match="duplicate document id"):
         build_index(corpus() + corpus()[:1], tmp_path / "ix", HashEmbedder(), progress=False)
+
+
+def test_unchanged_corpus_over_a_damaged_index_is_rebuilt(tmp_path):
+    emb = CountingEmbedder()
+    build_index(corpus(), tmp_path / "ix", emb, progress=False)
+    (tmp_path / "ix" / "dense.faiss").write_bytes(b"")
+    m = build_index(corpus(), tmp_path / "ix", emb, progress=False)
+    assert not m.unchanged and m.reused == 14  # vectors.npy was intact, so nothing is re-embedded
+    assert Searcher.load(tmp_path / "ix", emb).search("张吉怀高铁", 1)
