@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytrec_eval
@@ -94,10 +94,13 @@ class Calibration:
     false_abstain_rate: float  # share of answerable questions left with no hits
     at: int
     candidates: int
+    curve: tuple[tuple[float | None, float, float, float], ...] = ()  # (threshold, recall, false answers, false abstains)
 
     def to_dict(self) -> dict:
         """JSON-ready dict."""
-        return dict(self.__dict__)
+        d = dict(self.__dict__)
+        d["curve"] = [list(c) for c in self.curve]
+        return d
 
 
 def calibrate_min_score(
@@ -120,13 +123,15 @@ def calibrate_min_score(
     if tops:
         candidates.append(tops[-1] + 1e-6)  # abstain on everything
     best: Calibration | None = None
+    curve = []
     for t in candidates:
         kept = {q: [rel for s, rel in ranked[q] if t is None or s >= t] for q in ranked}
         rec = float(np.mean([sum(kept[q][:at]) / n_relevant[q] for q in answerable])) if answerable else 0.0
         far = float(np.mean([1.0 if kept[q] else 0.0 for q in unanswerable])) if unanswerable else 0.0
         fab = float(np.mean([0.0 if kept[q] else 1.0 for q in answerable])) if answerable else 0.0
         cal = Calibration(t, rec - far, rec, far, fab, at, len(candidates))
+        curve.append((t, round(rec, 4), round(far, 4), round(fab, 4)))
         if best is None or cal.objective > best.objective + 1e-12:
             best = cal
     assert best is not None
-    return best
+    return replace(best, curve=tuple(curve))

@@ -57,7 +57,8 @@ def render_markdown(result: dict) -> str:
             lines.append(f"- `{name}` differs: `{json.dumps(diff, sort_keys=True)}`")
     lines.append(f"- matched on: {first.get('level')} ids; runs {first.get('depth')} deep; min_score: {_fmt(first.get('min_score'))}")
     if result.get("calibration"):
-        lines.append(f"- calibration (dev): `{json.dumps(result['calibration'], sort_keys=True)}`")
+        cal = {k: v for k, v in result["calibration"].items() if k != "curve"}
+        lines.append(f"- calibration (dev): `{json.dumps(cal, sort_keys=True)}`")
     if first.get("unresolved"):
         lines.append(f"- **{len(first['unresolved'])} gold anchors matched no provision** (see JSON `unresolved`)")
     lines += ["", "## Overall (answerable questions; abstention on out-of-corpus ones)", ""]
@@ -83,9 +84,10 @@ def render_markdown(result: dict) -> str:
                     else:
                         cells.append(_fmt(row.get("ooc_abstain_rate")))
                 lines.append(f"| {name} | {split} | " + " | ".join(cells) + " |")
-    misses = [q for q in first["per_question"] if q["gold"] and (q.get("recall@5") or 0.0) < 1.0]
+    main = runs.get("hybrid", first)  # the product's mode when it was run
+    misses = [q for q in main["per_question"] if q["gold"] and (q.get("recall@5") or 0.0) < 1.0]
     if misses:
-        lines += ["", f"## Misses of `{first.get('name')}` (Recall@5 < 1)", "", "| id | split | kind | query | first gold rank | R@5 |",
+        lines += ["", f"## Misses of `{main.get('name')}` (Recall@5 < 1)", "", "| id | split | kind | query | first gold rank | R@5 |",
                   "|---|---|---|---|---|---|"]
         for q in misses[:60]:
             query = q["query"].replace("|", "\\|")
