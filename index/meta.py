@@ -93,9 +93,8 @@ def extract_doc_number(text: str) -> str | None:
             i -= 1
         if len(abbr) < 2 or (i > 0 and head[i - 1] in "（("):
             continue  # a citation such as "（国发﹝2016﹞18号）", not this document's number
-        bracket_open = m.group(0)[0]
-        left, right = ("〔", "〕") if bracket_open in "〔［[【﹝(（" else (bracket_open, bracket_open)
-        return f"{''.join(reversed(abbr))}{left}{m.group(1)}{right}{m.group(2)}号"
+        # normalised to the standard form: 六角括号, no spaces ("湘政办发〔2020〕8 号" -> "湘政办发〔2020〕8号")
+        return f"{''.join(reversed(abbr))}〔{m.group(1)}〕{m.group(2)}号"
     return None
 
 

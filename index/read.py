@@ -14,6 +14,9 @@ FORMATS = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md", ".html
            ".pdf": "pdf", ".docx": "docx", ".jsonl": "jsonl"}
 DEFAULT_MAX_BYTES = 50_000_000
 _BLOCK_TAGS = r"p|div|br|li|tr|h[1-6]|section|article|table|ul|ol|dd|dt|blockquote|pre|hr|td|th|title"
+_CONTENT_SELECTORS = ["#UCAP-CONTENT", ".TRS_Editor", "#zoom", ".zoom", ".article-content", ".pages_content",
+                      "#content", ".content", "article", "main"]
+_META_LABEL = re.compile(r"(?:发布|成文|印发)(?:时间|日期)\s*[:：]|原文(?:链接|地址)\s*[:：]|文\s*号\s*[:：]")
 _DROP_TAGS = ["script", "style", "noscript", "nav", "header", "footer", "aside", "form", "iframe", "svg", "button",
               "select", "input", "template"]
 
@@ -104,8 +107,19 @@ def html_to_text(html: str) -> tuple[str, str | None, str | None]:
             break
     tree.strip_tags(_DROP_TAGS)
     body = tree.body or tree.root
-    marked = re.sub(rf"(?i)<(?:/?(?:{_BLOCK_TAGS}))(?:\s[^>]*)?/?>", lambda m: "\n" + m.group(0), body.html or "")
-    text = HTMLParser(marked).text(separator="")
+
+    def block_text(node) -> str:
+        marked = re.sub(rf"(?i)<(?:/?(?:{_BLOCK_TAGS}))(?:\s[^>]*)?/?>", lambda m: "\n" + m.group(0), node.html or "")
+        return HTMLParser(marked).text(separator="")
+
+    text = block_text(body)
+    # Government CMSs wrap the document in a known container; menus and link lists around it are not the document.
+    for selector in _CONTENT_SELECTORS:
+        node = tree.css_first(selector)
+        if node is not None and len(node.text(strip=True)) >= 200:
+            labels = [line for line in text.split("\n") if _META_LABEL.search(line) and len(line.strip()) <= 120]
+            text = "\n".join([title or "", *labels, block_text(node)])
+            break
     return text, title or None, url
 
 

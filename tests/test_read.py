@@ -179,3 +179,13 @@ def test_permission_denied_reported_in_plain_words(tmp_path, monkeypatch):
     monkeypatch.setattr(Path, "read_bytes", deny)  # as root chmod 0 does not stop reads
     with pytest.raises(ReadError, match="permission denied"):
         read_path(path, tmp_path)
+
+
+def test_html_content_container_preferred_over_menus(tmp_path):
+    menu = "".join(f"<li><a href='/{i}'>栏目{i}</a></li>" for i in range(30))
+    body = "".join(f"<p>第{i}条 本条规定相应事项，有关部门按照职责分工负责实施。</p>" for i in "一二三四五六七八")
+    html = (f"<html><head><title>某办法</title></head><body><div class='menu'><ul>{menu}</ul></div>"
+            f"<div class='info'>发布日期：2021-05-06</div><div id='zoom'>{body}</div>"
+            f"<div class='links'><ul>{menu}</ul></div></body></html>")
+    [raw] = read_path(_write(tmp_path, "m.html", html), tmp_path)
+    assert "栏目" not in raw.text and "发布日期：2021-05-06" in raw.text and "第八条 本条规定" in raw.text
