@@ -239,7 +239,8 @@ def build_ui(searcher: SearcherLike, concurrency: int = 4) -> gr.Blocks:
                 results = gr.HTML(render.render_empty("", None), js_on_load=RESULTS_JS, elem_id="pq-results")
                 with gr.Row():
                     export_btn = gr.Button("导出 Markdown / CSV", size="sm", elem_id="pq-export")
-                files = gr.File(label="导出文件", file_count="multiple", interactive=False, elem_id="pq-files")
+                files = gr.File(label="导出文件", file_count="multiple", interactive=False, elem_id="pq-files",
+                                visible=False)
             with gr.Tab("全文", id="document", elem_id="pq-tab-document"):
                 doc_pick = gr.Dropdown(choices["doc"][1:], value=None, label="选择文件", elem_id="pq-doc-pick")
                 document = gr.HTML(app.document_view(None), js_on_load=DOCUMENT_JS, elem_id="pq-document")
@@ -255,8 +256,10 @@ def build_ui(searcher: SearcherLike, concurrency: int = 4) -> gr.Blocks:
         filters = [mode, k, f_doc, f_region, f_issuer, f_year]
         gr.on([question.submit, ask.click, mode.change, f_doc.change, f_region.change, f_issuer.change,
                f_year.change], app.search_view, inputs=[question, *filters], outputs=[results, kept],
-              api_visibility="private", **limit).then(lambda: None, outputs=files, api_visibility="private")
-        export_btn.click(app.export_files, inputs=kept, outputs=files, api_visibility="private", **limit)
+              api_visibility="private", **limit).then(lambda: gr.File(value=None, visible=False), outputs=files,
+                                                      api_visibility="private")
+        export_btn.click(lambda kept_: gr.File(value=app.export_files(kept_), visible=True), inputs=kept,
+                         outputs=files, api_visibility="private", **limit)
 
         def open_document(evt: gr.EventData, query: str):
             doc_id, pid = getattr(evt, "doc", None), getattr(evt, "pid", None)

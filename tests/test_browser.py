@@ -132,6 +132,17 @@ def test_ask_example_question_shows_cited_cards(page):
     assert seconds < 10
 
 
+def test_export_offers_markdown_and_csv(page):
+    _ask(page, QUESTION)
+    page.click("#pq-export")
+    links = page.locator("#pq-files a")
+    page.wait_for_function("() => document.querySelectorAll('#pq-files a').length >= 2")
+    names = " ".join(links.nth(i).get_attribute("download") or links.nth(i).get_attribute("href") or ""
+                     for i in range(links.count()))
+    assert ".md" in names and ".csv" in names, names
+    page.screenshot(path=str(SHOTS / "6_export.png"), full_page=True)
+
+
 def test_open_full_text_scrolls_to_provision(page):
     _ask(page, QUESTION)
     first = page.locator("#pq-results .pq-card").first
