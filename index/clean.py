@@ -43,6 +43,13 @@ _RUNON_SPLIT = re.compile(
     rf"(?<=[。！？])(?=[{_CN_NUM}]{{1,3}}、|[（(][{_CN_NUM}]{{1,3}}[）)]|\d{{1,2}}[、．](?!\d))"
     rf"|(?<=[）)])(?=[{_CN_NUM}]{{1,3}}、|[（(][{_CN_NUM}]{{1,3}}[）)]\S|\d{{1,2}}[、．](?!\d))"
 )
+# A notice's heading block glued into one line: "…的通知发布日期:2016-10-24…的通知湘政发〔2016〕21号各市州…：现将…".
+_HEADER_SPLIT = re.compile(r"(?<=的通知)(?=[^\s，。；、）)”》])|(?<=[：:])(?=现将|现就|现把|根据|为了?)"
+                           r"|(?<=[。！？])(?=[^，。；《》]{2,30}关于印发)")
+# A signature glued between paragraphs: "…区域。湖南省人民政府2016年10月24日（此件主动公开）湖南省…".
+_SIGNATURE = re.compile(r"(?:[\u4e00-\u9fff]{2,20}?(?:人民政府|办公厅|办公室|委员会))?\s?\d{4}年\d{1,2}月\d{1,2}日\s?[（(]此件[^）)]{0,10}[）)]")
+_DOC_NUMBER_END = re.compile(r"[〔［\[【﹝]\d{4}[〕］\]】﹞]\d{1,4}号(?=[\u4e00-\u9fff])")
+_INLINE_DATE_LABEL = re.compile(r"发布(?:日期|时间)\s*[:：]\s*\d{4}[-年./]\d{1,2}[-月./]\d{1,2}日?(?:\s*\d{1,2}:\d{2}(?::\d{2})?)?")
 # A responsibility note such as "（省发改委牵头负责）" closes its paragraph; text glued after it starts a new one.
 _NOTE_END = re.compile(r"[（(][^（()）]{2,80}?(?:负责|参与)[）)](?=[^\s，。；、）)])")
 # "一、总体要求（一）指导思想。" glued together: the top heading has no punctuation before the sub-marker.
@@ -115,10 +122,14 @@ def join_hard_wraps(lines: list[str]) -> list[str]:
 
 
 def split_runons(line: str) -> list[str]:
-    """Split a scraped line that glued several paragraphs together (before headings, after 负责/参与 notes)."""
+    """Split a scraped line that glued several paragraphs together (before headings, after 负责/参与 notes,
+    between the lines of a notice's heading block)."""
     if len(line) < 60 and not _GLUED_SUBHEAD.match(line):
         return [line]
-    cuts = sorted({m.end() for m in _NOTE_END.finditer(line)} | {m.start() for m in _RUNON_SPLIT.finditer(line)})
+    line = _INLINE_DATE_LABEL.sub("", line)  # page furniture; index.meta reads the date from the raw text
+    cuts = sorted({m.end() for m in _NOTE_END.finditer(line)} | {m.start() for m in _RUNON_SPLIT.finditer(line)}
+                  | {m.start() for m in _HEADER_SPLIT.finditer(line)} | {m.end() for m in _DOC_NUMBER_END.finditer(line)}
+                  | {i for m in _SIGNATURE.finditer(line) for i in m.span()})
     bounds = [0, *[c for c in cuts if 0 < c < len(line)], len(line)]
     parts = [line[a:b] for a, b in zip(bounds, bounds[1:]) if line[a:b]]
     out: list[str] = []

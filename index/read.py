@@ -126,7 +126,6 @@ def html_to_text(html: str) -> tuple[str, str | None, str | None]:
 def pdf_to_text(data: bytes, path: Path | str) -> str:
     """The text layer of a PDF, pages separated by a blank line; encrypted, truncated and image-only PDFs refused."""
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
 
     if b"%%EOF" not in data[-2048:]:
         raise ReadError(path, "truncated PDF (no end-of-file marker); re-download or re-export it")
@@ -134,10 +133,11 @@ def pdf_to_text(data: bytes, path: Path | str) -> str:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
             try:
-                if not reader.decrypt(""):
-                    raise ReadError(path, "encrypted PDF (needs a password); export an unprotected copy")
-            except (NotImplementedError, PdfReadError) as exc:
-                raise ReadError(path, f"encrypted PDF that cannot be opened ({exc})") from exc
+                opened = reader.decrypt("")  # an owner-password-only PDF opens with the empty user password
+            except Exception as exc:  # unsupported cipher, missing crypto dependency
+                raise ReadError(path, f"encrypted PDF that cannot be opened ({type(exc).__name__}: {exc})") from exc
+            if not opened:
+                raise ReadError(path, "encrypted PDF (needs a password); export an unprotected copy")
         pages = [page.extract_text() or "" for page in reader.pages]
     except ReadError:
         raise
