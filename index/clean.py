@@ -32,6 +32,8 @@ CHROME = re.compile(
 )
 # Furniture that trails the last paragraph of a page: home-page links, app names, attachment file names.
 _TRAILER = re.compile(r"主页|首页|APP|App|客户端|返回顶部|公众号|微信|微博|收藏本页|^\S{1,60}\.(?:doc|docx|xls|xlsx|pdf|wps|zip|rar|ofd)$")
+# Table-of-contents lines ("一、总体要求......3") and the 目录 heading: navigation, not text.
+_TOC_LINE = re.compile(r"^(?:目\s*录|.{1,80}?(?:\.{4,}|…{2,}|·{4,}|－{4,})\s*\d{1,4})\s*$")
 _ATTACHMENT_FILE = re.compile(r"^\S{1,60}\.(?:doc|docx|xls|xlsx|pdf|wps|zip|rar|ofd)$", re.IGNORECASE)
 _SENTENCE_END = "。！？；：…”’」』）)"
 # Heading markers, used here only to avoid joining a heading onto the previous line and to split run-on scrapes.
@@ -140,8 +142,8 @@ def split_runons(line: str) -> list[str]:
 
 
 def _strip_edges(lines: list[str]) -> list[str]:
-    """Drop site chrome and page markers everywhere, and the furniture that trails the last paragraph of a page."""
-    kept = [line for line in lines if not (line and (is_chrome(line) or is_page_marker(line)))]
+    """Drop site chrome, page markers and table-of-contents lines everywhere, and the furniture that trails the last paragraph of a page."""
+    kept = [line for line in lines if not (line and (is_chrome(line) or is_page_marker(line) or _TOC_LINE.match(line)))]
     end = len(kept)
     while end and (not kept[end - 1] or (len(kept[end - 1]) <= 40 and _TRAILER.search(kept[end - 1])
                                           and not re.search(r"[。！？；]", kept[end - 1]))):

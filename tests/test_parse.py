@@ -118,6 +118,8 @@ def test_cleanup_rules():
     law = "（三）法律、行政法规规定的其他情形。\n第二条 内容。\n（三）法律、行政法规规定的其他情形。"
     assert clean_text(law).count("其他情形") == 2  # a clause that a law repeats is kept
     assert clean_text("县级以上人民政府应当开通服务热线：12345，受理投诉。") != ""  # content, not chrome
+    toc = "目 录\n一、总体要求......................3\n（一）指导思想 ........ 3\n一、总体要求\n加快发展。"
+    assert clean_text(toc) == "一、总体要求\n\n加快发展。"
     assert is_chrome("服务热线:  400-606-6048") and is_chrome("ICP备案号:湘ICP备10209074号-26 号")
     assert not is_chrome("加强与大湾区在环境保护科学基础研究方面合作。")
 
