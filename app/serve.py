@@ -33,13 +33,14 @@ def make_app(index_dir: Path | None = None, searcher=None, concurrency: int = CO
     return demo.queue(default_concurrency_limit=concurrency, max_size=MAX_QUEUE)
 
 
-def launch_options(host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None) -> dict:
+def launch_options(host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,
+                   quiet: bool = True) -> dict:
     """Keyword arguments for ``Blocks.launch``: bind, auth, styles, no share link, no error details to users."""
     from app.render import CSS
 
     return dict(server_name=host, server_port=port, auth=auth, auth_message="请输入用户名和密码" if auth else None,
                 share=False, show_error=False, css=CSS, footer_links=["api"], max_file_size="1mb",
-                ssr_mode=False, pwa=False, mcp_server=False, quiet=True)
+                ssr_mode=False, pwa=False, mcp_server=False, quiet=quiet)
 
 
 def serve(index_dir: Path, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,
@@ -48,5 +49,6 @@ def serve(index_dir: Path, host: str = "127.0.0.1", port: int = 7860, auth: tupl
     if host not in LOOPBACK and auth is None:
         log.warning("serving on %s without auth: anyone who can reach this address can search", host)
     demo = make_app(index_dir, searcher)
-    demo.launch(prevent_thread_lock=not block, **launch_options(host, port, auth))
+    # when blocking (the CLI) let Gradio print the URL; tests and embedders stay quiet
+    demo.launch(prevent_thread_lock=not block, **launch_options(host, port, auth, quiet=not block))
     return demo
