@@ -131,7 +131,7 @@ def split_runons(line: str) -> list[str]:
     line = _INLINE_DATE_LABEL.sub("", line)  # page furniture; index.meta reads the date from the raw text
     cuts = sorted({m.end() for m in _NOTE_END.finditer(line)} | {m.start() for m in _RUNON_SPLIT.finditer(line)}
                   | {m.start() for m in _HEADER_SPLIT.finditer(line)} | {m.end() for m in _DOC_NUMBER_END.finditer(line)}
-                  | {i for m in _SIGNATURE.finditer(line) for i in m.span()})
+                  | ({i for m in _SIGNATURE.finditer(line) for i in m.span()} if "此件" in line else set()))
     bounds = [0, *[c for c in cuts if 0 < c < len(line)], len(line)]
     parts = [line[a:b] for a, b in zip(bounds, bounds[1:]) if line[a:b]]
     out: list[str] = []

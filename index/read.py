@@ -46,12 +46,15 @@ def _source_path(path: Path, root: Path | None) -> str:
         return str(path)
 
 
+_CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f]")
+
+
 def looks_binary(data: bytes) -> bool:
     """NUL bytes or many control characters in the first 8 KB: not a text file."""
     sample = data[:8192]
     if b"\x00" in sample and not sample.startswith((b"\xff\xfe", b"\xfe\xff")):
         return True
-    controls = sum(1 for b in sample if b < 32 and b not in (9, 10, 12, 13, 27))
+    controls = len(_CONTROL_BYTES.findall(sample))
     return bool(sample) and controls / len(sample) > 0.05
 
 

@@ -124,3 +124,17 @@ def test_policies_jsonl_fields_are_mapped(shared_dir):
     assert len(r.documents) > 200 and all(d.date and d.issuer for d in r.documents)
     rate = sum(1 for d in r.documents for p in d.provisions if p.path) / sum(len(d.provisions) for d in r.documents)
     assert rate > 0.9
+
+
+@pytest.mark.shared
+def test_beir_records_stay_whole(shared_dir, tmp_path):
+    """A BEIR record is the benchmark's unit: one provision per record, its text complete (whitespace aside)."""
+    lines = (shared_dir / "bench" / "stard" / "corpus.jsonl").read_text(encoding="utf-8").splitlines()[:3000]
+    (tmp_path / "corpus.jsonl").write_text("\n".join(lines), encoding="utf-8")
+    r = load_documents([tmp_path / "corpus.jsonl"], progress=False)
+    records = {rec["_id"]: rec["text"] for rec in map(json.loads, lines)}
+    assert r.errors == () and sorted(d.id for d in r.documents) == sorted(records)
+    squash = lambda s: "".join(s.split()).replace("\u200b", "")  # noqa: E731
+    for doc in r.documents:
+        assert len(doc.provisions) == 1
+        assert squash(doc.provisions[0].text) == squash(records[doc.id])
