@@ -174,5 +174,17 @@ def calibrate(searcher, questions: Sequence[Question], *, mode: str = "hybrid", 
     return calibrate_min_score(ranked, {q.id: len(qrels.get(q.id, {})) for q in qs}, at=at)
 
 
+def tune(searcher, questions: Sequence[Question], grid: Iterable[Mapping], *, split: str = "dev",
+         mode: str = "hybrid", depth: int = 20) -> list[dict]:
+    """Evaluate query-time setting variants (``Searcher.with_settings``) on one split; best MRR@10 + Recall@5 first."""
+    qs = [q for q in questions if q.split == split]
+    rows = []
+    for changes in grid:
+        r = evaluate(searcher.with_settings(**changes), qs, mode=mode, depth=depth)
+        rows.append({"settings": dict(changes), **r["splits"][split]["overall"]})
+    rows.sort(key=lambda x: -(x.get("mrr@10", 0.0) + x.get("recall@5", 0.0)))
+    return rows
+
+
 __all__ = ["DEPTH", "MODES", "QuestionRun", "build_variant_index", "calibrate", "evaluate",
-           "manifest_stamp", "run_ablations", "run_questions"]
+           "manifest_stamp", "run_ablations", "run_questions", "tune"]
