@@ -33,7 +33,8 @@ CHROME = re.compile(
 # Furniture that trails the last paragraph of a page: home-page links, app names, attachment file names.
 _TRAILER = re.compile(r"主页|首页|APP|App|客户端|返回顶部|公众号|微信|微博|收藏本页|^\S{1,60}\.(?:doc|docx|xls|xlsx|pdf|wps|zip|rar|ofd)$")
 # Table-of-contents lines ("一、总体要求......3") and the 目录 heading: navigation, not text.
-_TOC_LINE = re.compile(r"^(?:目\s*录|.{1,80}?(?:\.{4,}|…{2,}|·{4,}|－{4,})\s*\d{1,4})\s*$")
+_TOC_LINE = re.compile(r"^(?:目\s*录|.{1,80}?(?:\.{4,}|…{2,}|·{4,}|－{4,})\s*\d{1,4})\s*$"
+                       r"|^\|[\s\-:|]+\|$")  # (and the rule line under a Markdown table header)
 _ATTACHMENT_FILE = re.compile(r"^\S{1,60}\.(?:doc|docx|xls|xlsx|pdf|wps|zip|rar|ofd)$", re.IGNORECASE)
 _SENTENCE_END = "。！？；：…”’」』）)"
 # Heading markers, used here only to avoid joining a heading onto the previous line and to split run-on scrapes.

@@ -116,7 +116,8 @@ def lead_sentence(paragraph: str) -> str | None:
 
 def _is_front_matter(line: str) -> bool:
     """Issuer, title, 文号 or addressee line: short, no sentence punctuation, not a clause-rich preamble."""
-    if len(line) > 80 or re.search(r"[。！？；]", line) or (len(line) > 40 and re.search(r"[，,]", line)):
+    if len(line) > 80 or re.search(r"[。！？；]", line) or (len(line) > 40 and re.search(r"[，,]", line)) \
+            or line.startswith("|"):  # a Markdown table row is content
         return False
     return not (_CN_ITEM.match(line) or _PAREN_CN.match(line) or _NUM_ITEM.match(line))
 
