@@ -239,3 +239,18 @@ def test_evaluate_real_searcher_on_hand_made_documents(tmp_path, fake_embedder):
     assert r["unresolved"] == [] and r["index"]["model"]["name"] == fake_embedder.name
     assert r["splits"]["all"]["overall"]["mrr@10"] == 1.0
     assert r["splits"]["all"]["overall"]["recall@5"] == 1.0
+
+
+def test_tune_ranks_query_time_variants(tmp_path, fake_embedder):
+    store = pytest.importorskip("index.store")
+    search = pytest.importorskip("index.search")
+    from eval.run import tune
+
+    docs = [_doc("A", ["异地就医即时结算并报销医保费用。", "加快长沙机场改扩建。"]),
+            _doc("B", ["严禁秸秆露天焚烧。", "推动居民医疗保障同城同结算。"])]
+    store.build_index(docs, tmp_path / "ix", fake_embedder, store.IndexSettings(), progress=False)
+    searcher = search.Searcher.load(tmp_path / "ix", fake_embedder)
+    qs = [Question("q1", "秸秆露天焚烧", "keyword", "dev", (Gold("B", "严禁秸秆露天焚烧"),))]
+    rows = tune(searcher, qs, [{"w_dense": 1.0, "w_bm25": 0.0}, {"w_dense": 0.0, "w_bm25": 1.0}])
+    assert len(rows) == 2 and {r["settings"]["w_bm25"] for r in rows} == {0.0, 1.0}
+    assert rows[0]["mrr@10"] >= rows[1]["mrr@10"] and rows[0]["mrr@10"] == 1.0
