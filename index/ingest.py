@@ -51,11 +51,18 @@ def scan_files(paths: list[Path]) -> tuple[list[tuple[Path, Path]], list[IngestE
     for given in paths:
         given = Path(given)
         if given.is_dir():
-            for path in sorted(p for p in given.rglob("*") if p.is_file() or p.is_symlink()):
+            try:
+                candidates = sorted(p for p in given.rglob("*") if p.is_file() or p.is_symlink())
+            except OSError as exc:  # an unreadable sub-directory
+                errors.append(IngestError(str(exc.filename or given), f"cannot list directory: {exc.strerror or exc}"))
+                continue
+            for path in candidates:
                 rel_parts = path.relative_to(given).parts
                 if any(part.startswith(".") for part in rel_parts) or _skipped_by_name(path):
                     continue
-                if path.suffix.lower() in FORMATS:
+                if path.is_symlink() and path.is_dir():
+                    errors.append(IngestError(str(path), "symlink to a directory (not followed, to avoid loops)"))
+                elif path.suffix.lower() in FORMATS:
                     found.append((path, given))
                 else:
                     errors.append(IngestError(str(path), f"unsupported file type {path.suffix or '(none)'!r} (skipped)"))

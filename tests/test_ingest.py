@@ -138,3 +138,15 @@ def test_beir_records_stay_whole(shared_dir, tmp_path):
     for doc in r.documents:
         assert len(doc.provisions) == 1
         assert squash(doc.provisions[0].text) == squash(records[doc.id])
+
+
+def test_directory_walk_survives_symlink_loops(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.txt").write_text("一、要求\n\n加快推进高质量发展。\n", encoding="utf-8")
+    (tmp_path / "sub" / "up").symlink_to(tmp_path)  # a directory loop
+    (tmp_path / "x.txt").symlink_to(tmp_path / "y.txt")
+    (tmp_path / "y.txt").symlink_to(tmp_path / "x.txt")  # a file loop
+    r = load_documents([tmp_path, tmp_path / "missing"], progress=False)
+    assert [d.id for d in r.documents] == ["sub/a"]
+    reasons = sorted(e.reason.split(" (")[0] for e in r.errors)
+    assert reasons == ["file not found", "symlink loop", "symlink loop", "symlink to a directory"]
