@@ -86,6 +86,19 @@ def decode_text(data: bytes, path: Path | str = "<bytes>") -> tuple[str, str]:
         return str(best), best.encoding
 
 
+def _decode_html(data: bytes, path: Path | str) -> tuple[str, str]:
+    """An HTML page in the charset its <meta> declares (GB2312 pages are decoded as GB18030), else detected."""
+    declared = re.search(rb"""charset\s*=\s*["']?([A-Za-z0-9_\-]+)""", data[:4096])
+    if declared and not data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+        name = declared.group(1).decode("ascii").lower()
+        name = "gb18030" if name in ("gb2312", "gbk", "gb18030", "x-gbk", "cp936") else name
+        try:
+            return data.decode(name), name
+        except (LookupError, UnicodeDecodeError):
+            pass  # a wrong declaration: fall back to detection
+    return decode_text(data, path)
+
+
 def _require_text(text: str, path: Path | str) -> str:
     if not text.strip():
         raise ReadError(path, "no text (the file is empty or whitespace only)")
@@ -267,7 +280,7 @@ def read_path(path: Path, root: Path | None = None, max_bytes: int = DEFAULT_MAX
     if fmt in ("txt", "md"):
         text, encoding = decode_text(data, path)
     elif fmt == "html":
-        html, encoding = decode_text(data, path)
+        html, encoding = _decode_html(data, path)
         text, title, url = html_to_text(html)
     elif fmt == "pdf":
         if not data.startswith(b"%PDF"):

@@ -189,3 +189,9 @@ def test_html_content_container_preferred_over_menus(tmp_path):
             f"<div class='links'><ul>{menu}</ul></div></body></html>")
     [raw] = read_path(_write(tmp_path, "m.html", html), tmp_path)
     assert "栏目" not in raw.text and "发布日期：2021-05-06" in raw.text and "第八条 本条规定" in raw.text
+
+
+def test_html_declared_charset_is_used(tmp_path):
+    html = "<html><head><meta http-equiv='Content-Type' content='text/html; charset=gb2312'></head><body><p>萍乡市人民政府办公室关于印发方案的通知</p></body></html>"
+    [raw] = read_path(_write(tmp_path, "d.html", html.encode("gb18030")), tmp_path)
+    assert "萍乡市人民政府办公室" in raw.text and raw.source.encoding == "gb18030"
