@@ -14,7 +14,8 @@ _SPACES = re.compile(r"[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000\t\f\v]")
 _INVISIBLE = re.compile(r"[\u200b-\u200d\u2060\ufeff\u00ad]")
 # Page-number lines of typeset 公文 ("— 11 —", "- 3 -", "第 3 页 共 10 页", "3/10").
 _PAGE_LINE = re.compile(
-    r"^(?:[—–\-－─]{1,2}\s*\d{1,4}\s*[—–\-－─]{1,2}|第\s*\d{1,4}\s*页(?:\s*[,，/]?\s*共\s*\d{1,4}\s*页)?|\d{1,4}\s*/\s*\d{1,4})$"
+    r"^(?:[—–\-－─]{1,2}\s*\d{1,4}\s*[—–\-－─]{1,2}|第\s*\d{1,4}\s*页(?:\s*[,，/]?\s*共\s*\d{1,4}\s*页)?"
+    r"|\d{1,4}\s*/\s*\d{1,4})$"
 )
 # The same marker glued inside a line by a text extractor; only with spaces around it so "3—5—" ranges survive.
 _PAGE_INLINE = re.compile(r"(?<=\S) [—–－─]{1,2} ?\d{1,4} ?[—–－─]{1,2} (?=\S)")
@@ -50,9 +51,11 @@ _RUNON_SPLIT = re.compile(
 _HEADER_SPLIT = re.compile(r"(?<=的通知)(?=[^\s，。；、）)”》])|(?<=[：:])(?=现将|现就|现把|根据|为了?)"
                            r"|(?<=[。！？])(?=[^，。；《》]{2,30}关于印发)")
 # A signature glued between paragraphs: "…区域。湖南省人民政府2016年10月24日（此件主动公开）湖南省…".
-_SIGNATURE = re.compile(r"(?:[\u4e00-\u9fff]{2,20}?(?:人民政府|办公厅|办公室|委员会))?\s?\d{4}年\d{1,2}月\d{1,2}日\s?[（(]此件[^）)]{0,10}[）)]")
+_SIGNATURE = re.compile(r"(?:[\u4e00-\u9fff]{2,20}?(?:人民政府|办公厅|办公室|委员会))?"
+                        r"\s?\d{4}年\d{1,2}月\d{1,2}日\s?[（(]此件[^）)]{0,10}[）)]")
 _DOC_NUMBER_END = re.compile(r"[〔［\[【﹝]\d{4}[〕］\]】﹞]\d{1,4}号(?=[\u4e00-\u9fff])")
-_INLINE_DATE_LABEL = re.compile(r"发布(?:日期|时间)\s*[:：]\s*\d{4}[-年./]\d{1,2}[-月./]\d{1,2}日?(?:\s*\d{1,2}:\d{2}(?::\d{2})?)?")
+_INLINE_DATE_LABEL = re.compile(r"发布(?:日期|时间)\s*[:：]\s*\d{4}[-年./]\d{1,2}[-月./]\d{1,2}日?"
+                                r"(?:\s*\d{1,2}:\d{2}(?::\d{2})?)?")
 # A responsibility note such as "（省发改委牵头负责）" closes its paragraph; text glued after it starts a new one.
 _NOTE_END = re.compile(r"[（(][^（()）]{2,80}?(?:负责|参与)[）)](?=[^\s，。；、）)])")
 # "一、总体要求（一）指导思想。" glued together: the top heading has no punctuation before the sub-marker.
@@ -131,7 +134,8 @@ def split_runons(line: str) -> list[str]:
         return [line]
     line = _INLINE_DATE_LABEL.sub("", line)  # page furniture; index.meta reads the date from the raw text
     cuts = sorted({m.end() for m in _NOTE_END.finditer(line)} | {m.start() for m in _RUNON_SPLIT.finditer(line)}
-                  | {m.start() for m in _HEADER_SPLIT.finditer(line)} | {m.end() for m in _DOC_NUMBER_END.finditer(line)}
+                  | {m.start() for m in _HEADER_SPLIT.finditer(line)}
+                  | {m.end() for m in _DOC_NUMBER_END.finditer(line)}
                   | ({i for m in _SIGNATURE.finditer(line) for i in m.span()} if "此件" in line else set()))
     bounds = [0, *[c for c in cuts if 0 < c < len(line)], len(line)]
     parts = [line[a:b] for a, b in zip(bounds, bounds[1:]) if line[a:b]]
@@ -143,7 +147,7 @@ def split_runons(line: str) -> list[str]:
 
 
 def _strip_edges(lines: list[str]) -> list[str]:
-    """Drop site chrome, page markers and table-of-contents lines everywhere, and the furniture that trails the last paragraph of a page."""
+    """Drop site chrome, page markers and table-of-contents lines, and the furniture trailing a page's last paragraph."""
     kept = [line for line in lines if not (line and (is_chrome(line) or is_page_marker(line) or _TOC_LINE.match(line)))]
     end = len(kept)
     while end and (not kept[end - 1] or (len(kept[end - 1]) <= 40 and _TRAILER.search(kept[end - 1])

@@ -67,7 +67,7 @@ def compatible(a: Document, b: Document) -> bool:
     """False when metadata says the two are different instruments (文号, titles or dates disagree)."""
     if a.doc_number and b.doc_number and a.doc_number != b.doc_number:
         return False
-    ta, tb = _STRIP.sub("", unicodedata.normalize("NFKC", a.title)), _STRIP.sub("", unicodedata.normalize("NFKC", b.title))
+    ta, tb = (_STRIP.sub("", unicodedata.normalize("NFKC", d.title)) for d in (a, b))
     if ta and tb and ta not in tb and tb not in ta:
         return False  # e.g. the same model regulation adopted by three cities
     da, db = _date(a), _date(b)
@@ -126,7 +126,7 @@ def choose_canonical(docs: list[Document]) -> Document:
 
 
 def merge(docs: list[Document]) -> Document:
-    """One document: the canonical rendering's text and provisions, every source, metadata gaps filled from the others."""
+    """One document: the canonical rendering's text and provisions, every source, metadata gaps filled by others."""
     canonical = choose_canonical(docs)
     others = [d for d in sorted(docs, key=lambda d: d.id) if d is not canonical]
     fields = {}

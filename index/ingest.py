@@ -65,7 +65,8 @@ def scan_files(paths: list[Path]) -> tuple[list[tuple[Path, Path]], list[IngestE
                 elif path.suffix.lower() in FORMATS:
                     found.append((path, given))
                 else:
-                    errors.append(IngestError(str(path), f"unsupported file type {path.suffix or '(none)'!r} (skipped)"))
+                    kind = path.suffix or "(none)"
+                    errors.append(IngestError(str(path), f"unsupported file type {kind!r} (skipped)"))
         else:
             found.append((given, given.parent))
     return found, errors

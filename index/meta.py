@@ -28,15 +28,21 @@ _PROVINCES = (
 _PROVINCE_RE = re.compile("|".join(_PROVINCES))
 _PROVINCE_SHORT = {p[:2] if not p.startswith(("内蒙古", "黑龙江")) else p[:3]: p for p in _PROVINCES}
 _CITY = re.compile(r"([\u4e00-\u9fff]{2,4}?[市州盟])(?:人民政府|委|政府|人大|发展|财政|[\u4e00-\u9fff]{0,6}(?:局|厅|办公室))")
-_NATIONAL = re.compile(r"^(?:国务院|中共中央|全国人民代表大会|中华人民共和国|国家|最高人民(?:法院|检察院)|中央|财政部|教育部|科技部|工业和信息化部|公安部|民政部|司法部|商务部|交通运输部|农业农村部|水利部|文化和旅游部|自然资源部|生态环境部|住房和城乡建设部|人力资源和社会保障部|国家卫生健康委员会)")
+_NATIONAL = re.compile(
+    r"^(?:国务院|中共中央|全国人民代表大会|中华人民共和国|国家|最高人民(?:法院|检察院)|中央|财政部|教育部|科技部"
+    r"|工业和信息化部|公安部|民政部|司法部|商务部|交通运输部|农业农村部|水利部|文化和旅游部|自然资源部|生态环境部"
+    r"|住房和城乡建设部|人力资源和社会保障部)"
+)
 # policies.jsonl names its issuers in English: the Shandong province and city names it uses.
 _ENGLISH_REGIONS = {"Jinan": "济南市", "Qingdao": "青岛市", "Zibo": "淄博市", "Zaozhuang": "枣庄市", "Dongying": "东营市",
                     "Yantai": "烟台市", "Weifang": "潍坊市", "Jining": "济宁市", "Tai'an": "泰安市", "Weihai": "威海市",
                     "Rizhao": "日照市", "Linyi": "临沂市", "Dezhou": "德州市", "Liaocheng": "聊城市", "Binzhou": "滨州市",
                     "Heze": "菏泽市", "Shandong": "山东省"}
 _REGION_PREFIX = re.compile(r"^([\u4e00-\u9fff]{2,4}?[省市州])")
-_UNITS = re.compile(r"[（(]\s*(?:牵头单位\s*[:：]\s*(?P<lead>[^；;）)]+?)\s*[；;]?\s*)?(?:责任单位\s*[:：]\s*(?P<resp>[^）)]+?))?\s*[）)]")
-_UNITS_NOTE = re.compile(r"[（(](?P<lead>[^（()）：:]{2,60}?)牵头(?:负责)?(?:[，,](?P<resp>[^（()）]{2,120}?)(?:等)?(?:参与|按职责分工负责|配合))?[）)]")
+_UNITS = re.compile(r"[（(]\s*(?:牵头单位\s*[:：]\s*(?P<lead>[^；;）)]+?)\s*[；;]?\s*)?"
+                    r"(?:责任单位\s*[:：]\s*(?P<resp>[^）)]+?))?\s*[）)]")
+_UNITS_NOTE = re.compile(r"[（(](?P<lead>[^（()）：:]{2,60}?)牵头(?:负责)?"
+                         r"(?:[，,](?P<resp>[^（()）]{2,120}?)(?:等)?(?:参与|按职责分工负责|配合))?[）)]")
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,8 @@ def decode_text(data: bytes, path: Path | str = "<bytes>") -> tuple[str, str]:
 
     best = from_bytes(data).best()
     if best is None or best.chaos > 0.3:
-        raise ReadError(path, "undecodable bytes: neither UTF-8 nor GBK/GB18030 nor any encoding that gives readable text")
+        raise ReadError(path, "undecodable bytes: neither UTF-8 nor GBK/GB18030 nor any encoding "
+                              "that gives readable text")
     encoding = best.encoding
     if encoding in ("gbk", "gb2312", "hz", "cp936"):
         encoding = "gb18030"  # superset: also decodes the rare characters GBK lacks

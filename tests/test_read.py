@@ -102,7 +102,8 @@ def test_jsonl_beir_records_and_line_problems(tmp_path):
     docs = read_path(_write(tmp_path, "c.jsonl", "\n".join(lines)), tmp_path, problems=problems)
     assert [d.doc_id for d in docs] == ["a1", "b2"] and docs[0].title_hint == "刑法第一条"
     reasons = " | ".join(f"{p.path} {p.reason}" for p in problems)
-    assert len(problems) == 3 and "c.jsonl:2" in reasons and "missing '_id'" in reasons and "duplicate id 'a1'" in reasons
+    assert len(problems) == 3 and "c.jsonl:2" in reasons
+    assert "missing '_id'" in reasons and "duplicate id 'a1'" in reasons
 
 
 def test_jsonl_policies_layout(tmp_path):
@@ -192,6 +193,7 @@ def test_html_content_container_preferred_over_menus(tmp_path):
 
 
 def test_html_declared_charset_is_used(tmp_path):
-    html = "<html><head><meta http-equiv='Content-Type' content='text/html; charset=gb2312'></head><body><p>萍乡市人民政府办公室关于印发方案的通知</p></body></html>"
+    html = ("<html><head><meta http-equiv='Content-Type' content='text/html; charset=gb2312'></head>"
+            "<body><p>萍乡市人民政府办公室关于印发方案的通知</p></body></html>")
     [raw] = read_path(_write(tmp_path, "d.html", html.encode("gb18030")), tmp_path)
     assert "萍乡市人民政府办公室" in raw.text and raw.source.encoding == "gb18030"
