@@ -8,6 +8,8 @@ What becomes a provision, and what is deliberately left out (the "no text lost" 
   *article* (第X条 …) is one provision: its path ends with the item's heading sentence (without the final 。)
   or the article number, its text is the whole item, including the plain paragraphs that follow it (款) and,
   inside an article, its enumerated 项;
+- sentence paragraphs before the first heading (a notice's body, a plan's preamble) are provisions with an
+  empty path;
 - under a heading that stands alone on its line, every paragraph is its own provision; a paragraph that opens
   with a short heading sentence ("区位交通优势凸显。…") gets that sentence as the last element of its path;
 - left out of every provision: heading-only lines (they live on in the path), Markdown titles and the
@@ -20,6 +22,8 @@ What becomes a provision, and what is deliberately left out (the "no text lost" 
 - a text without any body paragraph (headings or front matter only) becomes one provision with an empty path,
   and so does a whole BEIR record (one statute article, ≤ 3000 characters, no 章/节/条 inside): it is the
   benchmark's unit, so nothing of it may be dropped.
+Before parsing, ``index.clean`` has removed page markers, site chrome and tables of contents, joined hard
+wraps and (in scrapes only) dropped repeated paragraphs; those never reach a provision by design.
 """
 from __future__ import annotations
 
