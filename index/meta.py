@@ -120,7 +120,7 @@ def extract_issuer(raw_text: str) -> str | None:
 
 
 def extract_date(raw_text: str, cleaned: str) -> str | None:
-    """ISO date: a labelled 发布日期, else a line that is only a date (the signature), else the first date in the head."""
+    """ISO date: a labelled 发布日期, else a line that is only a date (the signature or a page's date stamp)."""
     label = _DATE_LABEL.search(raw_text[:3000])
     if label:
         tail = raw_text[label.end():label.end() + 20]
@@ -131,11 +131,11 @@ def extract_date(raw_text: str, cleaned: str) -> str | None:
         m = _DATE_CN.match(line.strip())
         if m and len(line.strip()) <= m.end() + 12:
             return _iso(*m.groups())
-    for pattern in (_DATE_ISO, _DATE_CN):
-        m = pattern.search(raw_text[:600])
-        if m and _iso(*m.groups()):
-            return _iso(*m.groups())
-    return None
+    # A web page's date stamp on a line of its own ("2021-03-05 00:00:00"); a date inside a sentence
+    # ("本法自1997年10月1日起施行") is not the document's date.
+    m = re.search(r"^\s*((?:19|20)\d{2})[-/.](\d{1,2})[-/.](\d{1,2})(?:\s+\d{1,2}:\d{2}(?::\d{2})?)?\s*$",
+                  raw_text[:600], re.MULTILINE)
+    return _iso(*m.groups()) if m else None
 
 
 def extract_region(*texts: str | None) -> str | None:
