@@ -90,7 +90,8 @@ def eval_command(queries: Path | None, qrels: Path | None, index_dir: Path, k: i
 
 
 def eval_beir_command(directory: Path, split: str = "test", k: int = 10, index_dir: Path | None = None,
-                      limit: int | None = None, mode: str = "hybrid", out: Path = Path("eval/reports")) -> dict:
+                      limit: int | None = None, mode: str = "hybrid", out: Path = Path("eval/reports"),
+                      embedder=None) -> dict:
     """Evaluate on a BEIR folder: build (or reuse, keyed by the corpus hash) its index, then run ``mode`` or all modes."""
     from index.embed import load_embedder
     from index.search import Searcher
@@ -98,7 +99,7 @@ def eval_beir_command(directory: Path, split: str = "test", k: int = 10, index_d
     if mode not in (*MODES, "all"):
         raise ValueError(f"mode must be one of {', '.join(MODES)} or all, got {mode!r}")
     data = load_beir(directory, split=split, limit=limit)
-    embedder = load_embedder()
+    embedder = embedder or load_embedder()
     idx = ensure_beir_index(data.corpus, embedder, index_dir)
     searcher = Searcher.load(idx, embedder)
     if mode == "all":
@@ -112,31 +113,47 @@ def eval_beir_command(directory: Path, split: str = "test", k: int = 10, index_d
     return result
 
 
+def _embedder(kind: str):
+    """The configured model, or (``fake``) the hashed n-gram embedder of the tests, for offline BM25-only runs."""
+    if kind == "fake":
+        import sys
+
+        from index import config
+
+        sys.path.insert(0, str(config.project_root() / "tests"))  # the offline fake lives with the tests
+        from fakes import HashEmbedder
+
+        return HashEmbedder()
+    from index.embed import load_embedder
+
+    return load_embedder()
+
+
 def main(argv: list[str] | None = None) -> int:
-    """`python -m eval.cli`: build indexes of the default corpus (with and without context) and write the full report."""
+    """`python -m eval.cli [beir DIR]`: the full ablation report on the default corpus, or a BEIR benchmark run."""
     import argparse
-    import sys
 
     from index import config
     from index.ingest import load_documents
     from index.search import Searcher
 
     ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("beir", nargs="*", help="'beir DIR' to evaluate a BEIR folder instead of the default questions")
     ap.add_argument("--embedder", choices=("default", "fake"), default="default",
-                    help="default: the configured model; fake: the hashed n-gram embedder of the tests (offline, instant)")
+                    help="default: the configured model; fake: the tests' hashed n-grams (offline, instant; dense is noise)")
     ap.add_argument("--index-root", type=Path, default=None, help="where the two indexes go (default <data>/eval)")
+    ap.add_argument("--split", default="train", help="BEIR split")
+    ap.add_argument("--mode", default="bm25", help="BEIR: hybrid | dense | bm25 | all")
+    ap.add_argument("--limit", type=int, default=None, help="BEIR: first N questions only")
     ap.add_argument("--out", type=Path, default=Path("eval/reports"))
     ap.add_argument("--k", type=int, default=10)
     args = ap.parse_args(argv)
-    if args.embedder == "fake":
-        sys.path.insert(0, str(config.project_root() / "tests"))  # the offline fake lives with the tests
-        from fakes import HashEmbedder
-
-        embedder = HashEmbedder()
-    else:
-        from index.embed import load_embedder
-
-        embedder = load_embedder()
+    embedder = _embedder(args.embedder)
+    if args.beir:
+        if len(args.beir) != 2 or args.beir[0] != "beir":
+            ap.error("usage: python -m eval.cli beir DIR [--split train] [--mode bm25]")
+        eval_beir_command(Path(args.beir[1]), args.split, args.k, None, args.limit, args.mode, args.out, embedder)
+        return 0
     files = sorted(p for p in config.default_corpus_dir().iterdir() if p.is_file() and p.suffix != ".md")
     documents = load_documents(files, progress=False).documents
     root = (args.index_root or config.data_dir() / "eval") / _slug(embedder.name)

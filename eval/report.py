@@ -95,6 +95,23 @@ def render_markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _dump(obj, depth: int = 0) -> str:
+    """JSON with nested objects indented but every list of scalars or per-question row on one line (diffable, small)."""
+    if isinstance(obj, dict) and obj and depth < 6 and not _flat(obj):
+        pad = " " * (depth + 1)
+        items = [f"{pad}{json.dumps(str(k), ensure_ascii=False)}: {_dump(v, depth + 1)}" for k, v in obj.items()]
+        return "{\n" + ",\n".join(items) + "\n" + " " * depth + "}"
+    if isinstance(obj, list) and obj and all(isinstance(x, dict) for x in obj):
+        pad = " " * (depth + 1)
+        return "[\n" + ",\n".join(pad + json.dumps(x, ensure_ascii=False, default=str) for x in obj) + "\n" + " " * depth + "]"
+    return json.dumps(obj, ensure_ascii=False, default=str)
+
+
+def _flat(d: dict) -> bool:
+    return all(not isinstance(v, (dict, list)) or (isinstance(v, list) and all(not isinstance(x, (dict, list)) for x in v))
+               for v in d.values()) and len(d) <= 12
+
+
 def write_report(result: dict, out_dir: Path | str = "eval/reports", name: str | None = None) -> tuple[Path, Path]:
     """Write ``<name>.json`` and ``<name>.md`` under ``out_dir`` (stamped with the git commit); return both paths."""
     result = {**result, "git": result.get("git") or git_stamp()}
@@ -102,6 +119,6 @@ def write_report(result: dict, out_dir: Path | str = "eval/reports", name: str |
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jpath, mpath = out / f"{name}.json", out / f"{name}.md"
-    jpath.write_text(json.dumps(result, ensure_ascii=False, indent=1, default=str) + "\n", encoding="utf-8")
+    jpath.write_text(_dump(result) + "\n", encoding="utf-8")
     mpath.write_text(render_markdown(result), encoding="utf-8")
     return jpath, mpath
