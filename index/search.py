@@ -3,16 +3,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from app.cite import format_citation
 from index.dense import exact_scores
-from index.embed import Embedder
 from index.fuse import fuse
 from index.normalize import MAX_QUERY_CHARS, clean_query, fold, to_simplified
 from index.store import IndexSettings, LoadedIndex, check_embedder, load_index
 from index.types import Chunk, Document, Hit, Provision
+
+if TYPE_CHECKING:  # only the protocol type; the model code is imported when an embedder is built
+    from index.embed import Embedder
 
 MODES = ("hybrid", "dense", "bm25")
 REASON_EMPTY = "查询为空：请输入要查找的内容"

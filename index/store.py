@@ -13,15 +13,18 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from index.chunk import chunk_documents, context_prefix
 from index.dense import DEFAULT_HNSW_THRESHOLD, DenseIndex
-from index.embed import Embedder
 from index.lexical import LexicalIndex
 from index.tokenize import ChineseTokenizer, default_stopwords, policy_terms
 from index.types import Chunk, Document, Provision, Source
+
+if TYPE_CHECKING:  # only the protocol type; the model code is imported when an embedder is built
+    from index.embed import Embedder
 
 SCHEMA_VERSION = 1
 MANIFEST, DOCUMENTS, CHUNKS, VECTORS, DENSE, BM25_DIR = (
