@@ -139,3 +139,27 @@ def test_default_corpus_settlement_question(tmp_path, corpus_dir):
             assert "异地就医即时结算" in top and "同城同结算" in top and "医保结算系统平台互联互通" in top, (query, mode)
     gba = next(h for h in s.search("异地就医即时结算", k=3) if "18．强化医疗卫生合作" in h.citation)
     assert gba.citation.startswith("《湖南省对接粤港澳大湾区实施方案（2020—2025年）》（湘政办发〔2020〕8号） › 二、重点任务 › ")
+
+
+@pytest.fixture(scope="module")
+def real_searcher(tmp_path_factory, corpus_dir) -> Searcher:
+    ingest = pytest.importorskip("index.ingest")
+    from index.embed import load_embedder
+
+    ix = tmp_path_factory.mktemp("real") / "ix"
+    build_index(ingest.load_documents([corpus_dir], progress=False).documents, ix, load_embedder(), progress=False)
+    return Searcher.load(ix)  # embedder rebuilt from the manifest
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("query", [
+    "哪些条款涉及医保异地结算",
+    "哪些條款涉及醫保異地結算",
+    pytest.param("Which provisions cover cross-region settlement of medical insurance?", marks=pytest.mark.xfail(
+        reason="English: dense alone ranks the Pingxiang item below 5th; fusion weights are tuned by eval", strict=False)),
+])
+def test_acceptance_question_with_the_real_model(real_searcher, query):
+    hits = real_searcher.search(query, k=5)
+    top = " ".join(h.text for h in hits)
+    assert "异地就医即时结算" in top and "同城同结算" in top and "医保结算系统平台互联互通" in top
+    assert all(h.citation.startswith("《") and " › " in h.citation for h in hits)
