@@ -330,8 +330,18 @@ def _manifest(embedder, settings, max_tokens, fingerprint, chash, lexical, dense
         "build_seconds": round(seconds, 3),
         "embed_seconds": round(embed_seconds, 3),
         "versions": {"python": platform.python_version(), "numpy": np.__version__, "faiss": faiss.__version__,
-                     "bm25s": bm25s.__version__, "jieba": jieba.__version__},
+                     "bm25s": bm25s.__version__, "jieba": jieba.__version__,
+                     **{n: _dist_version(n) for n in ("opencc", "langchain-text-splitters")}},
     }
+
+
+def _dist_version(name: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
 
 
 def _fusion(settings: IndexSettings) -> dict:
