@@ -163,3 +163,12 @@ def test_acceptance_question_with_the_real_model(real_searcher, query):
     top = " ".join(h.text for h in hits)
     assert "异地就医即时结算" in top and "同城同结算" in top and "医保结算系统平台互联互通" in top
     assert all(h.citation.startswith("《") and " › " in h.citation for h in hits)
+
+
+def test_overfetch_filter_path_matches_the_exact_path(searcher):
+    # candidates=0 forces the "many rows pass the filter" branch (ANN over-fetch, then filter)
+    overfetch = searcher.with_settings(candidates=0)
+    for kw in ({"region": "湖南"}, {"doc": "px"}):
+        got = overfetch.search("医保结算", k=2, mode="dense", **kw)
+        want = searcher.search("医保结算", k=2, mode="dense", **kw)
+        assert [h.chunk_id for h in got] == [h.chunk_id for h in want] and got
