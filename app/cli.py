@@ -42,6 +42,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
         ("index.store", ("IndexNotFoundError", "IndexMismatchError", "IndexLockedError", "IndexCorruptError")),
         ("index.read", ("ReadError",)),
         ("index.modelbuild", ("ModelBuildError",)),
+        ("index.embed", ("EmbedderError",)),
     ):
         try:
             mod = __import__(module, fromlist=list(names))
@@ -233,7 +234,7 @@ def eval_main(
 @eval_app.command("beir")
 def eval_beir(
     directory: Path = typer.Argument(..., help="BEIR folder: corpus.jsonl, queries*.jsonl, qrels/*.tsv"),
-    split: str = typer.Option("test", "--split"),
+    split: str = typer.Option("train", "--split", help="qrels/<split>.tsv (STARD ships only train)"),
     k: int = typer.Option(10, "--k"),
     index: Optional[Path] = typer.Option(None, "--index", help="Index to build or reuse for this corpus."),
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N queries (quick runs)."),
