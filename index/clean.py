@@ -109,10 +109,18 @@ def wrap_width(lines: list[str]) -> int | None:
 
 
 def join_hard_wraps(lines: list[str]) -> list[str]:
-    """Join lines that a fixed-width layout broke inside a paragraph; blank lines there carry no meaning."""
+    """Join lines that a fixed-width layout broke inside a paragraph; blank lines there carry no meaning.
+
+    A full line continues on the next one unless it ends a sentence.  A line *longer* than the usual width that
+    ends with 。！？ is a full line whose final punctuation hangs into the margin (公文 typesetting): there the
+    paragraph usually goes on ("…跨国供应链管理中心。" / "推进物联网…" in 湘政办发〔2020〕8号, three of three such
+    lines in that PDF), so it is joined too unless the next line starts with a heading marker.  A paragraph that
+    really ends flush with the margin is then merged with the next plain paragraph: text stays, one break is lost.
+    """
     width = wrap_width(lines)
     if width is None:
         return lines
+    usual = Counter(len(line) for line in lines if line).most_common(1)[0][0]
     out: list[str] = []
     joinable = False  # whether the last output line continues on the next non-blank line
     for line in lines:
@@ -123,7 +131,8 @@ def join_hard_wraps(lines: list[str]) -> list[str]:
         else:
             out.append(line)
         last = out[-1]
-        joinable = len(line) >= width - 4 and not _ends_sentence(last)
+        hanging = len(line) > usual and line[-1] in "。！？"
+        joinable = (len(line) >= width - 4 and not _ends_sentence(last)) or hanging
     return out
 
 

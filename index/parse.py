@@ -52,6 +52,7 @@ _RANK = {"附件": 0.0, "编": 1.0, "分编": 1.5, "章": 2.0, "节": 3.0, "条"
          "num": 6.0, "paren_num": 7.0}
 _BEIR_UNIT_MAX = 3000  # characters: BEIR records up to this size stay one provision
 _MAX_HEADING = 40  # a heading sentence longer than this is body text, and the item is labelled by its number
+_CLOSING_MIN_ITEMS = 3  # items of one rank, none with follow-on paragraphs, before the last item's are closing text
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,28 @@ def _paragraphs(text: str) -> list[tuple[int, int]]:
     return [(m.start(), m.end()) for m in re.finditer(r"[^\n]+", text)]
 
 
+def _detach_closing(spans: list[tuple[tuple[str, ...], int, int]], items: dict[int, tuple[float, int]],
+                    absorbed: dict[int, list[tuple[int, int]]]) -> list[tuple[tuple[str, ...], int, int]]:
+    """The document's closing paragraphs, which the last item took in as its 款, as provisions of their own.
+
+    A 通知 or 方案 often ends with paragraphs about the whole document after its last numbered item, without
+    a heading ("省……领导小组负责统筹推进……", "本方案自发布之日起施行。"; the 湘政办发〔2020〕8号 plan has no
+    "三、保障措施" heading before them).  They are not part of that item when the item's siblings never carry
+    follow-on paragraphs: the last item is then detached from them when it is the document's last provision
+    and at least ``_CLOSING_MIN_ITEMS`` items of its rank all consist of their own paragraph only.  The detached
+    paragraphs get an empty path (document level, like a preamble); nothing is dropped.
+    """
+    last = len(spans) - 1
+    if last not in items or last not in absorbed:
+        return spans
+    rank, own_end = items[last]
+    siblings = [i for i, (r, _) in items.items() if r == rank and i != last]
+    if len(siblings) + 1 < _CLOSING_MIN_ITEMS or any(i in absorbed for i in siblings):
+        return spans
+    path, start, _ = spans[last]
+    return [*spans[:last], (path, start, own_end), *[((), s, e) for s, e in absorbed[last]]]
+
+
 def parse_text(doc_id: str, text: str) -> tuple[Provision, ...]:
     """Provisions of an already cleaned text (offsets into ``text``)."""
     paras = _paragraphs(text)
@@ -167,6 +190,8 @@ def parse_text(doc_id: str, text: str) -> tuple[Provision, ...]:
     stack: list[tuple[float, str]] = []
     spans: list[tuple[tuple[str, ...], int, int]] = []
     owner: tuple[str, ...] | None = None  # path of the open item/article that absorbs following paragraphs
+    items: dict[int, tuple[float, int]] = {}  # span index of an item with body -> (rank, end of its own paragraph)
+    absorbed: dict[int, list[tuple[int, int]]] = {}  # span index -> the follow-on paragraphs it took in
     front = True  # until the first heading
     for start, end, line, heading in entries:
         if heading is not None:
@@ -178,6 +203,8 @@ def parse_text(doc_id: str, text: str) -> tuple[Provision, ...]:
             if heading.has_body or heading.kind == "article":
                 owner = tuple(label for _, label in stack)
                 if heading.has_body:
+                    if heading.kind == "item":
+                        items[len(spans)] = (heading.rank, end)
                     spans.append((owner, start, end))
                 else:
                     spans.append((owner, -1, -1))  # an article whose text starts on the next line
@@ -188,9 +215,11 @@ def parse_text(doc_id: str, text: str) -> tuple[Provision, ...]:
         if owner is not None and spans and spans[-1][0] == owner:
             o_path, o_start, _ = spans[-1]
             spans[-1] = (o_path, start if o_start < 0 else o_start, end)
+            absorbed.setdefault(len(spans) - 1, []).append((start, end))
             continue
         lead = lead_sentence(line)
         spans.append(((*path, lead) if lead else path, start, end))
+    spans = _detach_closing(spans, items, absorbed)
     provisions: list[Provision] = []
     seen: dict[str, int] = {}
     for path, start, end in spans:

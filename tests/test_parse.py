@@ -175,6 +175,53 @@ def test_seed_pdf_item_18():
     assert "实现异地就医即时结算并报销医保费用" in item.text and "联合培养全科医生" in item.text
 
 
+def test_seed_pdf_closing_paragraphs_are_not_in_item_30():
+    # The plan has no "三、保障措施" heading (neither rendering carries one): its two closing paragraphs follow
+    # item 30 directly. They are document-level provisions, not part of item 30.
+    for name in ("000_f620c4800d4537e4.txt", "001_bf613616185b5f44.txt"):
+        doc = _doc(name, CORPUS)
+        item30 = next(p for p in doc.provisions if p.path and p.path[-1].startswith("30"))
+        assert item30.text.endswith("环保产业等方面合作。") and "领导小组" not in item30.text
+        closing = doc.provisions[-2:]
+        assert [p.path for p in closing] == [(), ()]
+        assert closing[0].text.startswith("省泛珠三角区域合作领导小组负责统筹推进")
+        assert closing[1].text == "本方案自发布之日起施行。"
+        assert "保障措施" not in doc.text
+
+
+def test_seed_pdf_hanging_punctuation_does_not_split_items():
+    # "…跨国供应链管理中心。" fills the 28-character line plus a hanging 。; the item goes on on the next line.
+    doc = _doc("001_bf613616185b5f44.txt", CORPUS)
+    by_number = {p.path[-1].split("．")[0]: p for p in doc.provisions if p.path and "．" in p.path[-1]}
+    assert "跨国供应链管理中心。推进物联网等新一代信息技术" in by_number["8"].text
+    assert "实训基地建设。支持大湾区科研院所在湘设立分支机构" in by_number["17"].text
+    assert by_number["23"].text.endswith("提升投资贸易便利化水平。加强知识产权保护信息互通共享。")
+    assert len(by_number) == 30
+
+
+def test_hanging_punctuation_line_is_joined_unless_a_heading_follows():
+    width = 20
+    body = "甲乙丙丁戊己庚辛壬癸" * 2
+    lines = [body] * 9 + [body + "。", "续写的句子结束了。", body + "。", "2．下一项。", "内容。"]
+    cleaned = clean_text("\n\n".join(lines)).split("\n\n")
+    assert cleaned[0].endswith(body + "。续写的句子结束了。") and len(body) == width
+    assert cleaned[1:] == [body + "。", "2．下一项。", "内容。"]  # a short line ending in 。 ends its paragraph
+
+
+def test_closing_paragraphs_detached_only_when_siblings_have_none():
+    items = "\n".join(f"{n}．事项{n}。内容{n}，具体做法。" for n in range(1, 5))
+    closing = "各地要加强组织领导，抓好落实。\n本方案自印发之日起施行。"
+    provisions = parse_text("d", clean_text(f"一、重点任务\n{items}\n{closing}"))
+    assert [p.path for p in provisions[-3:]] == [("一、重点任务", "4．事项4"), (), ()]
+    # when an earlier item has a follow-on paragraph (款), so does the last one: nothing is detached
+    with_kuan = items.replace("内容2，具体做法。", "内容2，具体做法。\n第二款的内容，继续说明。")
+    provisions = parse_text("d", clean_text(f"一、重点任务\n{with_kuan}\n{closing}"))
+    assert provisions[-1].path == ("一、重点任务", "4．事项4") and provisions[-1].text.endswith("起施行。")
+    # two items are too few to tell
+    provisions = parse_text("d", clean_text(f"一、重点任务\n1．甲。内容。\n2．乙。内容。\n{closing}"))
+    assert provisions[-1].path == ("一、重点任务", "2．乙")
+
+
 def test_seed_scrape_keeps_each_paragraph_once():
     doc = _doc("002_2d4ce1e0f90a91da.txt", CORPUS)
     sentences = [s for p in doc.provisions for s in re.findall(r"[^。]{20,}。", p.text)]
@@ -234,10 +281,13 @@ def test_no_text_lost(case):
     covered = "".join(p.text for p in provisions)
     for body in bodies:  # every body paragraph is inside exactly one provision (repeats are dropped by design)
         assert body in covered or cleaned.count(body) == 0 and text.count(body) > 1
+    last_heading = max(cleaned.find(h) for h in headings)
     for p in provisions:
         assert cleaned[p.start:p.end] == p.text
-        # under a heading, or a heading line with nothing under it, which is then content
-        assert p.path and p.path[0] in headings or p.text in headings
+        # under a heading, or a heading line with nothing under it, which is then content, or a closing
+        # paragraph after the last item (document level, see parse._detach_closing)
+        assert p.path and p.path[0] in headings or p.text in headings or (
+            not p.path and p.text in bodies and p.start > last_heading)
     # everything outside the provisions is heading lines (kept in the paths) or blank
     rest = cleaned
     for p in sorted(provisions, key=lambda p: -p.start):
