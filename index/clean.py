@@ -53,6 +53,7 @@ _HEADER_SPLIT = re.compile(r"(?<=的通知)(?=[^\s，。；、）)”》])|(?<=[
 # A signature glued between paragraphs: "…区域。湖南省人民政府2016年10月24日（此件主动公开）湖南省…".
 _SIGNATURE = re.compile(r"(?:[\u4e00-\u9fff]{2,20}?(?:人民政府|办公厅|办公室|委员会))?"
                         r"\s?\d{4}年\d{1,2}月\d{1,2}日\s?[（(]此件[^）)]{0,10}[）)]")
+_DOC_NUMBER_LINE = re.compile(r"^[\u4e00-\u9fff]{1,12}[〔［\[【﹝]\d{4}[〕］\]】﹞]\d{1,4}\s?号$")  # a 文号 on its own line
 _DOC_NUMBER_END = re.compile(r"[〔［\[【﹝]\d{4}[〕］\]】﹞]\d{1,4}号(?=[\u4e00-\u9fff])")
 _INLINE_DATE_LABEL = re.compile(r"发布(?:日期|时间)\s*[:：]\s*\d{4}[-年./]\d{1,2}[-月./]\d{1,2}日?"
                                 r"(?:\s*\d{1,2}:\d{2}(?::\d{2})?)?")
@@ -126,7 +127,7 @@ def join_hard_wraps(lines: list[str]) -> list[str]:
     for line in lines:
         if not line:
             continue
-        if joinable and out and not HEADING_START.match(line):
+        if joinable and out and not HEADING_START.match(line) and not _DOC_NUMBER_LINE.match(line):
             out[-1] += line
         else:
             out.append(line)

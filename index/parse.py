@@ -16,7 +16,7 @@ What becomes a provision, and what is deliberately left out (the "no text lost" 
   LawRefBook history block up to ``<!-- INFO END -->``, and the front matter before the first heading:
   lines of at most 80 characters without sentence punctuation or (beyond 40 characters) commas,
   and not numbered (issuer, title, 文号, addressee);
-  the date / "（此件主动公开）" signature lines anywhere;
+  the signature lines anywhere (an issuer line directly above a date line, the date, "（此件主动公开）");
 - an item heading with nothing under it (the next paragraph is a sibling or higher heading, or the end) is
   an enumerated clause ("（一）罚金；"), hence body text, not a heading;
 - a text without any body paragraph (headings or front matter only) becomes one provision with an empty path,
@@ -47,6 +47,7 @@ _MD = re.compile(r"^(#{1,6})\s+(.*)$")
 _SENT_END = re.compile(r"[。！？]")
 _DATE_LINE = re.compile(r"^(?:[\u4e00-\u9fff]{2,20}?(?:人民政府|办公厅|办公室|委员会))?\s?(?:19|20)\d{2}年\d{1,2}月\d{1,2}日"
                         r"\s?(?:[（(]此件[^）)]{0,10}[）)])?$")
+_SIGNER = re.compile(r"^[\u4e00-\u9fff]{2,30}(?:人民政府|办公厅|办公室|委员会|[厅局委办部])$")  # issuer over a date
 _PUBLIC_NOTE = re.compile(r"^[（(]此件[^）)]{0,10}[）)]$")
 _RANK = {"附件": 0.0, "编": 1.0, "分编": 1.5, "章": 2.0, "节": 3.0, "条": 4.0, "cn": 4.0, "paren_cn": 5.0,
          "num": 6.0, "paren_num": 7.0}
@@ -171,10 +172,12 @@ def parse_text(doc_id: str, text: str) -> tuple[Provision, ...]:
         paras = [(s, e) for s, e in paras if s > info_end]
     entries: list[tuple[int, int, str, Heading | None]] = []
     in_article = False
-    for start, end in paras:
+    for n, (start, end) in enumerate(paras):
         line = text[start:end]
         if re.fullmatch(r"<!--.*-->", line) or _is_signature(line):
             continue
+        if _SIGNER.match(line) and n + 1 < len(paras) and _DATE_LINE.match(text[slice(*paras[n + 1])]):
+            continue  # the issuer line of a signature (its date follows)
         heading = detect_heading(line, in_article)
         if heading is not None and heading.kind == "md" and heading.rank == 1.0:
             continue  # a Markdown title (LawRefBook "# 中华人民共和国…法"): document metadata

@@ -58,6 +58,9 @@ def looks_binary(data: bytes) -> bool:
     return bool(sample) and controls / len(sample) > 0.05
 
 
+_CHINESE = ("gb18030", "gbk", "gb2312", "hz", "cp936")
+
+
 def decode_text(data: bytes, path: Path | str = "<bytes>") -> tuple[str, str]:
     """Bytes -> (text, encoding): BOMs, then strict UTF-8, then charset-normalizer (GBK/GB18030 and others)."""
     for bom, enc in ((b"\xef\xbb\xbf", "utf_8"), (b"\xff\xfe", "utf_16_le"), (b"\xfe\xff", "utf_16_be")):
@@ -74,12 +77,18 @@ def decode_text(data: bytes, path: Path | str = "<bytes>") -> tuple[str, str]:
         pass
     from charset_normalizer import from_bytes
 
-    best = from_bytes(data).best()
+    matches = from_bytes(data)
+    best = matches.best()
+    if best is not None and best.encoding not in _CHINESE:
+        # Short texts are ambiguous: "医保异地结算" in GBK is also valid Korean cp949 with the same (zero) chaos.
+        # On a tie the Chinese reading wins; this is a corpus of Chinese documents.
+        best = next((m for m in matches if m.encoding in _CHINESE and m.chaos <= best.chaos
+                     and m.coherence >= best.coherence), best)
     if best is None or best.chaos > 0.3:
         raise ReadError(path, "undecodable bytes: neither UTF-8 nor GBK/GB18030 nor any encoding "
                               "that gives readable text")
     encoding = best.encoding
-    if encoding in ("gbk", "gb2312", "hz", "cp936"):
+    if encoding in _CHINESE:
         encoding = "gb18030"  # superset: also decodes the rare characters GBK lacks
     try:
         return data.decode(encoding), encoding
@@ -104,6 +113,29 @@ def _require_text(text: str, path: Path | str) -> str:
     if not text.strip():
         raise ReadError(path, "no text (the file is empty or whitespace only)")
     return text
+
+
+#: Element nesting deeper than this is no real page: lexbor builds the tree in time quadratic in the depth
+#: (100,000 nested <div>s take 50 s), so such a file is refused before parsing.
+MAX_HTML_DEPTH = 1000
+_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)\b[^>]*?(/?)>")
+# void elements and elements whose end tag may be omitted never pile up on the parser's stack
+_FLAT_TAGS = frozenset("area base br col colgroup dd dt embed hr img input li link meta option optgroup p param rb rp "
+                       "rt rtc source tbody td tfoot th thead tr track wbr".split())
+
+
+def html_depth(html: str) -> int:
+    """The deepest element nesting in ``html``, counted from its tags (a fast scan, no parser)."""
+    depth = deepest = 0
+    for closing, name, self_closing in _TAG.findall(html):
+        if self_closing or name.lower() in _FLAT_TAGS:
+            continue
+        if closing:
+            depth = max(depth - 1, 0)
+        else:
+            depth += 1
+            deepest = max(deepest, depth)
+    return deepest
 
 
 def html_to_text(html: str) -> tuple[str, str | None, str | None]:
@@ -141,7 +173,14 @@ def html_to_text(html: str) -> tuple[str, str | None, str | None]:
 
 
 def pdf_to_text(data: bytes, path: Path | str) -> str:
-    """The text layer of a PDF, pages separated by a blank line; encrypted, truncated and image-only PDFs refused."""
+    """The text layer of a PDF, pages separated by a blank line; encrypted, truncated and image-only PDFs refused.
+
+    An encrypted PDF is read when its user password is empty (an owner password that only restricts printing
+    or copying: every viewer opens it without asking, so the text is as public as an unprotected file's);
+    one that needs a user password is refused as "encrypted PDF, password required" — no password guessing.
+    pypdf decrypts RC4 by itself; AES needs the ``cryptography`` package (not a dependency), without which such a
+    file is reported as "encrypted PDF that cannot be opened (DependencyError: …)".
+    """
     from pypdf import PdfReader
 
     if b"%%EOF" not in data[-2048:]:
@@ -154,7 +193,8 @@ def pdf_to_text(data: bytes, path: Path | str) -> str:
             except Exception as exc:  # unsupported cipher, missing crypto dependency
                 raise ReadError(path, f"encrypted PDF that cannot be opened ({type(exc).__name__}: {exc})") from exc
             if not opened:
-                raise ReadError(path, "encrypted PDF (needs a password); export an unprotected copy")
+                raise ReadError(path, "encrypted PDF, password required (only PDFs that open without one are read; "
+                                      "export an unprotected copy)")
         pages = [page.extract_text() or "" for page in reader.pages]
     except ReadError:
         raise
@@ -167,17 +207,29 @@ def pdf_to_text(data: bytes, path: Path | str) -> str:
 
 
 def docx_to_text(data: bytes, path: Path | str) -> str:
-    """Paragraphs and table rows of a .docx, one per line."""
+    """Paragraphs and tables of a .docx in document order, one line each; a table row as a Markdown row
+    ("| 任务 | 牵头单位 |"), a merged cell once.  Page headers and footers are left out (page furniture)."""
     import docx
+    from docx.table import Table
 
     try:
         document = docx.Document(io.BytesIO(data))
+        blocks = list(document.iter_inner_content())
     except Exception as exc:
         raise ReadError(path, f"not a readable .docx ({type(exc).__name__}: {exc})") from exc
-    lines = [p.text for p in document.paragraphs]
-    for table in document.tables:
-        for row in table.rows:
-            lines.append(" ".join(cell.text.strip() for cell in row.cells))
+    lines = []
+    for block in blocks:
+        if not isinstance(block, Table):
+            lines.append(block.text)
+            continue
+        for row in block.rows:
+            cells: list[str] = []
+            for cell in row.cells:  # python-docx repeats a merged cell's text in every grid column it spans
+                text = " ".join(cell.text.split())
+                if not cells or text != cells[-1]:
+                    cells.append(text)
+            if any(cells):
+                lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -282,6 +334,10 @@ def read_path(path: Path, root: Path | None = None, max_bytes: int = DEFAULT_MAX
         text, encoding = decode_text(data, path)
     elif fmt == "html":
         html, encoding = _decode_html(data, path)
+        depth = html_depth(html)
+        if depth > MAX_HTML_DEPTH:
+            raise ReadError(path, f"HTML nested {depth} elements deep (limit {MAX_HTML_DEPTH}); not a normal web page "
+                                  "— save its text as .txt to index it")
         text, title, url = html_to_text(html)
     elif fmt == "pdf":
         if not data.startswith(b"%PDF"):

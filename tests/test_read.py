@@ -89,7 +89,7 @@ def test_docx_paragraphs_and_tables(tmp_path):
     d.save(path)
     [raw] = read_path(path, tmp_path)
     assert raw.text.split("\n")[:2] == ["一、总体要求", "加快推进高质量发展。"]
-    assert "牵头单位 市发改委" in raw.text
+    assert "| 牵头单位 | 市发改委 |" in raw.text
 
 
 def test_jsonl_beir_records_and_line_problems(tmp_path):
@@ -197,3 +197,89 @@ def test_html_declared_charset_is_used(tmp_path):
             "<body><p>萍乡市人民政府办公室关于印发方案的通知</p></body></html>")
     [raw] = read_path(_write(tmp_path, "d.html", html.encode("gb18030")), tmp_path)
     assert "萍乡市人民政府办公室" in raw.text and raw.source.encoding == "gb18030"
+
+
+# --- GBK without a declaration, GB18030-only characters ----------------------------------------------------------
+
+@pytest.mark.parametrize("text,encoding", [
+    ("医保异地结算", "gbk"),  # six characters: also valid Korean cp949 with zero chaos; Chinese wins the tie
+    ("各县区人民政府：现将方案印发给你们。", "gbk"),
+    ("（一）加强基础设施互联互通。“十三五”期间，建成3—5个合作示范区。", "gbk"),
+    ("第一条 申请人王䶮、张𠮷提交的材料齐全的，应当受理。", "gb18030"),  # 䶮 and 𠮷 are not in GBK
+])
+def test_undeclared_gbk_and_gb18030(tmp_path, text, encoding):
+    data = text.encode(encoding)
+    if encoding == "gb18030":
+        with pytest.raises(UnicodeEncodeError):
+            text.encode("gbk")
+    [raw] = read_path(_write(tmp_path, "g.txt", data), tmp_path)
+    assert raw.text == text and raw.source.encoding == "gb18030"
+
+
+def test_short_big5_and_euc_kr_are_not_taken_for_gbk(tmp_path):
+    [raw] = read_path(_write(tmp_path, "b.txt", "醫療保障異地就醫即時結算".encode("big5")), tmp_path)
+    assert raw.text == "醫療保障異地就醫即時結算"
+    [raw] = read_path(_write(tmp_path, "k.txt", "의료보험 지역 결산".encode("euc-kr")), tmp_path)
+    assert raw.text == "의료보험 지역 결산"
+
+
+# --- real Chinese PDF and .docx fixtures (tests/fixtures/make_docs.py) ---------------------------------------------
+
+DOCS = Path(__file__).parent / "fixtures" / "docs"
+
+
+def _parsed(name: str):
+    from index.parse import parse_document
+
+    return parse_document(read_path(DOCS / name, DOCS)[0])
+
+
+def test_chinese_pdf_pages_wraps_and_headings():
+    raw = read_path(DOCS / "notice.pdf", DOCS)[0]
+    assert "— 1 —" in raw.text and "即时结算并\n— 1 —" in raw.text  # the marker sits inside a sentence
+    doc = _parsed("notice.pdf")
+    assert (doc.title, doc.doc_number, doc.issuer, doc.date) == (
+        "示例省医疗保障协同发展实施方案", "示政办发〔2024〕9号", "示例省人民政府办公厅", "2024-05-06")
+    assert "—" not in doc.text  # page markers gone
+    paths = {" › ".join(p.path): p.text for p in doc.provisions}
+    item1 = paths["二、重点任务 › （一）推进异地就医结算 › 1．扩大直接结算范围"]
+    # wrapped lines joined across the page break, the marker dropped from the middle of the sentence
+    assert "实现异地就医即时结算并报销医保费用，推动医保结算系统平台互联互通" in item1 and "\n" not in item1
+    item4 = paths["二、重点任务 › （二）加强基金监管 › 4．推进信息互通"]
+    assert item4.endswith("推动跨省数据共享。实现参保登记、待遇核定、费用结算等数据实时交换，提升经办服务效率。")
+    assert paths["一、总体要求"].startswith("以人民健康为中心") and paths["三、保障措施"].startswith("各地各部门")
+    # paragraph breaks kept: one paragraph per line of the cleaned text, headings on their own lines
+    lines = doc.text.split("\n\n")
+    assert "二、重点任务" in lines and "（一）推进异地就医结算。" in lines and item1 in lines
+    assert len(doc.provisions) == 7 and not any("示例省人民政府办公厅" == p.text for p in doc.provisions)
+
+
+def test_chinese_pdf_truncated_is_named_with_reason():
+    with pytest.raises(ReadError) as info:
+        read_path(DOCS / "notice_truncated.pdf", DOCS)
+    assert "notice_truncated.pdf" in str(info.value) and "truncated PDF" in info.value.reason
+
+
+def test_chinese_pdf_with_user_password_is_refused():
+    with pytest.raises(ReadError) as info:
+        read_path(DOCS / "notice_encrypted.pdf", DOCS)
+    assert "notice_encrypted.pdf" in str(info.value) and "encrypted PDF, password required" in info.value.reason
+
+
+def test_chinese_pdf_with_owner_password_only_is_read():
+    # decided: an empty user password means any viewer opens it without asking, so ingest reads it too
+    plain, owner_only = (read_path(DOCS / name, DOCS)[0] for name in ("notice.pdf", "notice_owner_only.pdf"))
+    assert owner_only.text == plain.text and owner_only.source.format == "pdf"
+
+
+def test_docx_fixture_headings_table_in_document_order():
+    raw = read_path(DOCS / "notice.docx", DOCS)[0]
+    lines = raw.text.split("\n")
+    table = lines.index("| 任务 | 牵头单位 | 完成时限 |")
+    assert lines[table - 1] == "三、任务分工" and lines[table + 4].startswith("各地要按照分工抓好落实")
+    assert lines[table + 3] == "| 督促检查 | 市政府督查室（每半年一次） |"  # a merged cell once
+    doc = _parsed("notice.docx")
+    assert doc.title == "示例市养老服务体系建设方案"
+    paths = [(p.path, p.text) for p in doc.provisions]
+    assert (("二、重点任务", "2．推进医养结合"), "2．推进医养结合。支持医疗机构开展养老服务，实现异地就医结算便利化。") in paths
+    assert (("三、任务分工",), "| 推进医养结合 | 市卫健委、市医保局 | 2024年底 |") in paths
