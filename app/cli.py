@@ -52,6 +52,13 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return tuple(classes)
 
 
+def _read_documents(index: Optional[Path]) -> dict:
+    from index.store import read_documents, read_manifest
+
+    read_manifest(_index_dir(index))  # "no index at …; build one with …" rather than a missing file inside it
+    return read_documents(_index_dir(index))
+
+
 def _load_searcher(index: Optional[Path]):
     from index.search import Searcher
 
@@ -100,9 +107,7 @@ def ingest(
 @app.command()
 def docs(index: Optional[Path] = IndexOpt, as_json: bool = typer.Option(False, "--json")) -> None:
     """List indexed documents with metadata and provision counts."""
-    from index.store import read_documents
-
-    documents = read_documents(_index_dir(index))
+    documents = _read_documents(index)
     for doc in documents.values():
         row = {
             "id": doc.id, "title": doc.title, "doc_number": doc.doc_number, "issuer": doc.issuer,
@@ -120,9 +125,7 @@ def docs(index: Optional[Path] = IndexOpt, as_json: bool = typer.Option(False, "
 @app.command()
 def show(doc_id: str, index: Optional[Path] = IndexOpt) -> None:
     """Print a document's metadata and outline (its heading tree with provision counts)."""
-    from index.store import read_documents
-
-    documents = read_documents(_index_dir(index))
+    documents = _read_documents(index)
     if doc_id not in documents:
         raise CliError(f"no document {doc_id!r} in the index; `policyqa docs` lists the ids")
     doc = documents[doc_id]
@@ -139,22 +142,32 @@ def show(doc_id: str, index: Optional[Path] = IndexOpt) -> None:
 
 
 # ---------------------------------------------------------------- search
+def _text_arg(value: Optional[str], name: str) -> Optional[str]:
+    # Bytes that are not UTF-8 reach Python as lone surrogates and would fail later, when printed.
+    if value is not None and any("\ud800" <= ch <= "\udfff" for ch in value):
+        raise CliError(f"{name} is not valid UTF-8 text (check the terminal's or the script's encoding)")
+    return value
+
+
 def _read_queries(path: Path) -> list[tuple[str, str]]:
     """Read a JSON Lines queries file: {"id", "query"} or BEIR {"_id", "text"} per line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise CliError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
     out = []
-    with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-                qid = rec.get("id", rec.get("_id"))
-                text = rec.get("query", rec.get("text"))
-            except (json.JSONDecodeError, AttributeError) as exc:
-                raise CliError(f"{path}:{n}: not a JSON object ({exc})") from None
-            if qid is None or text is None:
-                raise CliError(f"{path}:{n}: needs \"id\" and \"query\" (or BEIR \"_id\" and \"text\")")
-            out.append((str(qid), str(text)))
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            qid = rec.get("id", rec.get("_id"))
+            text = rec.get("query", rec.get("text"))
+        except (json.JSONDecodeError, AttributeError) as exc:
+            raise CliError(f"{path}:{n}: not a JSON object ({exc})") from None
+        if qid is None or text is None:
+            raise CliError(f"{path}:{n}: needs \"id\" and \"query\" (or BEIR \"_id\" and \"text\")")
+        out.append((str(qid), str(text)))
     return out
 
 
@@ -178,6 +191,9 @@ def search(
         raise CliError("give either a QUERY or --queries FILE")
     if mode not in ("hybrid", "dense", "bm25"):
         raise CliError(f"--mode must be hybrid, dense or bm25, got {mode!r}")
+    query = _text_arg(query, "the query")
+    for name, value in (("--doc", doc), ("--region", region), ("--issuer", issuer)):
+        _text_arg(value, name)
     filters = dict(mode=mode, doc=doc, region=region, issuer=issuer, year=year)
     searcher = _load_searcher(index)
     if queries is not None:

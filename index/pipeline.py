@@ -1,6 +1,7 @@
 """End-to-end ingest: files -> documents -> index, keeping indexed work when a file fails to read."""
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,9 +64,9 @@ def ingest_paths(
     from index.store import IndexSettings, build_index
 
     t0 = time.perf_counter()
-    missing = [str(p) for p in paths if not Path(p).exists()]
+    missing = [str(p) for p in paths if not os.path.lexists(p)]  # a symlink loop is reported by the reader
     if missing:
-        raise FileNotFoundError("no such file or folder: " + ", ".join(missing))
+        raise FileNotFoundError("no such file or folder: " + ", ".join(missing) + "; the index is unchanged")
     result = load_documents([Path(p) for p in paths], progress=progress)
     documents = list(result.documents)
     have = {d.id for d in documents} | {s.path for d in documents for s in d.sources}
@@ -80,9 +81,10 @@ def ingest_paths(
                 documents.append(doc)
                 kept.append(doc.id)
     if not documents:
-        from index.store import IndexNotFoundError  # noqa: F401
-
-        raise ValueError("no document could be read from " + ", ".join(map(str, paths)) + "; the index is unchanged")
+        why = "; ".join(f"{e.path}: {e.reason}" for e in result.errors[:3])
+        more = f" (and {len(result.errors) - 3} more)" if len(result.errors) > 3 else ""
+        raise ValueError("no document could be read from " + ", ".join(map(str, paths))
+                         + (f" — {why}{more}" if why else "") + "; the index is unchanged")
     embedder = embedder or load_embedder(config.model_spec())
     manifest = build_index(documents, index_dir, embedder, IndexSettings(embed_context=embed_context), progress=progress)
     counts = manifest.get("counts", {}) if isinstance(manifest, dict) else getattr(manifest, "counts", {})

@@ -94,6 +94,11 @@ class Searcher:
             raise ValueError(f"k must be a positive integer (number of hits wanted), got {k!r}")
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if year is not None:
+            try:
+                year = int(year)
+            except (TypeError, ValueError):
+                raise ValueError(f"year must be a number such as 2019, got {year!r}") from None
         cq = clean_query(query, MAX_QUERY_CHARS)
         if not cq.text:
             return SearchResponse((), cq.warnings, REASON_EMPTY)

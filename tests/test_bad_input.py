@@ -1,0 +1,415 @@
+"""Bad input, one table: every kind of bad query, parameter, filter, file and corpus, across every surface.
+
+Each row names a case. Query rows run on the Python API (``Searcher.query``), the CLI (``policyqa search --json``,
+run in-process through ``app.cli.main`` exactly as the console script) and the HTTP API of ``policyqa serve``
+(``POST /gradio_api/call/search``, a real server on loopback). File rows run ``ingest_paths`` and
+``policyqa ingest`` on a copy of a built index. Every row asserts a clear message naming the file or field, or a sane
+result; that the CLI never prints a traceback; and that a refused ingest leaves the previous index byte-identical.
+The README's "What happens when…" table summarises these rows.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import shutil
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+import index.embed
+from app import cli
+from fakes import HashEmbedder
+from index.pipeline import ingest_paths
+from index.search import REASON_EMPTY, REASON_FILTERED, Searcher
+from index.store import build_index
+from index_fixtures import corpus
+
+QUESTION = "医保异地结算"
+MB = 1024 * 1024
+
+
+# ---------------------------------------------------------------- expectations
+@dataclass(frozen=True)
+class Ok:
+    """A sane result: no error; optionally the same hits as ``same_as``, a reason, a warning, a hit cap."""
+
+    same_as: str | None = None
+    reason: str | None = None
+    warning: str | None = None
+    max_hits: dict = field(default_factory=dict)  # surface -> cap
+
+
+@dataclass(frozen=True)
+class Err:
+    """Refused with a message on each surface: Python (exception type, text), CLI stderr (exit 2), HTTP error event.
+
+    ``Ok(...)`` in place of a message means that surface gives a sane result instead (e.g. the CLI has no doc list
+    to check an id against, so an unknown id simply matches nothing).
+    """
+
+    py: tuple[type[BaseException], str] | Ok
+    cli: str | Ok
+    http: str | Ok
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Ingest refused: every word in ``says`` (plus the file name) is in the message; the index is unchanged."""
+
+    says: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Indexed:
+    """Ingest succeeded (exit 0, or 1 with ``skipped`` problems reported); ``finds`` is then searchable."""
+
+    finds: str
+    skipped: tuple[str, ...] = ()
+    docs: int | None = None
+
+
+@dataclass(frozen=True)
+class CliRefused:
+    """``policyqa ARGS`` exits 2 with every word of ``says`` in its one-line message (and no traceback)."""
+
+    says: tuple[str, ...]
+
+
+def c(*args, files=None, says=()):
+    return ("cli", dict(args=args, files=files or {}), CliRefused(tuple(says)))
+
+
+def q(query, k=10, expect=Ok(), cli_args=(), **filters):
+    return ("query", dict(query=query, k=k, filters=filters, cli_args=tuple(cli_args)), expect)
+
+
+def f(name, make, expect):
+    return ("file", dict(name=name, make=make), expect)
+
+
+# ---------------------------------------------------------------- file builders
+def _pdf(password: str | None = None) -> bytes:
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    writer.add_blank_page(200, 200)
+    if password:
+        writer.encrypt(password)
+    buf = io.BytesIO()
+    writer.write(buf)
+    return buf.getvalue()
+
+
+GBK_TEXT = "关于推进医保异地结算的通知\n\n一、总体要求\n\n（一）推进医保异地就医直接结算，方便参保群众。\n"
+
+
+def _write(data: bytes | str):
+    def make(path: Path) -> None:
+        path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    return make
+
+
+def _big(path: Path) -> None:
+    with open(path, "wb") as fh:  # 50 MiB of text: over the 50 MB reader limit
+        fh.write(("第一条 医保异地结算。\n" * 2000).encode() * (50 * MB // 60000 + 1))
+
+
+def _loop(path: Path) -> None:
+    other = path.with_name("loop_b.txt")
+    other.symlink_to(path)
+    path.symlink_to(other)
+
+
+def _jsonl(*records: object) -> object:
+    return _write("\n".join(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in records) + "\n")
+
+
+REC = {"_id": "r1", "title": "医保办法", "text": "第一条 推进医保异地结算，方便群众就医。"}
+REC2 = {"_id": "r2", "title": "交通办法", "text": "第一条 推进城际铁路公交化运营。"}
+BIDI = "\u202e医保\u202c异地\u2066结算\u2069"
+
+ROWS = [
+    # --- queries: Python API, CLI, HTTP
+    pytest.param(*q("", expect=Ok(reason=REASON_EMPTY)), id="query-empty"),
+    pytest.param(*q(" \t\n\u3000 ", expect=Ok(reason=REASON_EMPTY)), id="query-whitespace-only"),
+    pytest.param(*q("医保异地结算" * 16_667, expect=Ok(warning="查询过长")), id="query-100000-chars"),
+    pytest.param(*q("医保\x00异地\x07结\x1b算\x7f", expect=Ok(same_as=QUESTION)), id="query-control-chars"),
+    pytest.param(*q("医\u200b保\u200d异地\ufeff结\u2060算", expect=Ok(same_as=QUESTION)), id="query-zero-width"),
+    pytest.param(*q(BIDI, expect=Ok(same_as=QUESTION)), id="query-bidi-overrides"),
+    pytest.param(*q("医保😀异地结算🏥"), id="query-emoji-mixed"),
+    pytest.param(*q("😀🏥👍"), id="query-emoji-only"),
+    pytest.param(*q('<script>alert(1)</script><img src=x onerror=alert(2)>医保'), id="query-html-js"),
+    pytest.param(*q("'; DROP TABLE documents; -- \" OR 1=1"), id="query-sql-looking"),
+    pytest.param(*q("медицинское страхование"), id="query-cyrillic"),
+    pytest.param(*q("التأمين الصحي والتسوية"), id="query-arabic-rtl"),
+    pytest.param(*q("医療保険の精算について"), id="query-japanese"),
+    pytest.param(*q("의료보험 정산"), id="query-korean"),
+    pytest.param(*q("醫保異地結算", expect=Ok()), id="query-traditional-chinese"),
+    pytest.param(*q(QUESTION, k=0, expect=Err((ValueError, "k must be a positive"), "--k must be a positive",
+                                              "结果数 k 必须是正整数")), id="k-zero"),
+    pytest.param(*q(QUESTION, k=-5, expect=Err((ValueError, "k must be a positive"), "--k must be a positive",
+                                               "结果数 k 必须是正整数")), id="k-negative"),
+    pytest.param(*q(QUESTION, k=10**9, expect=Ok(max_hits={"py": 14, "cli": 14, "http": 100})), id="k-huge"),
+    pytest.param(*q(QUESTION, k="many", expect=Err((ValueError, "k must be a positive"), "Invalid value for '--k'",
+                                                   "结果数 k 必须是正整数")), id="k-not-a-number"),
+    pytest.param(*q(QUESTION, expect=Err((ValueError, "mode must be one of"), "--mode must be hybrid",
+                                         "检索方式"), mode="regex"), id="filter-unknown-mode"),
+    pytest.param(*q(QUESTION, expect=Err((TypeError, "colour"), "No such option: --colour", Ok()),  # extra values
+                    colour="red"), id="filter-unknown-name"),                                    # are ignored
+    pytest.param(*q(QUESTION, expect=Ok(reason=REASON_FILTERED), region="火星"), id="filter-unknown-region"),
+    pytest.param(*q(QUESTION, expect=Ok(reason=REASON_FILTERED), issuer="不存在的机关"), id="filter-unknown-issuer"),
+    pytest.param(*q(QUESTION, expect=Err((ValueError, "year must be a number"), "Invalid value for '--year'",
+                                         "年份必须是数字"), year="二〇一九"), id="filter-year-not-a-number"),
+    pytest.param(*q(QUESTION, expect=Ok(reason=REASON_FILTERED), year=1850), id="filter-year-no-documents"),
+    pytest.param(*q(QUESTION, expect=Err(Ok(reason=REASON_FILTERED), Ok(reason=REASON_FILTERED), "索引中没有文件"),
+                    doc="../../etc/passwd"),
+                 id="filter-doc-path-traversal"),
+    # --- CLI-only input: arguments and files the other surfaces do not take ({ix} = the built index, {tmp} = a folder)
+    pytest.param(*c("search", "\udcff\udcfe医保", "--index", "{ix}", says=("the query is not valid UTF-8",)),
+                 id="cli-query-not-utf8"),
+    pytest.param(*c("search", "医保", "--region", "\udcff", "--index", "{ix}", says=("--region is not valid UTF-8",)),
+                 id="cli-filter-not-utf8"),
+    pytest.param(*c("search", "--queries", "{tmp}/q.jsonl", "--index", "{ix}", files={"q.jsonl": b"\xff\xfe{}"},
+                    says=("q.jsonl", "not UTF-8")), id="cli-queries-file-not-utf8"),
+    pytest.param(*c("search", "--queries", "{tmp}/q.jsonl", "--index", "{ix}",
+                    files={"q.jsonl": '{"id": 1, "query": "医保"}\n{oops\n'.encode()},
+                    says=("q.jsonl:2", "not a JSON object")), id="cli-queries-file-bad-line"),
+    pytest.param(*c("search", "--queries", "{tmp}/q.jsonl", "--index", "{ix}", files={"q.jsonl": b'{"q": 1}\n'},
+                    says=("q.jsonl:1", 'needs "id" and "query"')), id="cli-queries-file-missing-field"),
+    pytest.param(*c("search", "医保", "--queries", "{tmp}/q.jsonl", "--index", "{ix}",
+                    says=("either a QUERY or --queries",)), id="cli-query-and-queries-both"),
+    pytest.param(*c("search", "医保", "--index", "{tmp}/nothing", says=("no index at", "policyqa ingest")),
+                 id="cli-search-index-missing"),
+    pytest.param(*c("docs", "--index", "{tmp}/nothing", says=("no index at", "policyqa ingest")),
+                 id="cli-docs-index-missing"),
+    pytest.param(*c("show", "../../etc/passwd", "--index", "{ix}", says=("no document", "policyqa docs")),
+                 id="cli-show-unknown-doc"),
+    pytest.param(*c("serve", "--index", "{ix}", "--auth", "nopassword", says=("--auth must look like user:password",)),
+                 id="cli-serve-bad-auth"),
+    # --- files: pipeline and `policyqa ingest`
+    pytest.param(*f("bin.txt", _write(bytes(range(256)) * 8), Refused(("binary",))), id="file-binary"),
+    pytest.param(*f("empty.txt", _write(b""), Refused(("empty",))), id="file-empty"),
+    pytest.param(*f("blank.md", _write(" \n\t\r\n\u3000\n"), Refused(("empty",))), id="file-whitespace-only"),
+    pytest.param(*f("bad.txt", _write(bytes(range(0x80, 0x100)) * 20), Refused(("undecodable",))),
+                 id="file-undecodable-bytes"),
+    pytest.param(*f("gbk.txt", _write(GBK_TEXT.encode("gbk")), Indexed(finds="异地就医直接结算", docs=1)),
+                 id="file-gbk-no-declaration"),
+    pytest.param(*f("gbk.html", _write(f"<html><body><p>{GBK_TEXT}</p></body></html>".encode("gbk")),
+                    Indexed(finds="异地就医直接结算", docs=1)), id="html-gbk-no-declaration"),
+    pytest.param(*f("trunc.pdf", lambda p: p.write_bytes(_pdf()[:-150]), Refused(("truncated",))), id="pdf-truncated"),
+    pytest.param(*f("secret.pdf", lambda p: p.write_bytes(_pdf("s3cret")), Refused(("encrypted",))),
+                 id="pdf-encrypted"),
+    pytest.param(*f("huge.txt", _big, Refused(("too large", "limit 50 MB"))), id="file-50MB-text"),
+    pytest.param(*f("deep.html", _write("<div>" * 20_000 + "第一条 内容。" + "</div>" * 20_000),
+                    Refused(("nested", "limit 1000"))), id="html-deeply-nested"),
+    pytest.param(*f("loop_a.txt", _loop, Refused(("symlink loop",))), id="file-symlink-loop"),
+    pytest.param(*f("locked.txt", _write(GBK_TEXT), Refused(("permission denied",))), id="file-unreadable"),
+    pytest.param(*f("a.xlsx", _write("一些文字"), Refused(("unsupported file type",))), id="file-unsupported-type"),
+    pytest.param(*f("missing.txt", None, Refused(("no such file or folder",))), id="path-missing"),
+    pytest.param(*f("c.jsonl", _jsonl("{oops", REC, "[1, 2]", REC2),
+                    Indexed(finds="异地结算", skipped=("c.jsonl:1", "bad line skipped", "c.jsonl:3"), docs=2)),
+                 id="jsonl-bad-lines"),
+    pytest.param(*f("c.jsonl", _jsonl({"title": "无编号", "text": "第一条 内容。"}),
+                    Refused(("missing '_id'",))), id="jsonl-missing-id"),
+    pytest.param(*f("c.jsonl", _jsonl(REC, {**REC2, "_id": "r1"}),
+                    Indexed(finds="异地结算", skipped=("c.jsonl:2", "duplicate id 'r1'"), docs=1)),
+                 id="jsonl-duplicate-ids"),
+    pytest.param(*f("c.jsonl", _jsonl({"_id": "r9", "text": ""}), Refused(("has no text",))), id="jsonl-empty-text"),
+]
+
+
+# ---------------------------------------------------------------- fixtures
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _snapshot(index_dir: Path) -> dict[str, str]:
+    return {p.relative_to(index_dir).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(index_dir.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def base_index(tmp_path_factory) -> Path:
+    ix = tmp_path_factory.mktemp("bad_input") / "ix"
+    build_index(corpus(), ix, HashEmbedder(), progress=False)
+    return ix
+
+
+@pytest.fixture(scope="module")
+def searcher(base_index) -> Searcher:
+    return Searcher.load(base_index, HashEmbedder())
+
+
+@pytest.fixture(scope="module")
+def server(searcher):
+    from app.serve import serve
+
+    port = _free_port()
+    demo = serve(None, port=port, searcher=searcher, block=False)
+    yield f"http://127.0.0.1:{port}"
+    demo.close()
+
+
+@pytest.fixture
+def run_cli(monkeypatch, capsys):
+    """Run ``policyqa ARGS`` in-process through the console-script entry point; (exit code, stdout, stderr)."""
+    monkeypatch.setattr(index.embed, "load_embedder", lambda spec=None: HashEmbedder())
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["policyqa", *args])
+        code = 0
+        try:
+            cli.main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out, err = capsys.readouterr()
+        assert "Traceback" not in out + err, err
+        return code, out, err
+
+    return run
+
+
+def http_search(url: str, query, k=10, mode="hybrid", doc=None, region=None, issuer=None, year=None,
+                **unknown) -> tuple[str, object]:
+    """The documented HTTP call: POST the 7 inputs, then read the event stream; ("complete"|"error", payload)."""
+    data = [query, k, mode, doc, region, issuer, year, *unknown.values()]
+    with httpx.Client(timeout=30) as c:
+        r = c.post(f"{url}/gradio_api/call/search", json={"data": data})
+        r.raise_for_status()
+        stream = c.get(f"{url}/gradio_api/call/search/{r.json()['event_id']}").text
+    events = [(b.split("\n")[0].removeprefix("event: "), json.loads(b.split("\ndata: ", 1)[1]))
+              for b in stream.strip().split("\n\n") if "\ndata: " in b]
+    final = [e for e in events if e[0] in ("complete", "error")]
+    assert final, stream
+    kind, payload = final[-1]
+    return kind, (payload[0] if kind == "complete" else (payload or {}).get("error"))
+
+
+def _cli_search_args(query, k, filters, extra) -> list[str]:
+    args = ["search", query, "--json", "--k", str(k)]
+    for name, value in filters.items():
+        args += [f"--{name}", str(value)]
+    return [*args, *extra]
+
+
+# ---------------------------------------------------------------- the table
+@pytest.mark.parametrize("kind, spec, expect", ROWS)
+def test_bad_input(kind, spec, expect, request, tmp_path, monkeypatch):
+    if kind == "query":
+        _check_query(spec, expect, request)
+    elif kind == "cli":
+        base = request.getfixturevalue("base_index")
+        before = _snapshot(base)
+        for name, data in spec["files"].items():
+            (tmp_path / name).write_bytes(data)
+        args = [a.format(ix=base, tmp=tmp_path) for a in spec["args"]]
+        code, out, err = request.getfixturevalue("run_cli")(*args)
+        assert code == 2 and err.startswith("错误 / error: ") and err.count("\n") == 1, (code, err)
+        for word in expect.says:
+            assert word in err, (word, err)
+        assert _snapshot(base) == before
+    else:
+        _check_file(spec, expect, request, tmp_path, monkeypatch)
+
+
+def _ids(hits) -> list[str]:
+    return [h["provision_id"] if isinstance(h, dict) else h.provision_id for h in hits]
+
+
+def _check_query(spec, expect, request) -> None:
+    searcher, url, base = (request.getfixturevalue(n) for n in ("searcher", "server", "base_index"))
+    run_cli = request.getfixturevalue("run_cli")
+    query, k, filters = spec["query"], spec["k"], spec["filters"]
+    before = _snapshot(base)
+    want = {"py": expect.py, "cli": expect.cli, "http": expect.http} if isinstance(expect, Err) else dict.fromkeys(
+        ("py", "cli", "http"), expect)
+
+    if isinstance(want["py"], Ok):
+        resp = searcher.query(query, k, **filters)
+        _check_ok("py", want["py"], query, list(resp.hits), resp.reason, list(resp.warnings), searcher, k)
+    else:
+        with pytest.raises(want["py"][0], match=want["py"][1]):
+            searcher.query(query, k, **filters)
+
+    code, out, err = run_cli(*_cli_search_args(query, k, filters, spec["cli_args"]), "--index", str(base))
+    if isinstance(want["cli"], Ok):
+        assert code == 0, err
+        data = json.loads(out)
+        assert data["query"] == query  # echoed verbatim, as data
+        _check_ok("cli", want["cli"], query, data["hits"], data["reason"], data["warnings"], searcher, k)
+    else:
+        flat = " ".join(re.sub("[\u2500-\u257f]", " ", err).split())  # typer may draw a box around usage errors
+        assert code == 2 and want["cli"] in flat and not out, (code, err)
+        assert len(err) < 1500, err  # a short message (typer's usage box at most), not a trace
+
+    kind, payload = http_search(url, query, k, **filters)
+    if isinstance(want["http"], Ok):
+        assert kind == "complete", payload
+        assert payload["query"] == query
+        _check_ok("http", want["http"], query, payload["hits"], payload["reason"], payload["warnings"], searcher, k)
+    else:
+        assert kind == "error" and want["http"] in (payload or ""), payload
+        assert "Traceback" not in payload and "/work" not in payload and "site-packages" not in payload
+    assert _snapshot(base) == before  # no query ever writes to the index
+
+
+def _check_ok(surface, ok: Ok, query, hits, reason, warnings, searcher, k) -> None:
+    if ok.reason is not None:
+        assert reason == ok.reason and not hits, (surface, reason)
+    else:
+        assert hits or reason, surface  # hits, or an empty list with the reason why
+    if ok.warning:
+        assert any(ok.warning in w for w in warnings), (surface, warnings)
+    if ok.same_as is not None:
+        assert hits and _ids(hits) == _ids(searcher.search(ok.same_as, k)), surface
+    if surface in ok.max_hits:
+        assert 0 < len(hits) <= ok.max_hits[surface], (surface, len(hits))
+
+
+def _check_file(spec, expect, request, tmp_path, monkeypatch) -> None:
+    base = request.getfixturevalue("base_index")
+    run_cli = request.getfixturevalue("run_cli")
+    src = tmp_path / "in"
+    src.mkdir()
+    path = src / spec["name"]
+    if spec["make"] is not None:
+        spec["make"](path)
+    if spec["name"] == "locked.txt":  # chmod 0 does not stop root; deny the read itself as well
+        path.chmod(0)
+        real = Path.read_bytes
+        monkeypatch.setattr(Path, "read_bytes", lambda self: (_ for _ in ()).throw(
+            PermissionError(13, "Permission denied", str(self))) if self.name == "locked.txt" else real(self))
+    for surface in ("api", "cli"):
+        ix = tmp_path / f"ix_{surface}"
+        shutil.copytree(base, ix)
+        before = _snapshot(ix)
+        if surface == "api":
+            try:
+                report = ingest_paths([path], ix, progress=False, embedder=HashEmbedder())
+                message, code = "\n".join(f"{e.path}: {e.reason}" for e in report.errors), (1 if report.errors else 0)
+            except (ValueError, FileNotFoundError) as exc:
+                message, code = str(exc), 2
+        else:
+            code, out, message = run_cli("ingest", str(path), "--index", str(ix), "--no-progress")
+        if isinstance(expect, Refused):
+            assert code == 2, (surface, code, message)
+            for word in (spec["name"], *expect.says):
+                assert word in message, (surface, word, message)
+            assert "unchanged" in message
+            assert _snapshot(ix) == before, surface  # never a partially written index
+        else:
+            assert code == (1 if expect.skipped else 0), (surface, message)
+            for word in expect.skipped:
+                assert word in message, (surface, word, message)
+            s = Searcher.load(ix, HashEmbedder())
+            assert expect.docs is None or len(s.documents) == expect.docs
+            assert expect.finds in s.search(expect.finds, 1)[0].text
+        assert not list(ix.parent.glob(f".{ix.name}.*")), "a build directory was left behind"
