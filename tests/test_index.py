@@ -47,7 +47,7 @@ def test_manifest_records_model_tokenizer_chunker_and_counts(tmp_path):
     data = read_manifest(tmp_path / "ix")
     assert data == m.data
     assert data["model"] == {"name": "fake-hash-ngrams", "dim": 64, "query_prompt": "query: ",
-                             "passage_prompt": "passage: ", "max_tokens": 512}
+                             "passage_prompt": "passage: ", "max_tokens": 512, "passage_precision": None}
     assert len(data["tokenizer"]["dictionary_sha256"]) == 64 and data["chunker"]["max_tokens"] == 512
     assert data["counts"]["documents"] == 5 and data["counts"]["chunks"] == 14
     assert data["dense"]["type"] == "flat" and data["versions"]["faiss"]
@@ -105,6 +105,24 @@ def test_changed_and_removed_documents_reuse_other_vectors(tmp_path):
     # reused vectors are the ones a fresh build computes
     build_index(new_docs, tmp_path / "fresh", HashEmbedder(), progress=False)
     assert np.allclose(np.load(tmp_path / "ix" / "vectors.npy"), np.load(tmp_path / "fresh" / "vectors.npy"))
+
+
+def test_manifest_records_passage_precision_and_a_precision_change_reuses_vectors(tmp_path):
+    bf16, fp32 = CountingEmbedder(), CountingEmbedder()
+    bf16.precision, fp32.precision = "bf16", "fp32"
+    docs = corpus()
+    build_index(docs, tmp_path / "ix", bf16, progress=False)
+    assert read_manifest(tmp_path / "ix")["model"]["passage_precision"] == "bf16"
+    # documented decision: precision is not part of the build fingerprint, so an unchanged corpus stays as built
+    m = build_index(docs, tmp_path / "ix", fp32, progress=False)
+    assert m.unchanged and fp32.encoded == 0 and m.data["model"]["passage_precision"] == "bf16"
+    # only the changed chunk is encoded in fp32: the manifest says the vectors are mixed
+    changed = make_document("czt", docs[1].title, [(("三、公共服务一体化",), "推进长株潭三市公积金互认互贷。")])
+    m = build_index([docs[0], changed, *docs[2:]], tmp_path / "ix", fp32, progress=False)
+    assert fp32.encoded == 1 and m.data["model"]["passage_precision"] == "mixed"
+    # a fresh build is uniform again
+    m = build_index(docs, tmp_path / "fresh", fp32, progress=False)
+    assert m.data["model"]["passage_precision"] == "fp32"
 
 
 def test_query_time_setting_change_needs_no_rebuild(tmp_path):
