@@ -186,6 +186,13 @@ def drop_repeats(lines: list[str], min_sentence: int = 20, min_line: int = 8, sy
     "（三）法律、行政法规规定的其他情形。", so a text that repeats little is left alone.  Then a line whose text
     (whitespace ignored) was seen before is dropped, unless it is a 章/节/编 or Markdown heading, and inside
     a line a sentence of ``min_sentence`` or more characters seen before is dropped.
+
+    The order is left as it is.  Restoring it by the document's own numbering (第一章 < 第二章, 一、 < 二、,
+    （一） < （二）) was considered and rejected for the one such scrape we have (seed 002, 湘政发〔2016〕21号):
+    it is shuffled below the paragraph level, so the numbered headings carry the wrong bodies
+    ("2、推进区域旅游一体化。加强电源与电网建设…" is the energy item's text), the same label occurs under two
+    parents (2、推进区域旅游一体化 under （四） and （八）), （七） and （九） are missing altogether.  Sorting by the numbers would move text under
+    headings it does not belong to while looking authoritative; the scrape's order at least shows its damage.
     """
     if repeated_share(lines, min_sentence) < symptom:
         return lines

@@ -224,9 +224,19 @@ def test_closing_paragraphs_detached_only_when_siblings_have_none():
 
 def test_seed_scrape_keeps_each_paragraph_once():
     doc = _doc("002_2d4ce1e0f90a91da.txt", CORPUS)
-    sentences = [s for p in doc.provisions for s in re.findall(r"[^。]{20,}。", p.text)]
+    sentences = [s for p in doc.provisions for s in re.findall(r"[^。]{20,}。", "".join(p.text.split()))]
     assert len(sentences) == len(set(sentences))
     assert doc.text.count("全面贯彻党的十八大和十八届三中、四中、五中全会精神") == 1
+
+
+def test_seed_scrape_order_is_kept_not_guessed():
+    # drop_repeats removes repeats but does not sort by numbering (see its docstring): the scrape's own order stays
+    raw = read_path(CORPUS / "002_2d4ce1e0f90a91da.txt", CORPUS)[0]
+    doc = parse_document(raw)
+    squashed = "".join(raw.text.split())
+    sentences = [s for p in doc.provisions for s in re.findall(r"[^。）]{20,}。", "".join(p.text.split()))]
+    firsts = [squashed.find(s) for s in sentences]  # where each kept sentence first occurs in the scrape
+    assert len(sentences) > 50 and -1 not in firsts and firsts == sorted(firsts)
 
 
 def test_seed_plan_lead_sentences():
@@ -281,13 +291,14 @@ def test_no_text_lost(case):
     covered = "".join(p.text for p in provisions)
     for body in bodies:  # every body paragraph is inside exactly one provision (repeats are dropped by design)
         assert body in covered or cleaned.count(body) == 0 and text.count(body) > 1
-    last_heading = max(cleaned.find(h) for h in headings)
-    for p in provisions:
+    closing = len(provisions)  # the trailing document-level provisions (parse._detach_closing) start here
+    while closing > 1 and not provisions[closing - 1].path:
+        closing -= 1
+    for n, p in enumerate(provisions):
         assert cleaned[p.start:p.end] == p.text
         # under a heading, or a heading line with nothing under it, which is then content, or a closing
-        # paragraph after the last item (document level, see parse._detach_closing)
-        assert p.path and p.path[0] in headings or p.text in headings or (
-            not p.path and p.text in bodies and p.start > last_heading)
+        # paragraph after the last item
+        assert p.path and p.path[0] in headings or p.text in headings or (n >= closing and p.text in bodies)
     # everything outside the provisions is heading lines (kept in the paths) or blank
     rest = cleaned
     for p in sorted(provisions, key=lambda p: -p.start):
