@@ -46,6 +46,25 @@ def _previous_documents(index_dir: Path) -> dict[str, Document]:
         return {}
 
 
+def _discard_if_damaged(index_dir: Path, embedder) -> None:
+    """Make the next build a full rebuild when the index on disk does not load (altered bytes or manifest, another
+    model): ``build_index`` trusts an index whose corpus, settings and file sizes match, so an error message's fix
+    ("rebuild it with `policyqa ingest …`") would otherwise leave the damage in place."""
+    from index.store import MANIFEST, IndexCorruptError, IndexMismatchError, IndexNotFoundError, index_lock, load_index
+
+    if not (index_dir / MANIFEST).is_file():
+        return
+    try:
+        load_index(index_dir, embedder)
+        return
+    except IndexNotFoundError:
+        return
+    except (IndexCorruptError, IndexMismatchError):
+        pass
+    with index_lock(index_dir):  # the manifest goes; the build that follows writes a complete new index
+        (index_dir / MANIFEST).unlink(missing_ok=True)
+
+
 def ingest_paths(
     paths: list[Path],
     index_dir: Path,
@@ -86,6 +105,7 @@ def ingest_paths(
         raise ValueError("no document could be read from " + ", ".join(map(str, paths))
                          + (f" — {why}{more}" if why else "") + "; the index is unchanged")
     embedder = embedder or load_embedder(config.model_spec())
+    _discard_if_damaged(Path(index_dir), embedder)
     manifest = build_index(documents, index_dir, embedder, IndexSettings(embed_context=embed_context), progress=progress)
     counts = manifest.get("counts", {}) if isinstance(manifest, dict) else getattr(manifest, "counts", {})
     return IngestReport(

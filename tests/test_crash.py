@@ -1,0 +1,260 @@
+"""Crashes, locks and corruption, through the real `policyqa` entry point in subprocesses (tests/fake_cli.py).
+
+- ``kill -9`` of an ingest at seeded random points: the index on disk is always exactly the previous one (or, if
+  the kill came after the final rename, exactly the new one), it loads and answers as before, and the next ingest
+  completes normally.
+- Two ingests at once: the second waits for the lock; both finish; the index is whole.
+- A truncated, missing or altered index file, or a manifest of another model: every command refuses with a message
+  naming the fix, and ``policyqa serve`` exits with that message instead of crash-looping.
+"""
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fakes import HashEmbedder
+from index.search import Searcher
+from index.store import MANIFEST, read_manifest
+
+ROOT = Path(__file__).resolve().parent.parent
+FAKE_CLI = [sys.executable, str(ROOT / "tests" / "fake_cli.py")]
+QUERIES = ["哪些条款涉及医保异地结算", "高速铁路建设", "实施方案 总体要求", "萍乡"]
+CHARS = ("的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行"
+         "学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都两体制机当使点从业本去把性好应开它合还因由其些然前")
+KILL_RUNS = 5
+
+
+def policyqa(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([*FAKE_CLI, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT, **kw)
+
+
+def _results(index_dir: Path) -> list:
+    s = Searcher.load(index_dir, HashEmbedder())
+    return [[(h.provision_id, round(h.score, 6)) for h in s.search(q, 10)] for q in QUERIES]
+
+
+def _big_corpus(folder: Path, files: int = 80, seed: int = 0) -> Path:
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(files):
+        items = [f"第{n + 1}条 " + "".join(rng.choice(CHARS) for _ in range(120)) + "。" for n in range(12)]
+        (folder / f"doc{i:03d}.txt").write_text(f"关于第{i}号事项的实施方案\n\n" + "\n\n".join(items), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, corpus_dir):
+    """An index of the default corpus (the 'previous' index), its answers, and a bigger corpus to ingest over it."""
+    base = tmp_path_factory.mktemp("crash")
+    ix = base / "ix"
+    r = policyqa("ingest", str(corpus_dir), "--index", str(ix), "--no-progress")
+    assert r.returncode == 0, r.stderr
+    big = _big_corpus(base / "big")
+    return ix, _results(ix), read_manifest(ix)["corpus_sha256"], big
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _leftovers(ix: Path) -> list[str]:
+    return sorted(p.name for p in ix.parent.glob(f".{ix.name}.*"))
+
+
+# ---------------------------------------------------------------- kill -9
+def test_kill_minus_9_at_random_points_never_damages_the_index(built, tmp_path):
+    ix0, answers, old_hash, big = built
+    ix = _copy(ix0, tmp_path / "ix")
+    t0 = time.perf_counter()
+    ref = policyqa("ingest", str(big), "--index", str(tmp_path / "ref"), "--no-progress")
+    full = time.perf_counter() - t0
+    assert ref.returncode == 0, ref.stderr
+    new_hash = read_manifest(tmp_path / "ref")["corpus_sha256"]
+    rng = random.Random(20261124)
+    outcomes = []
+    for run in range(KILL_RUNS):
+        delay = rng.uniform(0.15, 0.9) * full
+        proc = subprocess.Popen([*FAKE_CLI, "ingest", str(big), "--index", str(ix), "--no-progress"], cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        found = read_manifest(ix)["corpus_sha256"]
+        assert found in (old_hash, new_hash), f"run {run}: the index on disk is neither the old nor the new one"
+        if found == new_hash:  # the kill landed after the final rename: the new index is complete
+            outcomes.append("new")
+            ix = _copy(ix0, tmp_path / f"ix{run}")  # start the next run from the previous index again
+            continue
+        outcomes.append(f"old@{delay:.2f}s")
+        assert _results(ix) == answers, f"run {run}: answers changed after kill -9 at {delay:.2f}s"
+        r = policyqa("search", QUERIES[0], "--json", "--index", str(ix))
+        assert r.returncode == 0 and json.loads(r.stdout)["hits"], r.stderr
+    print(f"kill -9 outcomes (full ingest {full:.2f}s):", outcomes)
+    assert outcomes.count("new") < KILL_RUNS, "every kill came too late to test anything"
+    r = policyqa("ingest", str(big), "--index", str(ix), "--no-progress")
+    assert r.returncode == 0, r.stderr
+    assert read_manifest(ix)["corpus_sha256"] == new_hash
+    assert _results(ix) == _results(tmp_path / "ref")
+    assert _leftovers(ix) == [], "the next ingest clears what the killed ones left"
+
+
+# ---------------------------------------------------------------- lock
+def test_two_ingests_at_once_one_waits_for_the_other(built, tmp_path, corpus_dir):
+    ix0, answers, old_hash, big = built
+    ix = _copy(ix0, tmp_path / "ix")
+    first = subprocess.Popen([*FAKE_CLI, "ingest", str(big), "--index", str(ix), "--no-progress"], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)  # past start-up: the first one is reading files or holds the lock
+    second = policyqa("ingest", str(corpus_dir), "--index", str(ix), "--no-progress")
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0 and second.returncode == 0, (err, second.stderr)
+    # whichever took the lock last decides the content: the index is one of the two corpora, whole, and loads
+    assert read_manifest(ix)["counts"]["documents"] in (4, 80)
+    assert Searcher.load(ix, HashEmbedder()).search(QUERIES[0], 3)
+    assert _leftovers(ix) == []
+
+
+def test_a_held_lock_is_refused_with_a_message_after_the_timeout(built, tmp_path):
+    from index.store import IndexLockedError, build_index, index_lock
+    from index_fixtures import corpus
+
+    ix = _copy(built[0], tmp_path / "ix")
+    with index_lock(ix):  # as if another process were building
+        with pytest.raises(IndexLockedError, match="another build of .* is running"):
+            build_index(corpus(), ix, HashEmbedder(), progress=False, lock_timeout=0.3)
+    assert _results(ix) == built[1]
+
+
+# ---------------------------------------------------------------- corruption
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _bm25_file(ix: Path) -> Path:
+    return max((p for p in (ix / "bm25").rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+
+
+def _other_model(ix: Path) -> None:
+    m = json.loads((ix / MANIFEST).read_text(encoding="utf-8"))
+    m["model"]["name"] = "intfloat/multilingual-e5-large"
+    (ix / MANIFEST).write_text(json.dumps(m), encoding="utf-8")
+
+
+def _altered_counts(ix: Path) -> None:
+    m = json.loads((ix / MANIFEST).read_text(encoding="utf-8"))
+    m["counts"]["chunks"] += 7
+    (ix / MANIFEST).write_text(json.dumps(m), encoding="utf-8")
+
+
+def _flip_bytes(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    for i in range(len(data) // 3, len(data) // 3 + 64):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+CORRUPTIONS = [
+    pytest.param(lambda ix: _truncate(ix / "dense.faiss"), ("dense.faiss", "missing or truncated"), id="faiss-truncated"),
+    pytest.param(lambda ix: _truncate(_bm25_file(ix)), ("bm25", "missing or truncated"), id="bm25-truncated"),
+    pytest.param(lambda ix: _truncate(ix / "chunks.jsonl"), ("chunks.jsonl", "missing or truncated"),
+                 id="chunks-truncated"),
+    pytest.param(lambda ix: (ix / "vectors.npy").unlink(), ("vectors.npy", "missing"), id="vectors-missing"),
+    pytest.param(lambda ix: (ix / "documents.jsonl").unlink(), ("documents.jsonl", "missing"), id="documents-missing"),
+    pytest.param(lambda ix: _flip_bytes(ix / "chunks.jsonl"), ("damaged",), id="chunks-bytes-altered"),
+    pytest.param(lambda ix: (ix / MANIFEST).write_text('{"schema_version": 1, "mod', encoding="utf-8"),
+                 ("manifest.json", "unreadable"), id="manifest-truncated"),
+    pytest.param(_altered_counts, ("inconsistent",), id="manifest-altered-counts"),
+    pytest.param(lambda ix: (ix / MANIFEST).unlink(), ("no index at",), id="manifest-missing"),
+    pytest.param(_other_model, ("multilingual-e5-large", "POLICYQA_MODEL"), id="manifest-other-model"),
+]
+
+
+@pytest.fixture
+def run_cli(monkeypatch, capsys):
+    """``policyqa ARGS`` in-process (the console-script entry point, fake embedder): (exit code, stderr)."""
+    import index.embed
+    from app import cli
+
+    monkeypatch.setattr(index.embed, "load_embedder", lambda spec=None: HashEmbedder())
+
+    def run(*args: str) -> tuple[int, str]:
+        monkeypatch.setattr(sys, "argv", ["policyqa", *args])
+        code = 0
+        try:
+            cli.main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        return code, capsys.readouterr().err
+
+    return run
+
+
+@pytest.mark.parametrize("damage, says", CORRUPTIONS)
+def test_damaged_index_is_refused_with_the_fix(built, tmp_path, damage, says, run_cli):
+    ix = _copy(built[0], tmp_path / "ix")
+    damage(ix)
+    for args in (["search", QUERIES[0]], ["docs"], ["serve", "--port", "0"]):
+        code, err = run_cli(*args, "--index", str(ix))
+        if args[0] == "docs" and code == 0:
+            continue  # docs reads only the manifest and documents.jsonl: other damage does not concern it
+        assert code == 2, (args, err)
+        assert "Traceback" not in err and err.startswith("错误 / error:") and err.count("\n") == 1, err
+        assert "policyqa ingest" in err, err
+        if args[0] != "docs":
+            for word in says:
+                assert word in err, (word, err)
+    # the fix the message names works
+    code, err = run_cli("ingest", str(ROOT / "corpus"), "--index", str(ix), "--no-progress")
+    assert code == 0, err
+    assert _results(ix) == built[1]
+
+
+def test_serve_on_a_damaged_index_exits_with_the_message_instead_of_crash_looping(built, tmp_path):
+    ix = _copy(built[0], tmp_path / "ix")
+    _truncate(ix / "dense.faiss")
+    r = policyqa("serve", "--index", str(ix), "--port", "0", timeout=60)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "dense.faiss is missing or truncated" in r.stderr and "policyqa ingest" in r.stderr
+
+
+def test_a_running_server_keeps_answering_when_its_index_is_damaged_underneath(built, tmp_path):
+    """The server holds its index in memory: damage on disk changes nothing until restart (then it is refused)."""
+    import socket
+
+    import httpx
+
+    ix = _copy(built[0], tmp_path / "ix")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([*FAKE_CLI, "serve", "--index", str(ix), "--port", str(port)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url + "/config", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        _truncate(ix / "dense.faiss")
+        with httpx.Client(timeout=30) as c:
+            event = c.post(f"{url}/gradio_api/call/search",
+                           json={"data": [QUERIES[0], 3, "hybrid", None, None, None, None]}).json()["event_id"]
+            stream = c.get(f"{url}/gradio_api/call/search/{event}").text
+        assert "event: complete" in stream and "provision_id" in stream, stream
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
