@@ -223,7 +223,7 @@ def build_ui(searcher: SearcherLike, concurrency: int = 4) -> gr.Blocks:
             question = gr.Textbox(label="问题", placeholder="例如：哪些条款涉及医保异地结算", scale=5,
                                   elem_id="pq-question", max_length=2000, autofocus=True)
             ask = gr.Button("检索", variant="primary", scale=1, elem_id="pq-ask")
-        gr.Examples(EXAMPLES, inputs=question, label="示例问题")
+        examples = gr.Examples(EXAMPLES, inputs=question, label="示例问题", api_visibility="private")
         with gr.Accordion("筛选与设置", open=False, elem_id="pq-filters"):
             with gr.Row():
                 f_doc = gr.Dropdown(choices["doc"], value=ALL, label="文件", elem_id="pq-f-doc", scale=3)
@@ -254,10 +254,13 @@ def build_ui(searcher: SearcherLike, concurrency: int = 4) -> gr.Blocks:
                 compare = gr.HTML("", js_on_load=RESULTS_JS, elem_id="pq-compare")
 
         filters = [mode, k, f_doc, f_region, f_issuer, f_year]
+        hide_files = dict(fn=lambda: gr.File(value=None, visible=False), outputs=files, api_visibility="private")
         gr.on([question.submit, ask.click, mode.change, f_doc.change, f_region.change, f_issuer.change,
                f_year.change], app.search_view, inputs=[question, *filters], outputs=[results, kept],
-              api_visibility="private", **limit).then(lambda: gr.File(value=None, visible=False), outputs=files,
-                                                      api_visibility="private")
+              api_visibility="private", **limit).then(**hide_files)
+        # a click on an example question fills the box and runs the search with the current filters
+        examples.load_input_event.then(app.search_view, inputs=[question, *filters], outputs=[results, kept],
+                                       api_visibility="private", **limit).then(**hide_files)
         export_btn.click(lambda kept_: gr.File(value=app.export_files(kept_), visible=True), inputs=kept,
                          outputs=files, api_visibility="private", **limit)
 

@@ -191,3 +191,52 @@ def test_markdown_quotes_each_provision_under_its_citation():
         assert f"## [{i}] {h.citation}" in md and f"> {h.text}" in md
     assert "- 牵头单位：省医保局" in md
     assert "未找到相关条款" in export.to_markdown("x", ())
+
+
+# ---------------------------------------------------------------- 要点 on the default corpus
+def _corpus_hits(corpus_dir, picks):
+    """Hits for the provisions (doc id prefix, path suffix) in ``picks``, in that order (the real model's top 5)."""
+    from index.ingest import load_documents
+
+    docs = load_documents(sorted(corpus_dir.glob("*.txt")), progress=False).documents
+    hits = []
+    for doc_prefix, last in picks:
+        doc = next(d for d in docs if d.id.startswith(doc_prefix))
+        prov = next(p for p in doc.provisions if p.path and p.path[-1].startswith(last))
+        hits.append(Hit(doc.id, prov.id, prov.id, doc.title, f"《{doc.title}》 › {' › '.join(prov.path)}", prov.text,
+                        0.5, prov.path))
+    return hits
+
+
+def test_summary_answers_the_acceptance_question(corpus_dir):
+    hits = _corpus_hits(corpus_dir, [("001", "18．"), ("004", "10."), ("003", "提升公共服务便利化水平"),
+                                     ("001", "27．"), ("003", "高水平“引进来”")])
+    items = render.summary(hits, QUESTION)
+    quoted = " ".join(s for s, _ in items)
+    for phrase in ("异地就医即时结算", "医保结算系统平台互联互通", "同城同结算"):
+        assert phrase in quoted, items
+    assert "住房公积金" not in quoted  # shares 异地 with the question, but is not about 医保 结算
+    for sentence, rank in items:
+        assert sentence in hits[rank - 1].text  # verbatim, from the card it cites
+    html = render.render_results(QUESTION, hits, {})
+    for sentence, rank in items:  # the [n] marker links to card n, which highlights the same sentence
+        assert f'data-card="{rank}">[{rank}]</a>' in html
+        card = html.split(f'id="pq-card-{rank}"')[1].split("</article>")[0]
+        best = re.search(r'<span class="pq-best">(.*?)</span>', card).group(1)
+        assert _visible(best).strip() == sentence
+
+
+def test_ranking_words_drop_fragments_but_keep_parts_that_spell_a_word():
+    assert set(render.ranking_words("对接大湾区承接产业转移")) >= {"大湾区", "承接", "转移"}
+    assert not {"大湾", "湾区"} & set(render.ranking_words("对接大湾区承接产业转移"))
+    assert {"异地结算", "异地", "结算", "医保"} <= set(render.ranking_words(QUESTION))
+
+
+def test_summary_prefers_rare_query_words_and_drops_weak_sentences():
+    hits = [_hit("大湾区合作全面推进。大湾区建设持续深化，大湾区交流不断加强。在大湾区就医可以直接结算并报销医保费用。"),
+            _hit("支持企业赴大湾区直接融资，拓展大湾区市场。"), _hit("加强组织领导，确保任务落实。")]
+    items = render.summary(hits, "在大湾区看病能直接用医保报销不")
+    # 大湾区 is in nearly every sentence and weighs little; 医保 and 报销 are rare and decide. Card 2 (直接融资)
+    # scores under a third of the best and is not quoted; card 3 has no query word.
+    assert items == [("在大湾区就医可以直接结算并报销医保费用。", 1)]
+    assert [q.rank for q in render.rank_quotes(hits, "在大湾区看病能直接用医保报销不")][:2] == [1, 2]

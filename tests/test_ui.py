@@ -136,6 +136,15 @@ def test_every_event_has_a_concurrency_limit_and_only_search_is_public():
     assert default == 6 and set(effective.values()) == {6}, effective  # Gradio's default of 1 would serialise
 
 
+def test_clicking_an_example_runs_the_search():
+    demo = serve_mod.make_app(searcher=StubSearcher())
+    fns = demo.fns
+    load = next(i for i, f in fns.items() if f.name == "load_example")
+    chained = [f for f in fns.values() if f.trigger_after == load]
+    assert [f.name for f in chained] == ["search_view"]  # filling the box is followed by the search itself
+    assert [c.elem_id for c in chained[0].outputs][0] == "pq-results"
+
+
 def test_launch_options_bind_loopback_and_hide_errors():
     opts = serve_mod.launch_options()
     assert opts["server_name"] == "127.0.0.1" and opts["share"] is False and opts["show_error"] is False
