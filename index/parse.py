@@ -53,7 +53,12 @@ _RANK = {"附件": 0.0, "编": 1.0, "分编": 1.5, "章": 2.0, "节": 3.0, "条"
          "num": 6.0, "paren_num": 7.0}
 _BEIR_UNIT_MAX = 3000  # characters: BEIR records up to this size stay one provision
 _MAX_HEADING = 40  # a heading sentence longer than this is body text, and the item is labelled by its number
-_CLOSING_MIN_ITEMS = 3  # items of one rank, none with follow-on paragraphs, before the last item's are closing text
+_CLOSING_MIN_ITEMS = 3  # items of one rank, (almost) none with follow-on paragraphs, before the last item's are
+_CLOSING_MAX_SHARE = 0.2  # closing text: at most this share of the siblings has follow-on paragraphs
+_CLOSING_START = re.compile(
+    r"^(?:本(?:[\u4e00-\u9fff]{0,8}?)(?:方案|办法|规定|意见|通知|政策|措施|决定|决议|细则|计划|纲要|规划|条例|指南|标准|函)"
+    r"|各(?:地|级|有关|部门|单位|省|市|县|区|州)|全(?:省|市|县|区|国)|[省市县区州][\u4e00-\u9fff]{0,24}?(?:领导小组|人民政府)"
+    r"|抄送|联系人|联系电话|联系方式|专此|特此|会议(?:号召|要求|强调)|以上)")
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,17 @@ def _is_front_matter(line: str) -> bool:
     return not (_CN_ITEM.match(line) or _PAREN_CN.match(line) or _NUM_ITEM.match(line))
 
 
+def _signature_follows(text: str, paras: list[tuple[int, int]], n: int) -> bool:
+    """Whether paragraphs ``n``… are further issuer lines (joint issuers, at most 4) and then a date line."""
+    for start, end in paras[n:n + 5]:
+        line = text[start:end]
+        if _DATE_LINE.match(line):
+            return True
+        if not _SIGNER.match(line):
+            return False
+    return False
+
+
 def _is_signature(line: str) -> bool:
     return bool(_DATE_LINE.match(line) or _PUBLIC_NOTE.match(line))
 
@@ -142,15 +158,17 @@ def _paragraphs(text: str) -> list[tuple[int, int]]:
     return [(m.start(), m.end()) for m in re.finditer(r"[^\n]+", text)]
 
 
-def _detach_closing(spans: list[tuple[tuple[str, ...], int, int]], items: dict[int, tuple[float, int]],
+def _detach_closing(text: str, spans: list[tuple[tuple[str, ...], int, int]], items: dict[int, tuple[float, int]],
                     absorbed: dict[int, list[tuple[int, int]]]) -> list[tuple[tuple[str, ...], int, int]]:
     """The document's closing paragraphs, which the last item took in as its 款, as provisions of their own.
 
     A 通知 or 方案 often ends with paragraphs about the whole document after its last numbered item, without
     a heading ("省……领导小组负责统筹推进……", "本方案自发布之日起施行。"; the 湘政办发〔2020〕8号 plan has no
-    "三、保障措施" heading before them).  They are not part of that item when the item's siblings never carry
-    follow-on paragraphs: the last item is then detached from them when it is the document's last provision
-    and at least ``_CLOSING_MIN_ITEMS`` items of its rank all consist of their own paragraph only.  The detached
+    "三、保障措施" heading before them).  The last item is cut before the first of its follow-on paragraphs that
+    opens like such a closing (``_CLOSING_START``: 本方案/本办法…, 各地/各级…, 省……领导小组, 抄送, 联系人…), when it is
+    the document's last provision, has at least ``_CLOSING_MIN_ITEMS - 1`` siblings of its rank and at most
+    ``_CLOSING_MAX_SHARE`` of them have follow-on paragraphs (in 001, PDF line breaks split items 8, 17 and 23
+    of 30: 3 of 29; where items often have a second 款, the last one's may be a 款 too).  The detached
     paragraphs get an empty path (document level, like a preamble); nothing is dropped.
     """
     last = len(spans) - 1
@@ -158,10 +176,16 @@ def _detach_closing(spans: list[tuple[tuple[str, ...], int, int]], items: dict[i
         return spans
     rank, own_end = items[last]
     siblings = [i for i, (r, _) in items.items() if r == rank and i != last]
-    if len(siblings) + 1 < _CLOSING_MIN_ITEMS or any(i in absorbed for i in siblings):
+    with_more = sum(1 for i in siblings if i in absorbed)
+    if len(siblings) + 1 < _CLOSING_MIN_ITEMS or with_more > _CLOSING_MAX_SHARE * len(siblings):
+        return spans
+    paras = absorbed[last]
+    cut = next((n for n, (s, e) in enumerate(paras) if _CLOSING_START.match(text[s:e])), None)
+    if cut is None:
         return spans
     path, start, _ = spans[last]
-    return [*spans[:last], (path, start, own_end), *[((), s, e) for s, e in absorbed[last]]]
+    keep_end = paras[cut - 1][1] if cut else own_end
+    return [*spans[:last], (path, start, keep_end), *[((), s, e) for s, e in paras[cut:]]]
 
 
 def parse_text(doc_id: str, text: str) -> tuple[Provision, ...]:
@@ -176,8 +200,8 @@ def parse_text(doc_id: str, text: str) -> tuple[Provision, ...]:
         line = text[start:end]
         if re.fullmatch(r"<!--.*-->", line) or _is_signature(line):
             continue
-        if _SIGNER.match(line) and n + 1 < len(paras) and _DATE_LINE.match(text[slice(*paras[n + 1])]):
-            continue  # the issuer line of a signature (its date follows)
+        if _SIGNER.match(line) and _signature_follows(text, paras, n + 1):
+            continue  # the issuer line(s) of a signature (the date follows)
         heading = detect_heading(line, in_article)
         if heading is not None and heading.kind == "md" and heading.rank == 1.0:
             continue  # a Markdown title (LawRefBook "# 中华人民共和国…法"): document metadata
@@ -222,7 +246,7 @@ def parse_text(doc_id: str, text: str) -> tuple[Provision, ...]:
             continue
         lead = lead_sentence(line)
         spans.append(((*path, lead) if lead else path, start, end))
-    spans = _detach_closing(spans, items, absorbed)
+    spans = _detach_closing(text, spans, items, absorbed)
     provisions: list[Provision] = []
     seen: dict[str, int] = {}
     for path, start, end in spans:

@@ -246,7 +246,8 @@ def test_chinese_pdf_pages_wraps_and_headings():
     # wrapped lines joined across the page break, the marker dropped from the middle of the sentence
     assert "实现异地就医即时结算并报销医保费用，推动医保结算系统平台互联互通" in item1 and "\n" not in item1
     item4 = paths["二、重点任务 › （二）加强基金监管 › 4．推进信息互通"]
-    assert item4.endswith("推动跨省数据共享。实现参保登记、待遇核定、费用结算等数据实时交换，提升经办服务效率。")
+    # a full line ending in 。 (here hanging as the 29th character) is taken as a paragraph end (clean.join_hard_wraps)
+    assert item4.endswith("推动跨省数据共享。\n\n实现参保登记、待遇核定、费用结算等数据实时交换，提升经办服务效率。")
     assert paths["一、总体要求"].startswith("以人民健康为中心") and paths["三、保障措施"].startswith("各地各部门")
     # paragraph breaks kept: one paragraph per line of the cleaned text, headings on their own lines
     lines = doc.text.split("\n\n")
