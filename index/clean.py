@@ -115,8 +115,8 @@ def join_hard_wraps(lines: list[str]) -> list[str]:
     A full line continues on the next one unless it ends a sentence.  A full line that ends with 。 is taken as a
     paragraph end, also when the 。 hangs into the margin as one character more than the usual width: in
     湘政办发〔2020〕8号 (seed 001) three such lines are continuations ("…跨国供应链管理中心。" / "推进物联网…"), but
-    in ../shared/corpora/policies.jsonl 79 such lines are, by inspection, mostly paragraph ends ("…优化康复效果。" /
-    "应用场景：…"), so a rule that joined them would merge far more paragraphs than it repairs.
+    ../shared/corpora/policies.jsonl has 79 such lines and of the 30 we read nearly all end a paragraph
+    ("…优化康复效果。" / "应用场景：…"), so a rule that joined them would merge far more paragraphs than it repairs.
     """
     width = wrap_width(lines)
     if width is None:
