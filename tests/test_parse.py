@@ -254,6 +254,26 @@ def test_seed_pingxiang_item_10_units():
     assert item.resp_units.startswith("有关县区人民政府")
 
 
+DOCS = Path(__file__).parent / "fixtures" / "docs"
+REAL = [(CORPUS, name) for name in SEEDS] + [(DOCS, "notice.pdf"), (DOCS, "notice.docx")] + [
+    (FIXTURES, name) for name in ("law.md", "plan.txt", "web.html", "pdf_style.txt")]
+
+
+@pytest.mark.parametrize("root,name", REAL, ids=[name for _, name in REAL])
+def test_no_text_lost_in_real_documents(root, name):
+    """What the provisions leave out of a cleaned document is only what parse's docstring says it leaves out."""
+    from index.parse import _is_front_matter, _is_signature
+
+    doc = _doc(name, root)
+    rest = doc.text
+    for p in sorted(doc.provisions, key=lambda p: -p.start):
+        rest = rest[:p.start] + "\n" + rest[p.end:]
+    left = [line for line in rest.split("\n") if line.strip()]
+    for line in left:  # heading lines (kept in the paths), signature lines, front matter (issuer, title, 文号)
+        assert detect_heading(line) is not None or _is_signature(line) or _is_front_matter(line), line
+        assert not re.search(r"[。！？；]", line) or detect_heading(line) is not None, line  # no body sentence
+
+
 # --- properties ------------------------------------------------------------------------------------------------
 
 _CJK = st.text(alphabet=st.characters(min_codepoint=0x4E00, max_codepoint=0x4FFF), min_size=1, max_size=12)
