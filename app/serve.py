@@ -15,6 +15,10 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 CONCURRENCY = 8
 #: Requests waiting in the queue beyond which new ones are refused with "queue full" rather than piling up.
 MAX_QUEUE = 256
+#: Sessions whose state Gradio keeps in memory (oldest evicted first). Every API call is a new session holding
+#: ~40-80 KB (a copy of every component's config), and Gradio's default of 10,000 let RSS climb by ~4 MB/s under
+#: load (bench/load_test.py); 500 caps that at a few tens of MB and still covers every browser user of the app.
+MAX_SESSIONS = 500
 
 
 def make_app(index_dir: Path | None = None, searcher=None, concurrency: int = CONCURRENCY) -> gr.Blocks:
@@ -40,7 +44,7 @@ def launch_options(host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, s
 
     return dict(server_name=host, server_port=port, auth=auth, auth_message="请输入用户名和密码" if auth else None,
                 share=False, show_error=False, css=CSS, footer_links=["api"], max_file_size="1mb",
-                ssr_mode=False, pwa=False, mcp_server=False, quiet=quiet)
+                ssr_mode=False, pwa=False, mcp_server=False, quiet=quiet, state_session_capacity=MAX_SESSIONS)
 
 
 def serve(index_dir: Path, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,

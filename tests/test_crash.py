@@ -165,7 +165,8 @@ def _flip_bytes(path: Path) -> None:
 
 
 CORRUPTIONS = [
-    pytest.param(lambda ix: _truncate(ix / "dense.faiss"), ("dense.faiss", "missing or truncated"), id="faiss-truncated"),
+    pytest.param(lambda ix: _truncate(ix / "dense.faiss"), ("dense.faiss", "missing or truncated"),
+                 id="faiss-truncated"),
     pytest.param(lambda ix: _truncate(_bm25_file(ix)), ("bm25", "missing or truncated"), id="bm25-truncated"),
     pytest.param(lambda ix: _truncate(ix / "chunks.jsonl"), ("chunks.jsonl", "missing or truncated"),
                  id="chunks-truncated"),
@@ -258,3 +259,31 @@ def test_a_running_server_keeps_answering_when_its_index_is_damaged_underneath(b
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+# ---------------------------------------------------------------- memory under load
+def test_api_calls_do_not_pile_up_session_state(built, monkeypatch):
+    """Each HTTP API call is a new Gradio session; the server keeps at most MAX_SESSIONS of them (memory stays flat)."""
+    import socket
+
+    import httpx
+
+    from app import serve as serve_mod
+
+    monkeypatch.setattr(serve_mod, "MAX_SESSIONS", 5)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    searcher = Searcher.load(built[0], HashEmbedder())
+    demo = serve_mod.serve(None, port=port, searcher=searcher, block=False)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        with httpx.Client(timeout=30) as c:
+            for i in range(12):
+                event = c.post(f"{url}/gradio_api/call/search",
+                               json={"data": [QUERIES[i % 4], 3, "bm25", None, None, None, None]}).json()["event_id"]
+                assert "event: complete" in c.get(f"{url}/gradio_api/call/search/{event}").text
+        assert len(demo.state_holder.session_data) <= 5
+    finally:
+        demo.close()
+    assert serve_mod.launch_options()["state_session_capacity"] == 5
