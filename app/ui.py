@@ -23,6 +23,10 @@ MODES = [("混合（推荐）", "hybrid"), ("语义", "dense"), ("关键词", "b
 ALL = ""  # the "no filter" value of every filter dropdown
 MAX_K = 100  # the web surface never asks for more than this many results
 COMPARE_GROUPS = 4  # columns in 对比 when the user picks none
+#: Entries per filter dropdown. The page carries every choice: STARD's 58,649 documents made a 25 MB page that
+#: took Gradio's start-up check over 3 s (serve then refused to start). Beyond this the list is cut and the
+#: dropdown also accepts a typed value (an id, a region…), checked against the index like any other.
+MAX_CHOICES = 500
 EXPORT_DIR = Path(tempfile.gettempdir()) / "policyqa-exports"
 
 
@@ -53,11 +57,17 @@ class SearchApp:
         everything = [("全部", ALL)]
         return {
             "doc": everything + [(render._clip(d.title, 60) + (f"（{d.doc_number}）" if d.doc_number else ""), d.id)
-                                 for d in docs],
-            "region": everything + [(r, r) for r in regions],
-            "issuer": everything + [(i, i) for i in issuers],
-            "year": everything + [(y, y) for y in years],
+                                 for d in docs[:MAX_CHOICES]],
+            "region": everything + [(r, r) for r in regions[:MAX_CHOICES]],
+            "issuer": everything + [(i, i) for i in issuers[:MAX_CHOICES]],
+            "year": everything + [(y, y) for y in years[:MAX_CHOICES]],
         }
+
+    def choices_cut(self, name: str) -> bool:
+        """Whether the ``name`` dropdown ("doc", "region", "issuer") lists fewer entries than the index has."""
+        values = {"doc": self.documents.keys(), "region": {d.region for d in self.documents.values() if d.region},
+                  "issuer": {d.issuer for d in self.documents.values() if d.issuer}}[name]
+        return len(values) > MAX_CHOICES
 
     # ---------------------------------------------------------------- search
     def _filters(self, mode: str, doc: str | None, region: str | None, issuer: str | None, year: Any) -> dict:
@@ -226,9 +236,12 @@ def build_ui(searcher: SearcherLike, concurrency: int = 4) -> gr.Blocks:
         examples = gr.Examples(EXAMPLES, inputs=question, label="示例问题", api_visibility="private")
         with gr.Accordion("筛选与设置", open=False, elem_id="pq-filters"):
             with gr.Row():
-                f_doc = gr.Dropdown(choices["doc"], value=ALL, label="文件", elem_id="pq-f-doc", scale=3)
-                f_region = gr.Dropdown(choices["region"], value=ALL, label="地区", elem_id="pq-f-region")
-                f_issuer = gr.Dropdown(choices["issuer"], value=ALL, label="发文机关", elem_id="pq-f-issuer")
+                f_doc = gr.Dropdown(choices["doc"], value=ALL, label="文件", elem_id="pq-f-doc", scale=3,
+                                    allow_custom_value=app.choices_cut("doc"))
+                f_region = gr.Dropdown(choices["region"], value=ALL, label="地区", elem_id="pq-f-region",
+                                       allow_custom_value=app.choices_cut("region"))
+                f_issuer = gr.Dropdown(choices["issuer"], value=ALL, label="发文机关", elem_id="pq-f-issuer",
+                                       allow_custom_value=app.choices_cut("issuer"))
                 f_year = gr.Dropdown(choices["year"], value=ALL, label="年份", elem_id="pq-f-year")
             with gr.Row():
                 mode = gr.Radio(MODES, value="hybrid", label="检索方式", elem_id="pq-mode")
@@ -242,13 +255,15 @@ def build_ui(searcher: SearcherLike, concurrency: int = 4) -> gr.Blocks:
                 files = gr.File(label="导出文件", file_count="multiple", interactive=False, elem_id="pq-files",
                                 visible=False)
             with gr.Tab("全文", id="document", elem_id="pq-tab-document"):
-                doc_pick = gr.Dropdown(choices["doc"][1:], value=None, label="选择文件", elem_id="pq-doc-pick")
+                doc_pick = gr.Dropdown(choices["doc"][1:], value=None, label="选择文件", elem_id="pq-doc-pick",
+                                       allow_custom_value=app.choices_cut("doc"))
                 document = gr.HTML(app.document_view(None), js_on_load=DOCUMENT_JS, elem_id="pq-document")
             with gr.Tab("对比", id="compare", elem_id="pq-tab-compare"):
                 with gr.Row():
                     by = gr.Radio([("按文件", "doc"), ("按地区", "region")], value="doc", label="对比维度",
                                   elem_id="pq-by")
                     picked = gr.Dropdown(choices["doc"][1:], multiselect=True, value=[], scale=3,
+                                         allow_custom_value=app.choices_cut("doc"),
                                          label="对比的文件（不选则取最相关的几份）", elem_id="pq-compare-docs")
                     run_compare = gr.Button("对比", variant="primary", elem_id="pq-run-compare")
                 compare = gr.HTML("", js_on_load=RESULTS_JS, elem_id="pq-compare")

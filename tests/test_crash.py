@@ -287,3 +287,28 @@ def test_api_calls_do_not_pile_up_session_state(built, monkeypatch):
     finally:
         demo.close()
     assert serve_mod.launch_options()["state_session_capacity"] == 5
+
+
+def test_a_large_index_keeps_the_page_small():
+    """58k documents once made a 25 MB page (and a failed start-up check): dropdowns list at most MAX_CHOICES and
+    then accept a typed id, which is still checked against the index."""
+    import gradio as gr
+
+    from app.ui import MAX_CHOICES, SearchApp, build_ui
+    from index_fixtures import make_document
+
+    class Many:
+        documents = {f"d{i:04d}": make_document(f"d{i:04d}", f"文件{i}", [(("第一条",), "医保异地结算。")],
+                                                region=f"地区{i}") for i in range(MAX_CHOICES + 20)}
+
+        def query(self, query, k=10, **filters):
+            raise AssertionError("not reached")
+
+    app = SearchApp(Many())
+    choices = app.filter_choices()
+    assert len(choices["doc"]) == len(choices["region"]) == MAX_CHOICES + 1  # + "全部"
+    assert app.choices_cut("doc") and app.choices_cut("region") and not app.choices_cut("issuer")
+    demo = build_ui(Many())
+    drops = {b.elem_id: b for b in demo.blocks.values() if isinstance(b, gr.Dropdown)}
+    assert drops["pq-f-doc"].allow_custom_value and not drops["pq-f-issuer"].allow_custom_value
+    assert "索引中没有文件" in app.search_view("医保", doc="not-an-id")[0]
