@@ -60,6 +60,16 @@ def start_server(index: Path, port: int, fake: bool) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
+def stop_server(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    except ProcessLookupError:  # it already exited
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 def wait_ready(url: str, proc: subprocess.Popen, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -164,11 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         rss["middle"] = timeline[len(timeline) // 2]
         rss["end"] = rss_mb(proc.pid)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_server(proc)
     result = {
         "index": str(args.index), "embedder": "fake" if args.fake else "index model", "mode": args.mode, "k": args.k,
         "clients": args.clients, "seconds": round(wall, 1), "startup_s": round(startup, 1),
