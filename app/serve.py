@@ -21,6 +21,24 @@ MAX_QUEUE = 256
 MAX_SESSIONS = 500
 
 
+class NoUploads:
+    """ASGI middleware closing Gradio's generic upload route (``…/upload``, open in every Gradio app): this app
+    takes no files, so nobody can store content on the server and have it served back from the app's origin."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["path"].rstrip("/").endswith("/upload"):
+            body = "uploads are not accepted".encode()
+            await send({"type": "http.response.start", "status": 403,
+                        "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                                    (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+
 def make_app(index_dir: Path | None = None, searcher=None, concurrency: int = CONCURRENCY) -> gr.Blocks:
     """The queued Blocks app over ``searcher``, or over the index at ``index_dir`` (embedder from its manifest)."""
     from app.ui import build_ui
@@ -40,11 +58,14 @@ def make_app(index_dir: Path | None = None, searcher=None, concurrency: int = CO
 def launch_options(host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,
                    quiet: bool = True) -> dict:
     """Keyword arguments for ``Blocks.launch``: bind, auth, styles, no share link, no error details to users."""
+    from starlette.middleware import Middleware
+
     from app.render import CSS
 
     return dict(server_name=host, server_port=port, auth=auth, auth_message="请输入用户名和密码" if auth else None,
                 share=False, show_error=False, css=CSS, footer_links=["api"], max_file_size="1mb",
-                ssr_mode=False, pwa=False, mcp_server=False, quiet=quiet, state_session_capacity=MAX_SESSIONS)
+                ssr_mode=False, pwa=False, mcp_server=False, quiet=quiet, state_session_capacity=MAX_SESSIONS,
+                app_kwargs={"middleware": [Middleware(NoUploads)]})
 
 
 def serve(index_dir: Path, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,

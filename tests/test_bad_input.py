@@ -192,6 +192,18 @@ ROWS = [
                  id="cli-show-unknown-doc"),
     pytest.param(*c("serve", "--index", "{ix}", "--auth", "nopassword", says=("--auth must look like user:password",)),
                  id="cli-serve-bad-auth"),
+    # --- HTTP-only input: raw requests to the server
+    pytest.param("http", dict(method="post", path="/gradio_api/upload",
+                              files={"files": ("x.html", b"<script>1</script>")}), (403, "uploads are not accepted"),
+                 id="http-upload-refused"),
+    pytest.param("http", dict(method="post", path="/gradio_api/upload",
+                              files={"files": ("big.txt", b"x" * (2 * MB))}), (403, "uploads are not accepted"),
+                 id="http-upload-oversize-refused"),
+    pytest.param("http", dict(method="post", path="/gradio_api/call/search", content=b"{not json"), (422, ""),
+                 id="http-search-malformed-json"),
+    pytest.param("http", dict(method="get", path="/gradio_api/file=/etc/passwd"), (403, ""), id="http-file-route-path"),
+    pytest.param("http", dict(method="post", path="/gradio_api/call/search", json={"data": ["医保"]}),
+                 ("error", None), id="http-search-missing-inputs"),
     # --- files: pipeline and `policyqa ingest`
     pytest.param(*f("bin.txt", _write(bytes(range(256)) * 8), Refused(("binary",))), id="file-binary"),
     pytest.param(*f("empty.txt", _write(b""), Refused(("empty",))), id="file-empty"),
@@ -305,6 +317,8 @@ def _cli_search_args(query, k, filters, extra) -> list[str]:
 def test_bad_input(kind, spec, expect, request, tmp_path, monkeypatch):
     if kind == "query":
         _check_query(spec, expect, request)
+    elif kind == "http":
+        _check_http(spec, expect, request.getfixturevalue("server"))
     elif kind == "cli":
         base = request.getfixturevalue("base_index")
         before = _snapshot(base)
@@ -372,6 +386,20 @@ def _check_ok(surface, ok: Ok, query, hits, reason, warnings, searcher, k) -> No
         assert hits and _ids(hits) == _ids(searcher.search(ok.same_as, k)), surface
     if surface in ok.max_hits:
         assert 0 < len(hits) <= ok.max_hits[surface], (surface, len(hits))
+
+
+def _check_http(spec, expect, url) -> None:
+    status, text = expect
+    spec = dict(spec)
+    with httpx.Client(timeout=30) as c:
+        r = c.request(spec.pop("method"), url + spec.pop("path"), **spec)
+        if status == "error":  # accepted, then the event stream reports an error, with no internal details
+            assert r.status_code == 200
+            stream = c.get(f"{url}/gradio_api/call/search/{r.json()['event_id']}").text
+            assert stream.startswith("event: error") and "Traceback" not in stream and "/work" not in stream, stream
+            return
+    assert r.status_code == status and text in r.text, (r.status_code, r.text[:300])
+    assert "Traceback" not in r.text and "root:" not in r.text
 
 
 def _check_file(spec, expect, request, tmp_path, monkeypatch) -> None:
