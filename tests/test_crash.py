@@ -40,7 +40,7 @@ def _results(index_dir: Path) -> list:
     return [[(h.provision_id, round(h.score, 6)) for h in s.search(q, 10)] for q in QUERIES]
 
 
-def _big_corpus(folder: Path, files: int = 80, seed: int = 0) -> Path:
+def _big_corpus(folder: Path, files: int = 50, seed: int = 0) -> Path:
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(files):
@@ -83,7 +83,7 @@ def test_kill_minus_9_at_random_points_never_damages_the_index(built, tmp_path):
     rng = random.Random(20261124)
     outcomes = []
     for run in range(KILL_RUNS):
-        delay = rng.uniform(0.15, 0.9) * full
+        delay = rng.uniform(0.4, 0.95) * full  # past start-up (imports)
         proc = subprocess.Popen([*FAKE_CLI, "ingest", str(big), "--index", str(ix), "--no-progress"], cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(delay)
@@ -97,8 +97,8 @@ def test_kill_minus_9_at_random_points_never_damages_the_index(built, tmp_path):
             continue
         outcomes.append(f"old@{delay:.2f}s")
         assert _results(ix) == answers, f"run {run}: answers changed after kill -9 at {delay:.2f}s"
-        r = policyqa("search", QUERIES[0], "--json", "--index", str(ix))
-        assert r.returncode == 0 and json.loads(r.stdout)["hits"], r.stderr
+    r = policyqa("search", QUERIES[0], "--json", "--index", str(ix))  # the CLI, too, reads the survivor
+    assert r.returncode == 0 and json.loads(r.stdout)["hits"], r.stderr
     print(f"kill -9 outcomes (full ingest {full:.2f}s):", outcomes)
     assert outcomes.count("new") < KILL_RUNS, "every kill came too late to test anything"
     r = policyqa("ingest", str(big), "--index", str(ix), "--no-progress")
@@ -119,7 +119,7 @@ def test_two_ingests_at_once_one_waits_for_the_other(built, tmp_path, corpus_dir
     out, err = first.communicate(timeout=120)
     assert first.returncode == 0 and second.returncode == 0, (err, second.stderr)
     # whichever took the lock last decides the content: the index is one of the two corpora, whole, and loads
-    assert read_manifest(ix)["counts"]["documents"] in (4, 80)
+    assert read_manifest(ix)["counts"]["documents"] in (4, 50)
     assert Searcher.load(ix, HashEmbedder()).search(QUERIES[0], 3)
     assert _leftovers(ix) == []
 
