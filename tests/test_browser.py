@@ -208,3 +208,18 @@ def test_markup_in_documents_and_queries_renders_as_text(page):
     assert page.evaluate("window.__pwned") is None
     assert page.locator("#pq-results img").count() == 0
     page.screenshot(path=str(SHOTS / "5_xss_query_as_text.png"))
+
+
+def test_markup_in_the_full_text_and_compare_views_renders_as_text(page):
+    _ask(page, "注入演示条款 页面转义")
+    page.locator("#pq-results .pq-card").first.locator("button.pq-open").click()
+    page.locator("#pq-document .pq-target").wait_for(state="visible")
+    assert "<script>" in page.locator("#pq-document").inner_text()
+    assert page.locator("#pq-document img").count() == 0 and page.locator("#pq-document script").count() == 0
+    page.get_by_role("tab", name="对比").click()
+    page.click("#pq-run-compare")
+    page.locator("#pq-compare .pq-col").first.wait_for(state="visible")
+    assert "<script>" in page.locator("#pq-compare").inner_text() and page.locator("#pq-compare img").count() == 0
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.__pwned") is None
+    page.get_by_role("tab", name="检索结果").click()
