@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-
-from langchain_text_splitters import RecursiveCharacterTextSplitter
+from typing import TYPE_CHECKING
 
 from index.types import Chunk, Document, Provision
+
+if TYPE_CHECKING:  # imported when chunking: searching a built index never needs it (a quarter second)
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 #: Paragraph, line, sentence (。！？), clause (；，), then characters as a last resort.
 SEPARATORS = ["\n\n", "\n", "。", "！", "？", "；", "，", ""]
@@ -23,6 +25,8 @@ def embed_text_for(doc: Document, provision: Provision, text: str, embed_context
 
 
 def _splitter(budget: int, overlap: int, length: Callable[[str], int]) -> RecursiveCharacterTextSplitter:
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
     return RecursiveCharacterTextSplitter(
         separators=SEPARATORS,
         keep_separator="end",  # "。" stays with the sentence it ends

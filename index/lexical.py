@@ -26,7 +26,7 @@ class LexicalIndex:
         tokens = [tokenizer.tokenize(t) for t in _progress(texts, progress, "tokenizing")]
         bm25 = bm25s.BM25(k1=k1, b=b, method="lucene")
         if texts:
-            bm25.index(tokens, show_progress=progress)
+            bm25.index(tokens, show_progress=False)  # bm25s' own bars ("BM25S Create Vocab"...) are noise
         return cls(bm25, tokenizer, len(texts))
 
     def scores(self, query: str, mask: np.ndarray | None = None) -> np.ndarray:

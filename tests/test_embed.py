@@ -55,3 +55,14 @@ def test_unknown_precision_is_a_clear_error(monkeypatch):
         embed.passage_precision()
     with pytest.raises(ValueError, match="precision"):
         embed.SentenceTransformerEmbedder(None, "x", precision="fp16")  # type: ignore[arg-type]
+
+
+def test_query_threads_default_and_env(monkeypatch):
+    monkeypatch.delenv("POLICYQA_QUERY_THREADS", raising=False)
+    assert embed.query_threads() == 1
+    monkeypatch.setenv("POLICYQA_QUERY_THREADS", "2")
+    assert embed.query_threads() == 2
+    for bad in ("0", "two"):
+        monkeypatch.setenv("POLICYQA_QUERY_THREADS", bad)
+        with pytest.raises(embed.EmbedderError, match="POLICYQA_QUERY_THREADS"):
+            embed.query_threads()

