@@ -3,6 +3,7 @@
 Examples (keep runs short on a shared machine):
   python bench/bench_search.py --corpus stard --limit 5000 --fake-vectors
   python bench/bench_search.py --corpus lawrefbook --fake-vectors          # ~147k provisions
+  python bench/bench_search.py --corpus lawrefbook --fake-vectors --real-queries   # + real query encoding
   python bench/bench_search.py --corpus stard --limit 2000 --embedder real
   nice python bench/bench_search.py --corpus lawrefbook --embedder real --index data/h2/lawrefbook --progress
       # the real model (default precision, bf16 where the CPU has it), ~150k provisions, kept for reuse
@@ -130,6 +131,10 @@ def bench(args) -> dict:
         embedder = load_embedder(None)
     else:
         embedder = RandomVectors()
+        if args.real_queries:  # random passages, but queries encoded by the real model's query path (no torch)
+            from index.embed import load_embedder
+
+            embedder.encode_queries = load_embedder(None).encode_queries
     settings = IndexSettings(hnsw_threshold=args.hnsw_threshold) if args.hnsw_threshold else IndexSettings()
     out = Path(args.index) if args.index else Path(tempfile.mkdtemp(prefix="bench-ix-")) / "ix"
     if args.reuse:
@@ -142,6 +147,11 @@ def bench(args) -> dict:
     result["loadavg_after_build"] = [round(x, 2) for x in os.getloadavg()]
     t0 = time.perf_counter()
     searcher = Searcher.load(out, None if args.embedder == "real" else embedder)  # as the CLI does
+    if args.embedder == "real" and not args.reuse:
+        del embedder  # the build's torch model: its memory is not the search process's
+        import gc
+
+        gc.collect()
     searcher_load_s = time.perf_counter() - t0
     embedder = searcher.embedder
     qs = queries(args.queries)
@@ -220,6 +230,8 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=None, help="at most this many provisions")
     p.add_argument("--fake-vectors", action="store_true", help="random unit vectors instead of encoding")
     p.add_argument("--embedder", choices=["real", "fake"], default=None)
+    p.add_argument("--real-queries", action="store_true",
+                   help="with --fake-vectors: encode queries with the real model (latency incl. encoding)")
     p.add_argument("--queries", type=int, default=200)
     p.add_argument("--modes", nargs="+", default=["hybrid", "bm25", "dense"])
     p.add_argument("--hnsw-threshold", type=int, default=None)
