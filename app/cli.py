@@ -82,6 +82,22 @@ def model_build(
 
 
 # ---------------------------------------------------------------- ingest
+def _say_if_locked(index_dir: Path) -> None:
+    """Tell the user when another build holds the index lock: this ingest then waits for it (index.store)."""
+    import fcntl
+
+    lock = index_dir.with_name(index_dir.name + ".lock")
+    if not lock.is_file():
+        return
+    with open(lock, "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fh, fcntl.LOCK_UN)
+        except BlockingIOError:
+            typer.echo(f"等待 waiting: another build of {index_dir} is running (lock {lock}); "
+                       "this one continues when it finishes", err=True)
+
+
 @app.command()
 def ingest(
     paths: list[Path] = typer.Argument(..., help="Files or folders (txt, md, html, pdf, docx, BEIR jsonl)."),
@@ -96,6 +112,7 @@ def ingest(
     """
     from index.pipeline import ingest_paths
 
+    _say_if_locked(_index_dir(index))
     report = ingest_paths(paths, _index_dir(index), progress=progress, embed_context=context)
     for err in report.errors:
         typer.echo(f"跳过 skipped: {err.path}: {err.reason}", err=True)

@@ -124,6 +124,25 @@ def test_two_ingests_at_once_one_waits_for_the_other(built, tmp_path, corpus_dir
     assert _leftovers(ix) == []
 
 
+def test_ingest_says_it_waits_for_a_held_lock_then_runs(built, tmp_path, corpus_dir):
+    from index.store import index_lock
+
+    ix = _copy(built[0], tmp_path / "ix")
+    log = tmp_path / "stderr.txt"
+    with index_lock(ix), open(log, "w") as err_fh:  # another build is running
+        proc = subprocess.Popen([*FAKE_CLI, "ingest", str(corpus_dir), "--index", str(ix), "--no-progress"], cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=err_fh)
+        deadline = time.monotonic() + 60
+        while "waiting: another build of" not in log.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.2)
+        time.sleep(1)
+        assert proc.poll() is None, "the second build must wait for the lock"
+    assert proc.wait(timeout=60) == 0, log.read_text()
+    assert "waiting: another build of" in log.read_text() and "Traceback" not in log.read_text()
+    assert _results(ix) == built[1]
+
+
 def test_a_held_lock_is_refused_with_a_message_after_the_timeout(built, tmp_path):
     from index.store import IndexLockedError, build_index, index_lock
     from index_fixtures import corpus
