@@ -179,7 +179,25 @@ def index_lock(index_dir: Path, timeout: float = 600.0) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def exchange_dirs(a: Path, b: Path) -> bool:
+    """Swap two directories in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        renameat2 = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).renameat2
+    except (OSError, AttributeError, TypeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
 def _swap_in(tmp: Path, index_dir: Path) -> None:
+    # One atomic exchange where the system has it: there is no moment without a complete index (a kill -9 after
+    # it leaves the old index in the build folder, which the next build removes).
+    if index_dir.exists() and exchange_dirs(tmp, index_dir):
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
     # Rename dance: the old index stays complete and loadable until the moment it is renamed away.
     if index_dir.exists():
         old = index_dir.with_name(f".{index_dir.name}.old-{uuid.uuid4().hex[:8]}")

@@ -108,6 +108,24 @@ def test_kill_minus_9_at_random_points_never_damages_the_index(built, tmp_path):
     assert _leftovers(ix) == [], "the next ingest clears what the killed ones left"
 
 
+def test_the_new_index_replaces_the_old_in_one_atomic_step(tmp_path, monkeypatch):
+    import index.store as store
+    from index_fixtures import corpus
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d, text in ((a, "A"), (b, "B")):
+        d.mkdir()
+        (d / "f").write_text(text)
+    assert store.exchange_dirs(a, b) and (a / "f").read_text() == "B" and (b / "f").read_text() == "A"
+    ix = tmp_path / "ix"
+    store.build_index(corpus()[:2], ix, HashEmbedder(), progress=False)
+    store.build_index(corpus(), ix, HashEmbedder(), progress=False)  # swapped in by the exchange
+    assert len(Searcher.load(ix, HashEmbedder()).documents) == 5 and _leftovers(ix) == []
+    monkeypatch.setattr(store, "exchange_dirs", lambda x, y: False)  # a system without renameat2: two renames
+    store.build_index(corpus()[:3], ix, HashEmbedder(), progress=False)
+    assert len(Searcher.load(ix, HashEmbedder()).documents) == 3 and _leftovers(ix) == []
+
+
 # ---------------------------------------------------------------- lock
 def test_two_ingests_at_once_one_waits_for_the_other(built, tmp_path, corpus_dir):
     ix0, answers, old_hash, big = built
