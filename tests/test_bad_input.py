@@ -3,7 +3,8 @@
 Each row names a case. Query rows run on the Python API (``Searcher.query``), the CLI (``policyqa search --json``,
 run in-process through ``app.cli.main`` exactly as the console script) and the HTTP API of ``policyqa serve``
 (``POST /gradio_api/call/search``, a real server on loopback). File rows run ``ingest_paths`` and
-``policyqa ingest`` on a copy of a built index. Every row asserts a clear message naming the file or field, or a sane
+``policyqa ingest`` on a copy of a built index; CLI rows cover arguments only the CLI takes, HTTP rows raw requests
+(uploads, file routes, malformed bodies). Every row asserts a clear message naming the file or field, or a sane
 result; that the CLI never prints a traceback; and that a refused ingest leaves the previous index byte-identical.
 The README's "What happens when…" table summarises these rows.
 """
