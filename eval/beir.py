@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -26,8 +27,22 @@ def _queries_file(root: Path, split: str) -> Path:
     raise FileNotFoundError(f"{root}: no queries file for split {split!r} (found: {found or 'none'})")
 
 
-def load_beir(directory: Path | str, split: str = "train", limit: int | None = None) -> BeirData:
-    """Read a BEIR folder; keep the questions judged in ``qrels/<split>.tsv`` (first ``limit`` of them, file order)."""
+#: Share of a split's questions (file order) that tuning and the learned query adapter may see (eval/adapter.py);
+#: the rest is the held-out part, reported on its own.
+TUNE_SHARE = 0.5
+
+
+def tune_cut(n: int, share: float = TUNE_SHARE) -> int:
+    """How many of ``n`` questions (file order) form the tuning part."""
+    return int(n * share + 0.5)
+
+
+def load_beir(directory: Path | str, split: str = "train", limit: int | None = None,
+              halves: bool = False) -> BeirData:
+    """Read a BEIR folder; keep the questions judged in ``qrels/<split>.tsv`` (first ``limit`` of them, file order).
+
+    With ``halves`` the questions are labelled ``tune`` (the first ``TUNE_SHARE``) and ``heldout`` instead of ``split``.
+    """
     root = Path(directory)
     corpus = root / "corpus.jsonl"
     if not corpus.is_file():
@@ -43,6 +58,9 @@ def load_beir(directory: Path | str, split: str = "train", limit: int | None = N
     ]
     if limit is not None:
         questions = questions[:limit]
+    if halves:
+        cut = tune_cut(len(questions))
+        questions = [replace(q, split="tune" if i < cut else "heldout") for i, q in enumerate(questions)]
     keep = {q.id for q in questions}
     return BeirData(corpus, questions, {q: rel for q, rel in qrels.items() if q in keep})
 

@@ -98,7 +98,7 @@ def eval_beir_command(directory: Path, split: str = "test", k: int = 10, index_d
 
     if mode not in (*MODES, "all"):
         raise ValueError(f"mode must be one of {', '.join(MODES)} or all, got {mode!r}")
-    data = load_beir(directory, split=split, limit=limit)
+    data = load_beir(directory, split=split, limit=limit, halves=True)  # "tune" / "heldout" rows (eval/beir.py)
     embedder = embedder or load_embedder()
     idx = ensure_beir_index(data.corpus, embedder, index_dir)
     searcher = Searcher.load(idx, embedder)

@@ -143,8 +143,32 @@ def run_ablations(searcher, questions: Sequence[Question], k: int = 10, *, modes
         for m in (m for m in modes if m != "bm25"):  # BM25 does not read the embedded context
             name = f"{m}-no-context"
             runs[name] = evaluate(no_context_searcher, questions, k, m, qrels=qrels, depth=depth, name=name)
+    for name, changes, variant_modes in _default_variants(searcher, modes):
+        other = searcher.with_settings(**changes)
+        for m in variant_modes:
+            runs[f"{m}-{name}"] = evaluate(other, questions, k, m, qrels=qrels, depth=depth, name=f"{m}-{name}")
     first = next(iter(runs.values()))
     return {"name": "ablations", "created": first["created"], "index": first["index"], "runs": runs}
+
+
+def _default_variants(searcher, modes: Iterable[str]) -> list[tuple[str, dict, list[str]]]:
+    """The shipped defaults switched off one at a time: the learned query adapter, abstention on weak evidence."""
+    settings = getattr(searcher, "settings", None)
+    if settings is None or not hasattr(searcher, "with_settings"):
+        return []
+    out = []
+    if getattr(settings, "query_adapter", False) and _has_adapter(searcher):
+        out.append(("no-adapter", {"query_adapter": False}, [m for m in modes if m != "bm25"]))
+    if getattr(settings, "abstain", False) and getattr(searcher, "abstain_thresholds", lambda: None)():
+        out.append(("no-abstain", {"abstain": False}, [m for m in modes if m == "hybrid"]))
+    return out
+
+
+def _has_adapter(searcher) -> bool:
+    from index.adapter import load_adapter
+
+    embedder = getattr(searcher, "embedder", None)
+    return load_adapter(getattr(embedder, "name", ""), int(getattr(embedder, "dim", 0) or 0)) is not None
 
 
 def build_variant_index(documents, index_dir: Path, embedder, progress: bool = False, **settings) -> Path:

@@ -37,6 +37,28 @@ class LexicalIndex:
         weight = None if mask is None else mask.astype(np.float32)
         return self.bm25.get_scores_from_ids(ids, weight_mask=weight)
 
+    def coverage(self, query: str, rows: np.ndarray) -> np.ndarray:
+        """For each of ``rows``: the IDF-weighted share of the query's distinct tokens that the row contains (0..1).
+
+        A query word absent from the whole index weighs the most (largest IDF) and is matched by no row: a question
+        about something the corpus never mentions ("海南离岛免税") gets a low coverage even when its generic words match.
+        """
+        rows = np.asarray(rows, dtype=np.int64)
+        tokens = sorted(set(self.tokenizer.tokenize(query))) if self.size else []
+        if not tokens or not len(rows):
+            return np.zeros(len(rows), np.float64)
+        vocab, matrix = self.bm25.vocab_dict, self.bm25.scores
+        indptr, indices = matrix["indptr"], matrix["indices"]
+        got, total = np.zeros(len(rows), np.float64), 0.0
+        for token in tokens:
+            tid = vocab.get(token)
+            start, end = (int(indptr[tid]), int(indptr[tid + 1])) if tid is not None else (0, 0)
+            idf = float(np.log(1.0 + (self.size - (end - start) + 0.5) / ((end - start) + 0.5)))  # Lucene BM25 IDF
+            total += idf
+            if end > start:
+                got += idf * np.isin(rows, indices[start:end])
+        return got / total
+
     def search(self, query: str, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` (scores, rows) with a positive score, best first."""
         scores = self.scores(query, mask)

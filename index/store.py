@@ -75,6 +75,8 @@ class IndexSettings:
     candidates: int = 100  # per retriever, before fusion and dedupe
     dense_t2s: bool = True  # the dense query is converted to simplified too (the corpus is simplified)
     min_score: float | None = None  # hybrid score under which a hit is "not relevant"; None = off
+    abstain: bool = True  # hybrid: answer "nothing relevant" on weak evidence (per-model thresholds, index/search.py)
+    query_adapter: bool = True  # apply the model's learned query adapter when one is bundled (index/adapter.py)
     dedupe_min_chars: int = 40  # identical texts at least this long count as one provision across documents
 
     @classmethod
@@ -85,7 +87,7 @@ class IndexSettings:
 
 
 QUERY_TIME = ("fusion", "w_dense", "w_bm25", "rrf_k", "bm25_half", "candidates", "dense_t2s", "min_score",
-              "dedupe_min_chars")
+              "dedupe_min_chars", "abstain", "query_adapter")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,151 @@
+"""Train the query adapter (index/adapter.py) on a BEIR benchmark's questions against its built index.
+
+    python -m eval.adapter /work/shared/bench/stard            # trains on the first half, writes index/data/…npz
+
+The questions of ``qrels/<split>.tsv`` are taken in file order; the first ``--train-share`` of them (default half) are
+the training questions (the "tune" rows of `policyqa eval beir`), the rest are never seen here: they are the "heldout"
+rows of its report.  Among the training questions the last fifth picks the number of steps (early stopping on
+MRR@10 of dense retrieval), then the adapter is refit on all training questions for that many steps.
+
+The passage vectors are read from the benchmark's index (built by `policyqa eval beir DIR`; the same cache key), so
+nothing is re-embedded; query vectors come from the model exactly as the Searcher makes them.  The loss is a softmax
+(multi-positive InfoNCE, temperature ``--tau``) over each question's positives and its 256 nearest passages, plus
+``--l2`` · ||W||², W starting at 0 (identity map).  CPU, a few minutes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from eval.beir import TUNE_SHARE, beir_index_dir, load_beir, tune_cut
+from index.adapter import QueryAdapter, bundled_path
+from index.normalize import to_simplified
+
+
+def _positives(questions, qrels, doc_rows: dict[str, list[int]]) -> list[np.ndarray]:
+    return [np.asarray(sorted(r for d, g in qrels[q.id].items() if g > 0 for r in doc_rows.get(d, ())), np.int64)
+            for q in questions]
+
+
+def dense_mrr(queries: np.ndarray, passages: np.ndarray, positives: list[np.ndarray], at: int = 10) -> float:
+    """MRR@at of plain dense retrieval (chunk level) over ``passages``: the early-stopping criterion."""
+    total = 0.0
+    for i in range(0, len(queries), 64):
+        scores = queries[i : i + 64] @ passages.T
+        top = np.argpartition(-scores, at, axis=1)[:, :at]
+        for j, row in enumerate(top):
+            ranked = row[np.argsort(-scores[j, row])]
+            hit = np.flatnonzero(np.isin(ranked, positives[i + j]))
+            total += 1.0 / (hit[0] + 1) if len(hit) else 0.0
+    return total / max(len(queries), 1)
+
+
+def candidates(queries: np.ndarray, passages: np.ndarray, positives: list[np.ndarray], k: int) -> np.ndarray:
+    """(n, k) passage rows per query: its positives first, then its nearest other passages (hard negatives)."""
+    out = np.zeros((len(queries), k), np.int64)
+    for i in range(0, len(queries), 64):
+        scores = queries[i : i + 64] @ passages.T
+        near = np.argpartition(-scores, k, axis=1)[:, :k]
+        for j, row in enumerate(near):
+            pos = positives[i + j][:k]
+            rest = row[np.argsort(-scores[j, row])]
+            out[i + j] = np.concatenate([pos, rest[~np.isin(rest, pos)]])[:k]
+    return out
+
+
+def fit(queries: np.ndarray, passages: np.ndarray, positives: list[np.ndarray], steps: int, tau: float, l2: float,
+        lr: float = 2e-3, k: int = 256, val: tuple | None = None, every: int = 10, seed: int = 0
+        ) -> tuple[np.ndarray, list]:
+    """W (dim×dim) minimising multi-positive InfoNCE of the adapted queries over each query's positives and its ``k``
+    nearest passages (hard negatives, fixed at the start); the validation curve (full-corpus MRR@10) if ``val``."""
+    import torch
+
+    torch.manual_seed(seed)
+    dim = queries.shape[1]
+    cand = candidates(queries, passages, positives, k)
+    q = torch.from_numpy(np.ascontiguousarray(queries, np.float32))
+    pc = torch.from_numpy(np.ascontiguousarray(passages[cand], np.float32))  # (n, k, dim)
+    n_pos = torch.tensor([min(len(p), k) for p in positives])
+    mask = torch.arange(k)[None, :] < n_pos[:, None]
+    w = torch.zeros((dim, dim), requires_grad=True)
+    opt = torch.optim.Adam([w], lr=lr)
+    curve = []
+    best = (-1.0, 0, w.detach().clone())
+    for step in range(1, steps + 1):
+        opt.zero_grad()
+        a = q + q @ w
+        a = a / a.norm(dim=1, keepdim=True)
+        logits = torch.einsum("nd,nkd->nk", a, pc) / tau
+        pos = torch.logsumexp(logits.masked_fill(~mask, float("-inf")), dim=1)
+        loss = (torch.logsumexp(logits, dim=1) - pos).mean() + l2 * (w * w).sum()
+        loss.backward()
+        opt.step()
+        if val is not None and (step % every == 0 or step == steps):
+            vq, vpos = val
+            adapted = QueryAdapter("", w.detach().numpy().copy(), {}).apply(vq)
+            mrr = dense_mrr(adapted, passages, vpos)
+            curve.append((step, round(float(loss.detach()), 4), round(mrr, 4)))
+            print(f"  step {step:4d} loss {float(loss.detach()):.4f} val dense MRR@10 {mrr:.4f}", flush=True)
+            if mrr > best[0]:
+                best = (mrr, step, w.detach().clone())
+    return (best[2] if val is not None else w.detach()).numpy(), curve
+
+
+def main(argv: list[str] | None = None) -> int:
+    from index import config
+    from index.embed import load_embedder
+    from index.store import load_index
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("directory", type=Path, help="BEIR folder (corpus.jsonl, queries*.jsonl, qrels/<split>.tsv)")
+    ap.add_argument("--split", default="train")
+    ap.add_argument("--index", type=Path, default=None, help="its index (default: the `policyqa eval beir` cache)")
+    ap.add_argument("--train-share", type=float, default=TUNE_SHARE, help="first share of the questions used for training")
+    ap.add_argument("--steps", type=int, default=200, help="most steps (early stopping picks fewer)")
+    ap.add_argument("--tau", type=float, default=0.05)
+    ap.add_argument("--l2", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--out", type=Path, default=None, help="default: the bundled index/data/query_adapter-<model>.npz")
+    args = ap.parse_args(argv)
+
+    t0 = time.perf_counter()
+    embedder = load_embedder()
+    data = load_beir(args.directory, split=args.split)
+    index_dir = args.index or beir_index_dir(data.corpus, embedder.name, config.data_dir() / "beir")
+    ix = load_index(index_dir, embedder)
+    doc_rows: dict[str, list[int]] = {}
+    for row, chunk in enumerate(ix.chunks):
+        doc_rows.setdefault(chunk.doc_id, []).append(row)
+    n_train = tune_cut(len(data.questions), args.train_share)
+    train = data.questions[:n_train]
+    n_fit = tune_cut(len(train), 0.8)
+    texts = [to_simplified(q.query) if ix.settings.dense_t2s else q.query for q in train]
+    qv = embedder.encode_queries(texts).astype(np.float32)
+    pos = _positives(train, data.qrels, doc_rows)
+    passages = np.asarray(ix.vectors, np.float32)
+    print(f"{len(train)} training questions ({n_fit} fit + {len(train) - n_fit} early-stopping), "
+          f"{len(passages)} passages; baseline val dense MRR@10 {dense_mrr(qv[n_fit:], passages, pos[n_fit:]):.4f}")
+    _, curve = fit(qv[:n_fit], passages, pos[:n_fit], args.steps, args.tau, args.l2, args.lr,
+                   val=(qv[n_fit:], pos[n_fit:]))
+    best_step = max(curve, key=lambda c: c[2])[0]
+    print(f"refit on all {len(train)} training questions for {best_step} steps")
+    weight, _ = fit(qv, passages, pos, best_step, args.tau, args.l2, args.lr)
+    meta = {
+        "benchmark": Path(args.directory).name, "split": args.split, "train_questions": len(train),
+        "train_ids_first_last": [train[0].id, train[-1].id], "train_share": args.train_share, "steps": best_step,
+        "tau": args.tau, "l2": args.l2, "lr": args.lr, "index_corpus_sha256": ix.manifest.get("corpus_sha256"),
+        "curve": curve, "trained_by": "python -m eval.adapter",
+    }
+    out = args.out or bundled_path(embedder.name)
+    QueryAdapter(embedder.name, weight, meta).save(out)
+    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} kB) in {time.perf_counter() - t0:.0f} s")
+    print(json.dumps({k: v for k, v in meta.items() if k != "curve"}, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
