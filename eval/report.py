@@ -112,13 +112,59 @@ def _flat(d: dict) -> bool:
                for v in d.values()) and len(d) <= 12
 
 
+#: A report JSON above this size has its per-question rows trimmed (``compact``) so that reports stay reviewable.
+MAX_REPORT_BYTES = 200_000
+_BRIEF = ("id", "split", "first_relevant_rank", "n_hits")
+
+
+def compact(result: dict, limit: int = MAX_REPORT_BYTES) -> dict:
+    """``result`` with per-question rows trimmed step by step until its JSON fits ``limit`` bytes.
+
+    Steps: rows of the runs other than the main one (hybrid) keep only id, split, first relevant rank and hit count;
+    then the main run's rows lose their score lists and keep the top 3 ids; then the other runs lose their rows; then
+    the main run keeps full rows for its misses (Recall@5 < 1) and brief ones for the rest; then brief rows only.
+    Metrics are never cut.
+    """
+    def size(r: dict) -> int:
+        return len(_dump(r).encode("utf-8"))
+
+    if size(result) <= limit:
+        return result
+    runs = result.get("runs")
+    main_name = ("hybrid" if "hybrid" in runs else next(iter(runs))) if runs else None
+
+    def with_rows(fn_main, fn_other) -> dict:
+        if not runs:
+            return {**result, "per_question": fn_main(result.get("per_question", []))}
+        new = {n: {**r, "per_question": (fn_main if n == main_name else fn_other)(r.get("per_question", []))}
+               for n, r in runs.items()}
+        return {**result, "runs": new}
+
+    brief = lambda rows: [{k: q.get(k) for k in _BRIEF} for q in rows]  # noqa: E731
+    slim = lambda rows: [{**{k: v for k, v in q.items() if k not in ("top_scores", "ms")}, "top": q.get("top", [])[:3]}  # noqa: E731
+                         for q in rows]
+    misses = lambda rows: [q if q.get("gold") and (q.get("recall@5") or 0.0) < 1.0  # noqa: E731
+                           else {k: q.get(k) for k in _BRIEF} for q in slim(rows)]
+    none = lambda rows: []  # noqa: E731
+    for fn_main, fn_other in ((lambda rows: rows, brief), (slim, brief), (slim, none), (misses, none),
+                              (brief, none)):
+        out = with_rows(fn_main, fn_other)
+        if size(out) <= limit:
+            break
+    out["trimmed"] = f"per-question rows trimmed to fit {limit} bytes (eval/report.py compact)"
+    return out
+
+
 def write_report(result: dict, out_dir: Path | str = "eval/reports", name: str | None = None) -> tuple[Path, Path]:
-    """Write ``<name>.json`` and ``<name>.md`` under ``out_dir`` (stamped with the git commit); return both paths."""
+    """Write ``<name>.json`` and ``<name>.md`` under ``out_dir`` (stamped with the git commit); return both paths.
+
+    The Markdown is rendered from the full result; the JSON is ``compact``-ed when it would exceed 200 kB.
+    """
     result = {**result, "git": result.get("git") or git_stamp()}
     name = re.sub(r"[^\w.-]+", "-", name or result.get("name") or "eval").strip("-") or "eval"
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jpath, mpath = out / f"{name}.json", out / f"{name}.md"
-    jpath.write_text(_dump(result) + "\n", encoding="utf-8")
+    jpath.write_text(_dump(compact(result)) + "\n", encoding="utf-8")
     mpath.write_text(render_markdown(result), encoding="utf-8")
     return jpath, mpath

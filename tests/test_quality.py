@@ -100,3 +100,17 @@ def test_beir_halves_label_tune_then_heldout(tmp_path):
     assert [q.split for q in data.questions] == ["tune"] * tune_cut(5) + ["heldout"] * (5 - tune_cut(5))
     assert tune_cut(5) == 3 and tune_cut(1235) == 618
     assert {q.split for q in load_beir(tmp_path).questions} == {"train"}
+
+
+def test_compact_trims_per_question_rows_until_the_report_fits():
+    from eval.report import _dump, compact
+
+    row = {"id": "q", "split": "dev", "kind": "k", "query": "问" * 50, "gold": ["g"], "top": [f"p{i}" for i in range(10)],
+           "top_scores": [0.5] * 10, "first_relevant_rank": 2, "n_hits": 10, "ms": 1.0, "recall@5": 0.0}
+    run = {"splits": {"dev": {"overall": {"recall@5": 0.5}}}, "per_question": [dict(row, id=f"q{i}") for i in range(300)]}
+    result = {"name": "x", "runs": {"bm25": run, "hybrid": run}}
+    assert compact(result, limit=10**9) is result
+    small = compact(result, limit=60_000)
+    assert len(_dump(small).encode()) <= 60_000 and small["trimmed"]
+    assert small["runs"]["hybrid"]["splits"] == run["splits"]  # metrics are never cut
+    assert small["runs"]["hybrid"]["per_question"][0]["first_relevant_rank"] == 2
