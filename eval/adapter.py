@@ -75,6 +75,9 @@ def fit(queries: np.ndarray, passages: np.ndarray, positives: list[np.ndarray], 
     opt = torch.optim.Adam([w], lr=lr)
     curve = []
     best = (-1.0, 0, w.detach().clone())
+    if val is not None:  # step 0 = no adapter: an adapter is only kept when it beats this
+        best = (dense_mrr(val[0], passages, val[1]), 0, w.detach().clone())
+        curve.append((0, None, round(best[0], 4)))
     for step in range(1, steps + 1):
         opt.zero_grad()
         a = q + q @ w
@@ -131,7 +134,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(passages)} passages; baseline val dense MRR@10 {dense_mrr(qv[n_fit:], passages, pos[n_fit:]):.4f}")
     _, curve = fit(qv[:n_fit], passages, pos[:n_fit], args.steps, args.tau, args.l2, args.lr,
                    val=(qv[n_fit:], pos[n_fit:]))
-    best_step = max(curve, key=lambda c: c[2])[0]
+    best_step = max(curve, key=lambda c: (c[2], -c[0]))[0]
+    if best_step == 0:
+        print("no step beats the plain model on the early-stopping questions: no adapter written")
+        return 1
     print(f"refit on all {len(train)} training questions for {best_step} steps")
     weight, _ = fit(qv, passages, pos, best_step, args.tau, args.l2, args.lr)
     meta = {
