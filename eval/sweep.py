@@ -2,6 +2,7 @@
 
     python -m eval.sweep fusion                       # default corpus, real model: fusion variants on dev and test
     python -m eval.sweep bm25 /work/shared/bench/stard  # STARD, BM25 only: k1/b, stopwords, title, dictionary
+    python -m eval.sweep prf                          # default corpus: dense pseudo-relevance feedback (Rocchio)
 
 ``fusion`` builds (or reuses) the default-corpus index under <data>/eval/<model>/context, as ``python -m eval.cli``.
 ``bm25`` needs the benchmark's index (built by ``python -m eval.cli beir DIR --embedder fake`` or `policyqa eval beir`)
@@ -82,11 +83,10 @@ def sweep_bm25(directory: Path, index_dir: Path | None) -> list[dict]:
     return rows
 
 
-def sweep_fusion() -> list[dict]:
-    """Hybrid figures of fusion variants on the default questions (dev picks; test is shown, not used)."""
+def _default_searcher():
     from eval.cli import _slug
     from eval.questions import DEFAULT_QUESTIONS, load_questions
-    from eval.run import build_variant_index, evaluate
+    from eval.run import build_variant_index
     from index import config
     from index.embed import load_embedder
     from index.ingest import load_documents
@@ -96,24 +96,60 @@ def sweep_fusion() -> list[dict]:
     files = sorted(p for p in config.default_corpus_dir().iterdir() if p.is_file() and p.suffix != ".md")
     documents = load_documents(files, progress=False).documents
     root = config.data_dir() / "eval" / _slug(embedder.name)
-    searcher = Searcher.load(build_variant_index(documents, root / "context", embedder), embedder)
-    questions = load_questions(DEFAULT_QUESTIONS)
+    return Searcher.load(build_variant_index(documents, root / "context", embedder), embedder), \
+        load_questions(DEFAULT_QUESTIONS)
+
+
+def _print(name: str, r: dict) -> dict:
+    m = {s: r["splits"][s]["overall"] for s in ("dev", "test")}
+    print(name, " ".join(f"{s}: R@5 {v['recall@5']:.3f} MRR@10 {v['mrr@10']:.3f}" for s, v in m.items()), flush=True)
+    return m
+
+
+def sweep_prf() -> list[dict]:
+    """Hybrid figures with the dense query moved towards its top-k passages: q' = norm(q + w * mean(top k))."""
+    import re
+
+    from eval.run import evaluate
+
+    searcher, questions = _default_searcher()
+    vectors = searcher._ix.vectors
+    cjk = re.compile("[\u3400-\u9fff]")
+    rows = []
+    for k, w, english_only in ((0, 0.0, False), (3, 0.5, False), (3, 1.0, False), (5, 0.5, False), (3, 0.5, True),
+                               (3, 1.0, True), (5, 1.0, True), (1, 0.5, True)):
+        base = searcher.query_vector
+        variant = searcher.with_settings(abstain=False)
+
+        def prf(text, k=k, w=w, english_only=english_only, base=base):
+            v = base(text)
+            if k == 0 or (english_only and cjk.search(text)):
+                return v
+            top = np.argsort(-(vectors @ v))[:k]
+            moved = v + w * vectors[top].mean(0)
+            return (moved / np.linalg.norm(moved)).astype(np.float32)
+
+        variant.query_vector = prf
+        name = f"prf k={k} w={w} {'English only' if english_only else 'all queries'}"
+        rows.append({"variant": name, **_print(name, evaluate(variant, questions, mode="hybrid", depth=20))})
+    return rows
+
+
+def sweep_fusion() -> list[dict]:
+    """Hybrid figures of fusion variants on the default questions (dev picks; test is shown, not used)."""
+    from eval.run import evaluate
+
+    searcher, questions = _default_searcher()
     grid = [dict(fusion="weighted", w_dense=w, w_bm25=round(1 - w, 2), bm25_half=h)
             for w in (0.5, 0.6, 0.7, 0.8) for h in (5.0, 10.0, 20.0)]
     grid += [dict(fusion="rrf", w_dense=w, w_bm25=1.0, rrf_k=k) for w in (0.5, 1.0, 1.5, 2.0) for k in (10.0, 30.0, 60.0)]
-    rows = []
-    for g in grid:
-        r = evaluate(searcher.with_settings(**g), questions, mode="hybrid", depth=20)
-        m = {s: r["splits"][s]["overall"] for s in ("dev", "test")}
-        rows.append({"settings": g, **m})
-        print(json.dumps(g), " ".join(f"{s}: R@5 {v['recall@5']:.3f} MRR@10 {v['mrr@10']:.3f}" for s, v in m.items()),
-              flush=True)
-    return rows
+    return [{"settings": g, **_print(json.dumps(g), evaluate(searcher.with_settings(**g), questions, mode="hybrid",
+                                                               depth=20))} for g in grid]
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=("fusion", "bm25"))
+    ap.add_argument("what", choices=("fusion", "bm25", "prf"))
     ap.add_argument("directory", type=Path, nargs="?", help="bm25: the BEIR folder")
     ap.add_argument("--index", type=Path, default=None, help="bm25: the benchmark's built index")
     args = ap.parse_args(argv)
@@ -121,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.directory is None:
             ap.error("bm25 needs the BEIR folder")
         sweep_bm25(args.directory, args.index)
+    elif args.what == "prf":
+        sweep_prf()
     else:
         sweep_fusion()
     return 0
