@@ -168,7 +168,7 @@ class Searcher:
         if mode in ("bm25", "hybrid"):
             bm25_all = self._ix.lexical.scores(text, mask)
             positive = np.flatnonzero(bm25_all > 0)
-            bm25_rows = positive[np.argsort(-bm25_all[positive], kind="stable")[:n]]
+            bm25_rows = _top_rows(bm25_all, positive, n)
         if mode == "bm25":
             return bm25_rows, bm25_all[bm25_rows], None
         rows = np.union1d(dense_rows, bm25_rows) if mode == "hybrid" else dense_rows
@@ -250,3 +250,17 @@ class Searcher:
         other.settings = other._ix.settings
         other.min_score = changes.get("min_score", self.min_score)
         return other
+
+
+def _top_rows(scores: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+    """The ``n`` best of ``rows`` (ascending) by ``scores``, best first, ties by row: a stable full sort's result.
+
+    Only the rows at or above the n-th best score are sorted: a common word matches most of a 150k-provision corpus,
+    and sorting all of them was the largest cost of a search after the query encoding (2 of 6 ms).
+    """
+    vals = scores[rows]
+    if len(vals) > n > 0:
+        nth = np.partition(vals, len(vals) - n)[len(vals) - n]
+        keep = vals >= nth  # every tie of the n-th score stays, so ties resolve by row as before
+        rows, vals = rows[keep], vals[keep]
+    return rows[np.argsort(-vals, kind="stable")[:n]]
