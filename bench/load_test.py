@@ -8,7 +8,8 @@ The script starts the server itself (``policyqa serve`` on 127.0.0.1 and a free 
 runs the asyncio clients against the documented HTTP API (POST /gradio_api/call/search, then the event stream),
 samples the server's RSS at start, middle and end, stops the server and prints requests/s, p50/p95/p99 latency and
 errors (one JSON line with --json). Total run time is bounded (start-up timeout + seconds + drain timeout).
-Queries rotate through eval/data/questions.jsonl, each client starting at a different one.
+Queries rotate through eval/data/questions.jsonl, each client starting at a different one; each request gets a
+distinct suffix (" <client>-<n>") so the server's query-vector cache never answers it (--repeat to allow that).
 """
 from __future__ import annotations
 
@@ -106,7 +107,7 @@ async def warm_up(url: str, query: str, k: int, mode: str) -> None:
 
 
 async def run_clients(url: str, queries: list[str], clients: int, seconds: float, k: int, mode: str,
-                      on_half) -> tuple[list[float], list[str], float]:
+                      on_half, unique: bool = True) -> tuple[list[float], list[str], float]:
     latencies: list[float] = []
     errors: list[str] = []
     stop = time.monotonic() + seconds
@@ -116,6 +117,8 @@ async def run_clients(url: str, queries: list[str], clients: int, seconds: float
         n = i * 7
         while time.monotonic() < stop:
             query = queries[n % len(queries)]
+            if unique:  # a text never seen before: the query-vector cache cannot answer it
+                query = f"{query} {i}-{n}"
             n += 1
             t0 = time.perf_counter()
             try:
@@ -152,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mode", default="hybrid", choices=("hybrid", "dense", "bm25"))
     ap.add_argument("--fake", action="store_true", help="serve with the tests' fake embedder (tests/fake_cli.py)")
     ap.add_argument("--startup-timeout", type=float, default=20)
+    ap.add_argument("--repeat", action="store_true",
+                    help="send the questions as they are (repeats hit the query-vector cache); by default every "
+                         "request gets a distinct suffix so each one encodes its query")
     ap.add_argument("--json", action="store_true", help="print one JSON line")
     args = ap.parse_args(argv)
     if args.seconds + args.startup_timeout > 60:
@@ -170,13 +176,14 @@ def main(argv: list[str] | None = None) -> int:
         rss["start"] = rss_mb(proc.pid)
         latencies, errors, wall = asyncio.run(run_clients(
             url, queries, args.clients, args.seconds, args.k, args.mode,
-            lambda: timeline.append(round(rss_mb(proc.pid), 1))))
+            lambda: timeline.append(round(rss_mb(proc.pid), 1)), unique=not args.repeat))
         rss["middle"] = timeline[len(timeline) // 2]
         rss["end"] = rss_mb(proc.pid)
     finally:
         stop_server(proc)
     result = {
-        "index": str(args.index), "embedder": "fake" if args.fake else "index model", "mode": args.mode, "k": args.k,
+        "index": str(args.index), "embedder": "fake" if args.fake else "index model", "mode": args.mode,
+        "queries": "repeated (cache hits)" if args.repeat else "distinct (no cache hits)", "k": args.k,
         "clients": args.clients, "seconds": round(wall, 1), "startup_s": round(startup, 1),
         "requests": len(latencies), "errors": len(errors), "rps": round(len(latencies) / wall, 1),
         "p50_ms": round(1000 * percentile(latencies, 50), 1), "p95_ms": round(1000 * percentile(latencies, 95), 1),
@@ -188,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result, ensure_ascii=False))
     else:
         print(f"{result['clients']} clients x {result['seconds']} s against {result['index']} ({result['embedder']}, "
-              f"{args.mode}, k={args.k}); server ready in {result['startup_s']} s")
+              f"{args.mode}, k={args.k}, {result['queries']}); server ready in {result['startup_s']} s")
         print(f"requests {result['requests']}  errors {result['errors']}  {result['rps']} req/s")
         print(f"latency p50 {result['p50_ms']} ms  p95 {result['p95_ms']} ms  p99 {result['p99_ms']} ms  "
               f"max {result['max_ms']} ms")
