@@ -168,7 +168,8 @@ def _has_adapter(searcher) -> bool:
     from index.adapter import load_adapter
 
     embedder = getattr(searcher, "embedder", None)
-    return load_adapter(getattr(embedder, "name", ""), int(getattr(embedder, "dim", 0) or 0)) is not None
+    corpus = (getattr(searcher, "manifest", None) or {}).get("corpus_sha256")
+    return load_adapter(getattr(embedder, "name", ""), int(getattr(embedder, "dim", 0) or 0), corpus) is not None
 
 
 def build_variant_index(documents, index_dir: Path, embedder, progress: bool = False, **settings) -> Path:

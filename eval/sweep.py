@@ -129,7 +129,7 @@ def sweep_prf() -> list[dict]:
             moved = v + w * vectors[top].mean(0)
             return (moved / np.linalg.norm(moved)).astype(np.float32)
 
-        variant.query_vector = prf
+        variant._query_vectors = lambda text, prf=prf, base=searcher._query_vectors: (base(text)[0], prf(text))
         name = f"prf k={k} w={w} {'English only' if english_only else 'all queries'}"
         rows.append({"variant": name, **_print(name, evaluate(variant, questions, mode="hybrid", depth=20))})
     return rows

@@ -1,7 +1,7 @@
 """A learned linear query adapter: q' = normalise(q + q·W), trained for one model against its fixed passage vectors.
 
 Passages are never re-embedded (the index does not change); only the query vector is moved towards the passages that
-answer questions of that kind.  The adapter of a model ships in ``index/data/query_adapter-<model>.npz`` (W in float16,
+answer questions of that kind.  An adapter records the corpus it was trained for and is applied to that corpus only.  The adapter of a model ships in ``index/data/query_adapter-<model>.npz`` (W in float16,
 384×384 for multilingual-e5-small: under 300 kB) and is retrained by ``python -m eval.adapter`` (see its docstring).
 """
 from __future__ import annotations
@@ -61,12 +61,20 @@ def bundled_path(model_name: str) -> Path:
     return Path(str(resources.files("index").joinpath("data", adapter_filename(model_name))))
 
 
-def load_adapter(model_name: str, dim: int) -> QueryAdapter | None:
-    """The bundled adapter of ``model_name`` when there is one for this dimension, else None (queries unchanged)."""
+def load_adapter(model_name: str, dim: int, corpus_sha256: str | None = None) -> QueryAdapter | None:
+    """The bundled adapter of ``model_name`` for this dimension and this corpus, else None (queries unchanged).
+
+    An adapter trained for one corpus (``meta["index_corpus_sha256"]``, the manifest's ``corpus_sha256``) applies to
+    that corpus only: the STARD adapter lifts STARD's held-out questions but lowers the policy questions (English
+    most), so it must not move every query of every index.
+    """
     path = bundled_path(model_name)
     if not path.is_file():
         return None
     adapter = QueryAdapter.read(path)
     if adapter.model != model_name or adapter.weight.shape[0] != dim:
+        return None
+    scope = adapter.meta.get("index_corpus_sha256")
+    if scope is not None and scope != corpus_sha256:
         return None
     return adapter

@@ -161,7 +161,7 @@ class Searcher:
         dense_rows = np.zeros(0, np.int64)
         if mode in ("dense", "hybrid"):
             dense_text = to_simplified(text) if s.dense_t2s else text
-            qvec = self.query_vector(dense_text)
+            plain, qvec = self._query_vectors(dense_text)
             dense_rows = self._dense_candidates(qvec, n, mask)
         bm25_all = None
         bm25_rows = np.zeros(0, np.int64)
@@ -176,18 +176,31 @@ class Searcher:
         scores = cos if mode == "dense" else fuse(cos, bm25_all[rows], s.fusion, s.w_dense, s.w_bm25, s.rrf_k,
                                                   s.bm25_half)
         order = np.lexsort((rows, -scores))  # score desc, then row: deterministic ties
-        return rows[order], np.asarray(scores)[order], (float(np.max(cos)) if len(cos) else None)
+        return rows[order], np.asarray(scores)[order], self._best_plain_cosine(plain, qvec, cos, mask)
+
+    def _best_plain_cosine(self, plain: np.ndarray, qvec: np.ndarray, cos: np.ndarray, mask) -> float | None:
+        # Abstention thresholds are calibrated on the model's own cosines: with an adapter, look the best one up
+        # with the unadapted query vector (one more top-1 search) rather than using the adapted scale.
+        if plain is qvec:
+            return float(np.max(cos)) if len(cos) else None
+        top = self._dense_candidates(plain, 1, mask)
+        return float(exact_scores(self._ix.vectors, plain, top).max()) if len(top) else None
 
     def query_vector(self, text: str) -> np.ndarray:
         """The dense query vector of ``text``: the embedder's, through the model's query adapter when one applies."""
+        return self._query_vectors(text)[1]
+
+    def _query_vectors(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """(the embedder's vector, the vector searched with): the same array unless a query adapter applies."""
         qvec = self.embedder.encode_queries([text])[0].astype(np.float32)
         if not self.settings.query_adapter:
-            return qvec
+            return qvec, qvec
         if self._adapter is None:
             from index.adapter import load_adapter
 
-            self._adapter = load_adapter(getattr(self.embedder, "name", ""), int(qvec.shape[0])) or False
-        return self._adapter.apply(qvec) if self._adapter else qvec
+            self._adapter = load_adapter(getattr(self.embedder, "name", ""), int(qvec.shape[0]),
+                                         self.manifest.get("corpus_sha256")) or False
+        return (qvec, self._adapter.apply(qvec)) if self._adapter else (qvec, qvec)
 
     def _dense_candidates(self, qvec: np.ndarray, n: int, mask: np.ndarray | None) -> np.ndarray:
         if mask is None:

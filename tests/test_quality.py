@@ -72,6 +72,15 @@ def test_searcher_applies_a_bundled_adapter_unless_switched_off(searcher, monkey
     assert not np.allclose(adapted, plain) and np.allclose(adapted, QueryAdapter.read(path).apply(plain), atol=1e-5)
     off = fresh.with_settings(query_adapter=False)
     assert np.allclose(off.query_vector("医保结算"), plain)
+    # abstention reads the model's own cosine scale: the best cosine of the unadapted vector
+    best = fresh._rank("医保结算", "hybrid", 10, None)[2]
+    assert best == pytest.approx(float((fresh._ix.vectors @ plain).max()), abs=1e-5)
+    # an adapter trained for another corpus is not applied to this one
+    other = QueryAdapter(HashEmbedder.name, w, {"index_corpus_sha256": "another corpus"}).save(tmp_path / "b.npz")
+    monkeypatch.setattr("index.adapter.bundled_path", lambda name: other)
+    scoped = searcher.with_settings()
+    scoped._adapter = None
+    assert np.allclose(scoped.query_vector("医保结算"), plain)
 
 
 def test_fit_learns_a_map_that_ranks_the_positives_higher():
