@@ -173,7 +173,8 @@ class Searcher:
             return bm25_rows, bm25_all[bm25_rows], None
         rows = np.union1d(dense_rows, bm25_rows) if mode == "hybrid" else dense_rows
         cos = exact_scores(self._ix.vectors, qvec, rows)
-        scores = cos if mode == "dense" else fuse(cos, bm25_all[rows], s.fusion, s.w_dense, s.w_bm25, s.rrf_k,
+        w_dense, w_bm25 = self._fusion_weights()
+        scores = cos if mode == "dense" else fuse(cos, bm25_all[rows], s.fusion, w_dense, w_bm25, s.rrf_k,
                                                   s.bm25_half)
         order = np.lexsort((rows, -scores))  # score desc, then row: deterministic ties
         return rows[order], np.asarray(scores)[order], self._best_plain_cosine(plain, qvec, cos, mask)
@@ -185,6 +186,13 @@ class Searcher:
             return float(np.max(cos)) if len(cos) else None
         top = self._dense_candidates(plain, 1, mask)
         return float(exact_scores(self._ix.vectors, plain, top).max()) if len(top) else None
+
+    def _fusion_weights(self) -> tuple[float, float]:
+        """(w_dense, w_bm25): the index's, or those tuned with the corpus's query adapter when it applies."""
+        tuned = self._adapter.meta.get("fusion") if self._adapter and self.settings.query_adapter else None
+        if tuned:
+            return float(tuned["w_dense"]), float(tuned["w_bm25"])
+        return self.settings.w_dense, self.settings.w_bm25
 
     def query_vector(self, text: str) -> np.ndarray:
         """The dense query vector of ``text``: the embedder's, through the model's query adapter when one applies."""

@@ -75,6 +75,15 @@ def test_searcher_applies_a_bundled_adapter_unless_switched_off(searcher, monkey
     # abstention reads the model's own cosine scale: the best cosine of the unadapted vector
     best = fresh._rank("医保结算", "hybrid", 10, None)[2]
     assert best == pytest.approx(float((fresh._ix.vectors @ plain).max()), abs=1e-5)
+    assert fresh._fusion_weights() == (searcher.settings.w_dense, searcher.settings.w_bm25)
+    tuned = QueryAdapter(HashEmbedder.name, w, {"fusion": {"w_dense": 0.9, "w_bm25": 0.1}}).save(tmp_path / "c.npz")
+    monkeypatch.setattr("index.adapter.bundled_path", lambda name: tuned)
+    with_fusion = searcher.with_settings()
+    with_fusion._adapter = None
+    with_fusion.query_vector("医保结算")
+    assert with_fusion._fusion_weights() == (0.9, 0.1)
+    assert with_fusion.with_settings(query_adapter=False)._fusion_weights() == (searcher.settings.w_dense,
+                                                                               searcher.settings.w_bm25)
     # an adapter trained for another corpus is not applied to this one
     other = QueryAdapter(HashEmbedder.name, w, {"index_corpus_sha256": "another corpus"}).save(tmp_path / "b.npz")
     monkeypatch.setattr("index.adapter.bundled_path", lambda name: other)
