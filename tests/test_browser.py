@@ -213,13 +213,16 @@ def test_markup_in_documents_and_queries_renders_as_text(page):
 def test_markup_in_the_full_text_and_compare_views_renders_as_text(page):
     _ask(page, "注入演示条款 页面转义")
     page.locator("#pq-results .pq-card").first.locator("button.pq-open").click()
-    page.locator("#pq-document .pq-target").wait_for(state="visible")
-    assert "<script>" in page.locator("#pq-document").inner_text()
+    from playwright.sync_api import expect
+
+    # an earlier test's document may still be in the full-text view: wait for this document's text
+    expect(page.locator("#pq-document .pq-target")).to_contain_text("<script>", timeout=20_000)
     assert page.locator("#pq-document img").count() == 0 and page.locator("#pq-document script").count() == 0
     page.get_by_role("tab", name="对比").click()
     page.click("#pq-run-compare")
-    page.locator("#pq-compare .pq-col").first.wait_for(state="visible")
-    assert "<script>" in page.locator("#pq-compare").inner_text() and page.locator("#pq-compare img").count() == 0
+    # the columns of the previous test's comparison may still be on screen: wait for this query's text to arrive
+    expect(page.locator("#pq-compare")).to_contain_text("<script>", timeout=20_000)
+    assert page.locator("#pq-compare img").count() == 0 and page.locator("#pq-compare script").count() == 0
     page.wait_for_timeout(300)
     assert page.evaluate("window.__pwned") is None
     page.get_by_role("tab", name="检索结果").click()
