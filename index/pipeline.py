@@ -1,6 +1,7 @@
 """End-to-end ingest: files -> documents -> index, keeping indexed work when a file fails to read."""
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from dataclasses import dataclass
@@ -23,9 +24,14 @@ class IngestReport:
     files: int
     megabytes: float
     seconds: float
+    unchanged: bool = False  # the source files are byte-identical to the last clean ingest: nothing was read
 
     def summary(self) -> str:
         """One human-readable paragraph."""
+        if self.unchanged:
+            return (f"索引未变: {self.files} 个文件与上次相同; index unchanged: {self.files} files ({self.megabytes:.1f} MB) "
+                    f"are byte-identical to the last ingest — {self.documents} documents / {self.provisions} provisions, "
+                    f"checked in {self.seconds:.1f}s\nno errors")
         lines = [
             f"已索引 {self.documents} 份文件, {self.provisions} 条条款, {self.chunks} 个片段 "
             f"(新嵌入 {self.embedded}); indexed {self.documents} documents / {self.provisions} provisions "
@@ -65,6 +71,32 @@ def _discard_if_damaged(index_dir: Path, embedder) -> None:
         (index_dir / MANIFEST).unlink(missing_ok=True)
 
 
+# The modules that turn files into documents: a change to any of them re-reads the files.
+_READERS = ("types", "read", "clean", "parse", "meta", "dedup", "ingest")
+_READER_LIBS = ("charset-normalizer", "pypdf", "python-docx", "selectolax", "opencc", "datasketch")
+
+
+def inputs_fingerprint(files: list[tuple[Path, Path]], max_bytes: int) -> str | None:
+    """sha256 over the files to ingest (ingest root, path, bytes) and the code and library versions that read them;
+    None when a file cannot be read whole (it will be reported by the normal path)."""
+    from index.store import _dist_version
+
+    h = hashlib.sha256()
+    here = Path(__file__).parent
+    for name in _READERS:
+        h.update((here / f"{name}.py").read_bytes())
+    h.update(repr([(n, _dist_version(n)) for n in _READER_LIBS] + [max_bytes]).encode())
+    try:
+        for path, root in files:
+            if path.stat().st_size > max_bytes:
+                return None
+            h.update(f"\0{root}\0{path}\0".encode())
+            h.update(hashlib.sha256(path.read_bytes()).digest())
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
 def ingest_paths(
     paths: list[Path],
     index_dir: Path,
@@ -79,13 +111,27 @@ def ingest_paths(
     (a transient or corrupted copy never deletes indexed work); its error is still reported.
     """
     from index.embed import load_embedder
-    from index.ingest import load_documents
-    from index.store import IndexSettings, build_index
+    from index.ingest import DEFAULT_MAX_BYTES, load_documents, scan_files
+    from index.store import MANIFEST, IndexSettings, build_index, index_lock, unchanged_index
 
     t0 = time.perf_counter()
     missing = [str(p) for p in paths if not os.path.lexists(p)]  # a symlink loop is reported by the reader
     if missing:
         raise FileNotFoundError("no such file or folder: " + ", ".join(missing) + "; the index is unchanged")
+    embedder = embedder or load_embedder(config.model_spec())
+    settings = IndexSettings(embed_context=embed_context)
+    files, scan_errors = scan_files([Path(p) for p in paths])
+    inputs = None if scan_errors else inputs_fingerprint(files, DEFAULT_MAX_BYTES)
+    same = None
+    if inputs and (Path(index_dir) / MANIFEST).is_file():
+        with index_lock(Path(index_dir)):  # a build in progress may be about to replace it: wait for it first
+            same = unchanged_index(Path(index_dir), inputs, embedder, settings)
+    if same:
+        counts = same["counts"]
+        return IngestReport(documents=counts["documents"], provisions=counts["provisions"], chunks=counts["chunks"],
+                            embedded=0, kept_previous=(), errors=(), files=len(files),
+                            megabytes=sum(p.stat().st_size for p, _ in files) / 1e6,
+                            seconds=time.perf_counter() - t0, unchanged=True)
     result = load_documents([Path(p) for p in paths], progress=progress)
     documents = list(result.documents)
     have = {d.id for d in documents} | {s.path for d in documents for s in d.sources}
@@ -104,9 +150,9 @@ def ingest_paths(
         more = f" (and {len(result.errors) - 3} more)" if len(result.errors) > 3 else ""
         raise ValueError("no document could be read from " + ", ".join(map(str, paths))
                          + (f" — {why}{more}" if why else "") + "; the index is unchanged")
-    embedder = embedder or load_embedder(config.model_spec())
     _discard_if_damaged(Path(index_dir), embedder)
-    manifest = build_index(documents, index_dir, embedder, IndexSettings(embed_context=embed_context), progress=progress)
+    manifest = build_index(documents, index_dir, embedder, settings, progress=progress,
+                           inputs_sha256=None if result.errors else inputs)
     counts = manifest.get("counts", {}) if isinstance(manifest, dict) else getattr(manifest, "counts", {})
     return IngestReport(
         documents=len(documents),

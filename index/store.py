@@ -256,8 +256,13 @@ def build_index(
     settings: IndexSettings = IndexSettings(),
     progress: bool = True,
     lock_timeout: float = 600.0,
+    inputs_sha256: str | None = None,
 ) -> Manifest:
-    """Build (or update) the index at ``index_dir`` atomically, reusing vectors of unchanged chunks."""
+    """Build (or update) the index at ``index_dir`` atomically, reusing vectors of unchanged chunks.
+
+    ``inputs_sha256`` (the ingest's fingerprint of the source files, ``pipeline.inputs_fingerprint``) is recorded so
+    that the next ingest of the very same files can skip reading and parsing them (``unchanged_index``).
+    """
     t0 = time.perf_counter()
     docs = list(documents)
     ids = [d.id for d in docs]
@@ -278,8 +283,15 @@ def build_index(
             old = None
         if (old and old.get("corpus_sha256") == chash and old.get("build_fingerprint") == fingerprint
                 and _files_intact(index_dir, old)):
+            update = {}
             if old["settings"] != asdict(settings):  # only query-time settings changed: rewrite the manifest
-                old = {**old, "settings": asdict(settings), "fusion": _fusion(settings)}
+                update.update(settings=asdict(settings), fusion=_fusion(settings))
+            if old.get("inputs_sha256") != inputs_sha256:  # same documents from renamed/re-saved files, or errors
+                update["inputs_sha256"] = inputs_sha256
+            if "file_sha256" not in old:  # an index written before digests were recorded
+                update["file_sha256"] = _file_digests(index_dir, old["files"])
+            if update:
+                old = _sealed({**old, **update})
                 _write_json_atomic(index_dir / MANIFEST, old)
             return Manifest(index_dir, old, 0, 0, True, time.perf_counter() - t0)
 
@@ -323,6 +335,9 @@ def build_index(
                                  len(todo), time.perf_counter() - t0, t_embed - t0, precision)
             manifest["files"] = {p.relative_to(tmp).as_posix(): p.stat().st_size
                                  for p in sorted(tmp.rglob("*")) if p.is_file()}
+            manifest["file_sha256"] = _file_digests(tmp, manifest["files"])
+            manifest["inputs_sha256"] = inputs_sha256
+            manifest = _sealed(manifest)
             _write_json_atomic(tmp / MANIFEST, manifest)  # written last: a directory without it is incomplete
             _swap_in(tmp, index_dir)
         except BaseException:
@@ -384,6 +399,49 @@ def _dist_version(name: str) -> str | None:
 
 def _fusion(settings: IndexSettings) -> dict:
     return {k: getattr(settings, k) for k in ("fusion", "w_dense", "w_bm25", "rrf_k", "bm25_half", "min_score")}
+
+
+def _file_digests(root: Path, files: dict) -> dict[str, str]:
+    """sha256 of each index file named in ``files`` (the manifest's name -> size map)."""
+    out = {}
+    for name in files:
+        h = hashlib.sha256()
+        with open(root / name, "rb") as fh:
+            while block := fh.read(1 << 22):
+                h.update(block)
+        out[name] = h.hexdigest()
+    return out
+
+
+def _seal_of(manifest: dict) -> str:
+    return _sha(json.dumps({k: v for k, v in manifest.items() if k != "manifest_sha256"}, ensure_ascii=False,
+                           sort_keys=True))
+
+
+def _sealed(manifest: dict) -> dict:
+    """The manifest with a digest of its own content, so that an edited manifest is not taken as unchanged."""
+    return {**manifest, "manifest_sha256": _seal_of(manifest)}
+
+
+def unchanged_index(index_dir: Path, inputs_sha256: str, embedder: Embedder, settings: IndexSettings) -> dict | None:
+    """The manifest of the index at ``index_dir`` if it was built from exactly these source files (same fingerprint,
+    recorded only by an ingest without errors), with this model and these settings, and every one of its files is
+    intact to the byte; else None and the ingest takes its normal path.  Called under the index lock, so that a
+    build in progress finishes first."""
+    try:
+        manifest = read_manifest(Path(index_dir))
+        max_tokens = min(settings.chunk_max_tokens, embedder.max_tokens)
+        if (manifest.get("manifest_sha256") != _seal_of(manifest)
+                or manifest.get("inputs_sha256") != inputs_sha256 or manifest.get("settings") != asdict(settings)
+                or manifest.get("build_fingerprint") != _build_fingerprint(embedder, settings, max_tokens)
+                or not _files_intact(Path(index_dir), manifest)):
+            return None
+        digests = manifest.get("file_sha256")
+        if not digests or set(digests) != set(manifest["files"]):
+            return None
+        return manifest if _file_digests(Path(index_dir), manifest["files"]) == digests else None
+    except (IndexStoreError, OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _files_intact(index_dir: Path, manifest: dict) -> bool:
