@@ -77,10 +77,14 @@ def iter_files(paths: list[Path]) -> list[Path]:
     return [path for path, _ in scan_files(paths)[0]]
 
 
-def load_documents(paths: list[Path], progress: bool = True, max_bytes: int = DEFAULT_MAX_BYTES) -> IngestResult:
-    """Read, clean, parse and de-duplicate every document under ``paths``; never raises for a bad file."""
+def load_documents(paths: list[Path], progress: bool = True, max_bytes: int = DEFAULT_MAX_BYTES,
+                   scanned: tuple[list[tuple[Path, Path]], list[IngestError]] | None = None) -> IngestResult:
+    """Read, clean, parse and de-duplicate every document under ``paths``; never raises for a bad file.
+
+    ``scanned``: the result of ``scan_files(paths)`` when the caller already has it (the directory walk is not repeated).
+    """
     t0 = time.perf_counter()
-    files, errors = scan_files(paths)
+    files, errors = scan_files(paths) if scanned is None else (list(scanned[0]), list(scanned[1]))
     documents: list[Document] = []
     seen_ids: dict[str, str] = {}
     contractual: set[str] = set()  # BEIR record ids are a benchmark's keys: such records are never merged

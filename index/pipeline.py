@@ -132,7 +132,7 @@ def ingest_paths(
                             embedded=0, kept_previous=(), errors=(), files=len(files),
                             megabytes=sum(p.stat().st_size for p, _ in files) / 1e6,
                             seconds=time.perf_counter() - t0, unchanged=True)
-    result = load_documents([Path(p) for p in paths], progress=progress)
+    result = load_documents([Path(p) for p in paths], progress=progress, scanned=(files, scan_errors))
     documents = list(result.documents)
     have = {d.id for d in documents} | {s.path for d in documents for s in d.sources}
     kept = []
