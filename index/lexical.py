@@ -37,6 +37,31 @@ class LexicalIndex:
         weight = None if mask is None else mask.astype(np.float32)
         return self.bm25.get_scores_from_ids(ids, weight_mask=weight)
 
+    def term_frequency(self, term: str) -> int:
+        """Documents containing ``term`` (a word, tokenized like a query): 0 when the index lacks any of its tokens."""
+        tokens = self.tokenizer.tokenize(term) if self.size else []
+        vocab, indptr = self.bm25.vocab_dict, self.bm25.scores["indptr"] if self.size else None
+        if not tokens or any(t not in vocab for t in tokens):
+            return 0
+        return min(int(indptr[vocab[t] + 1] - indptr[vocab[t]]) for t in tokens)
+
+    def concept_scores(self, concepts: Sequence[Sequence[str]], mask: np.ndarray | None = None) -> np.ndarray:
+        """BM25 of a translated query: per concept the best of its alternative words, summed over concepts.
+
+        Alternative translations of one English concept are synonyms (Pirkola's structured query): a provision
+        that says 医保 and one that says 医疗保险 get the concept's credit once, and a concept with four
+        translations weighs no more than one with a single translation.
+        """
+        total = np.zeros(self.size, np.float32)
+        for words in concepts:
+            best = None
+            for word in words:
+                s = self.scores(word, mask)
+                best = s if best is None else np.maximum(best, s)
+            if best is not None:
+                total += best
+        return total
+
     def coverage(self, query: str, rows: np.ndarray) -> np.ndarray:
         """For each of ``rows``: the IDF-weighted share of the query's distinct tokens that the row contains (0..1).
 

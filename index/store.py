@@ -77,6 +77,8 @@ class IndexSettings:
     min_score: float | None = None  # hybrid score under which a hit is "not relevant"; None = off
     abstain: bool = True  # hybrid: answer "nothing relevant" on weak evidence (per-model thresholds, index/search.py)
     query_adapter: bool = True  # apply the model's learned query adapter when one is bundled (index/adapter.py)
+    translate: bool = True  # a query without Chinese: its words looked up in CC-CEDICT for BM25 (index/translate.py)
+    translate_dense: bool = True  # ... and those Chinese words appended to the dense query too (dev: +1 question)
     dedupe_min_chars: int = 40  # identical texts at least this long count as one provision across documents
 
     @classmethod
@@ -87,7 +89,7 @@ class IndexSettings:
 
 
 QUERY_TIME = ("fusion", "w_dense", "w_bm25", "rrf_k", "bm25_half", "candidates", "dense_t2s", "min_score",
-              "dedupe_min_chars", "abstain", "query_adapter")
+              "dedupe_min_chars", "abstain", "query_adapter", "translate", "translate_dense")
 
 
 @dataclass(frozen=True)

