@@ -143,7 +143,7 @@ def run_ablations(searcher, questions: Sequence[Question], k: int = 10, *, modes
         for m in (m for m in modes if m != "bm25"):  # BM25 does not read the embedded context
             name = f"{m}-no-context"
             runs[name] = evaluate(no_context_searcher, questions, k, m, qrels=qrels, depth=depth, name=name)
-    for name, changes, variant_modes in _default_variants(searcher, modes):
+    for name, changes, variant_modes in _default_variants(searcher, modes, questions):
         other = searcher.with_settings(**changes)
         for m in variant_modes:
             runs[f"{m}-{name}"] = evaluate(other, questions, k, m, qrels=qrels, depth=depth, name=f"{m}-{name}")
@@ -151,8 +151,10 @@ def run_ablations(searcher, questions: Sequence[Question], k: int = 10, *, modes
     return {"name": "ablations", "created": first["created"], "index": first["index"], "runs": runs}
 
 
-def _default_variants(searcher, modes: Iterable[str]) -> list[tuple[str, dict, list[str]]]:
-    """The shipped defaults switched off one at a time: the learned query adapter, abstention on weak evidence."""
+def _default_variants(searcher, modes: Iterable[str], questions: Sequence[Question] = ()
+                      ) -> list[tuple[str, dict, list[str]]]:
+    """The shipped defaults switched off one at a time: the learned query adapter, abstention on weak evidence,
+    the dictionary translation of English queries (off, and BM25-only)."""
     settings = getattr(searcher, "settings", None)
     if settings is None or not hasattr(searcher, "with_settings"):
         return []
@@ -161,7 +163,16 @@ def _default_variants(searcher, modes: Iterable[str]) -> list[tuple[str, dict, l
         out.append(("no-adapter", {"query_adapter": False}, [m for m in modes if m != "bm25"]))
     if getattr(settings, "abstain", False) and getattr(searcher, "abstain_thresholds", lambda: None)():
         out.append(("no-abstain", {"abstain": False}, [m for m in modes if m == "hybrid"]))
+    if getattr(settings, "translate", False) and _has_english(searcher, questions):
+        out.append(("no-translate", {"translate": False}, list(modes)))
+        if getattr(settings, "translate_dense", False):
+            out.append(("translate-bm25-only", {"translate_dense": False}, [m for m in modes if m != "bm25"]))
     return out
+
+
+def _has_english(searcher, questions: Sequence[Question]) -> bool:
+    """True when some question would be translated (index/translate.py): else the variant measures nothing."""
+    return any(q.query.isascii() and any(ch.isalpha() for ch in q.query) for q in questions)
 
 
 def _has_adapter(searcher) -> bool:
