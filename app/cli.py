@@ -227,9 +227,13 @@ def search(
     resp = searcher.query(query, k=k, **filters)
     for warning in resp.warnings:
         typer.echo(f"注意 warning: {warning}", err=True)
+    for note in resp.notes:
+        typer.echo(f"说明 note: {note}", err=True)
     if as_json:
-        typer.echo(json.dumps({"query": query, "hits": [h.to_dict() for h in resp.hits],
-                               "warnings": list(resp.warnings), "reason": resp.reason}, ensure_ascii=False))
+        from app.export import hits_json
+
+        typer.echo(json.dumps(hits_json(query, resp.hits, resp.warnings, resp.reason, resp.notes),
+                              ensure_ascii=False))
     else:
         _print_hits(resp)
 

@@ -8,9 +8,11 @@ from collections.abc import Sequence
 from index.types import Hit
 
 
-def hits_json(query: str, hits: Sequence[Hit], warnings: Sequence[str] = (), reason: str | None = None) -> dict:
-    """The JSON of ``policyqa search --json``, also returned by the web API: query, hits, warnings, reason."""
-    return {"query": query, "hits": [h.to_dict() for h in hits], "warnings": list(warnings), "reason": reason}
+def hits_json(query: str, hits: Sequence[Hit], warnings: Sequence[str] = (), reason: str | None = None,
+              notes: Sequence[str] = ()) -> dict:
+    """The JSON of ``policyqa search --json``, also returned by the web API: query, hits, warnings, reason, notes."""
+    return {"query": query, "hits": [h.to_dict() for h in hits], "warnings": list(warnings), "reason": reason,
+            "notes": list(notes)}
 
 
 def to_markdown(query: str, hits: Sequence[Hit]) -> str:

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import gradio as gr
 
 from app import export, render
+from index.search import SearchResponse
 from index.types import Document, Hit
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ class SearcherLike(Protocol):
     documents: dict[str, Document]
 
     def query(self, query: str, k: int = 10, **filters: Any) -> Any:
-        """Return a SearchResponse (hits, warnings, reason)."""
+        """Return a SearchResponse (hits, warnings, reason, notes)."""
         ...
 
 
@@ -94,16 +95,15 @@ class SearchApp:
             raise ValueError(f"结果数 k 必须是正整数，收到 {k}")
         return self.searcher.query(query or "", k=min(k, MAX_K), **self._filters(mode, doc, region, issuer, year))
 
-    def answer(self, query: str, *args: Any) -> tuple[tuple[Hit, ...], tuple[str, ...], str | None]:
-        """(hits, warnings, reason) for ``query``; bad input and internal errors become the reason, never a trace."""
+    def answer(self, query: str, *args: Any) -> SearchResponse:
+        """The response for ``query``; bad input and internal errors become the reason, never a trace."""
         try:
-            resp = self.query(query, *args)
+            return self.query(query, *args)
         except ValueError as exc:
-            return (), (), str(exc)
+            return SearchResponse((), (), str(exc))
         except Exception:  # the page must never show a stack trace; the log keeps it
             log.exception("search failed for %r", (query or "")[:200])
-            return (), (), "检索时出现内部错误，请稍后再试或联系管理员。"
-        return tuple(resp.hits), tuple(resp.warnings), resp.reason
+            return SearchResponse((), (), "检索时出现内部错误，请稍后再试或联系管理员。")
 
     def search_view(self, query: str, mode: str = "hybrid", k: int = 10, doc: str | None = None,
                     region: str | None = None, issuer: str | None = None, year: Any = None
@@ -111,10 +111,11 @@ class SearchApp:
         """The result pane HTML and the (query, hits) kept for export."""
         query = query or ""
         t0 = time.perf_counter()
-        hits, warnings, reason = self.answer(query, k, mode, doc, region, issuer, year)
-        html = render.render_results(query, hits, self.documents, reason=reason, warnings=warnings,
-                                     elapsed=time.perf_counter() - t0, request_id=uuid.uuid4().hex[:12])
-        return html, (query, hits)
+        resp = self.answer(query, k, mode, doc, region, issuer, year)
+        html = render.render_results(query, resp.hits, self.documents, reason=resp.reason, warnings=resp.warnings,
+                                     notes=resp.notes, elapsed=time.perf_counter() - t0,
+                                     request_id=uuid.uuid4().hex[:12])
+        return html, (query, resp.hits)
 
     def api_search(self, query: str, k: int = 10, mode: str = "hybrid", doc: str | None = None,
                    region: str | None = None, issuer: str | None = None, year: int | None = None) -> dict:
@@ -123,7 +124,7 @@ class SearchApp:
             resp = self.query(query, k, mode, doc, region, issuer, year)
         except ValueError as exc:
             raise gr.Error(str(exc)) from None
-        return export.hits_json(query, resp.hits, resp.warnings, resp.reason)
+        return export.hits_json(query, resp.hits, resp.warnings, resp.reason, resp.notes)
 
     # ---------------------------------------------------------------- full text
     def document_view(self, doc_id: str | None, provision_id: str | None = None, query: str = "") -> str:

@@ -41,6 +41,7 @@ class SearchResponse:
     hits: tuple[Hit, ...]
     warnings: tuple[str, ...] = ()
     reason: str | None = None
+    notes: tuple[str, ...] = ()  # how the query was read, e.g. the Chinese words an English query was matched with
 
 
 class Searcher:
@@ -124,9 +125,10 @@ class Searcher:
         rows, scores, top_cos = self._rank(cq.text, mode, max(self.settings.candidates, 3 * k), mask)
         threshold = self.min_score if mode == "hybrid" else None
         hits = self._hits(rows, scores, k, threshold)
+        notes = translation_note(self.translation(cq.text)) if mode != "dense" or self.settings.translate_dense else ()
         if hits and mode == "hybrid" and self._weak(cq.text, top_cos, [h.chunk_id for h in hits[:5]]):
-            return SearchResponse((), cq.warnings, REASON_WEAK)
-        return SearchResponse(tuple(hits), cq.warnings, None if hits else REASON_NOTHING)
+            return SearchResponse((), cq.warnings, REASON_WEAK, notes)
+        return SearchResponse(tuple(hits), cq.warnings, None if hits else REASON_NOTHING, notes)
 
     def abstain_thresholds(self) -> dict | None:
         """The abstention thresholds in effect (``ABSTAIN`` for this model), or None when the searcher never abstains."""
@@ -287,6 +289,12 @@ class Searcher:
         other.settings = other._ix.settings
         other.min_score = changes.get("min_score", self.min_score)
         return other
+
+
+def translation_note(concepts: tuple[Concept, ...]) -> tuple[str, ...]:
+    """The note shown with an English query's results: the Chinese words it was matched with (empty: none)."""
+    terms = list(dict.fromkeys(t for c in concepts for t in c.terms))
+    return (f"英文查询按 CC-CEDICT 词典对照中文词检索：{'、'.join(terms)}",) if terms else ()
 
 
 def _top_rows(scores: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:

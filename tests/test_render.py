@@ -169,7 +169,7 @@ def test_compare_has_one_column_per_group_and_says_when_a_group_is_empty():
 def test_hits_json_is_the_cli_shape():
     hits = _hits()
     data = export.hits_json(QUESTION, hits, ("w",), None)
-    assert list(data) == ["query", "hits", "warnings", "reason"]
+    assert list(data) == ["query", "hits", "warnings", "reason", "notes"]
     assert data["hits"][0] == hits[0].to_dict() and data["warnings"] == ["w"]
 
 

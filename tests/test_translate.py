@@ -144,3 +144,19 @@ def test_cache_file_is_reused(tmp_path, monkeypatch):
         assert QueryTranslator.default().table() == first.table()
     finally:
         QueryTranslator.default.cache_clear()
+
+
+def test_english_query_says_which_chinese_words_it_was_matched_with(tmp_path, fake_embedder, small, monkeypatch):
+    monkeypatch.setattr(QueryTranslator, "default", classmethod(lambda cls: small))
+    doc = make_document("d", "测试文件", [(("1．条目",), "建立拖欠工资黑名单制度。")])
+    build_index([doc], tmp_path / "ix", fake_embedder, progress=False)
+    s = Searcher.load(tmp_path / "ix", fake_embedder)
+    assert s.query("blacklist").notes == ("英文查询按 CC-CEDICT 词典对照中文词检索：黑名单",)
+    assert s.query("黑名单").notes == () and s.query("zzzz").notes == ()
+
+
+def test_notes_are_rendered_as_text():
+    from app import render
+
+    html = render.render_results("<b>q</b>", (), {}, notes=("对照词：<script>x</script>",))
+    assert '<div class="pq-note">对照词：&lt;script&gt;x&lt;/script&gt;</div>' in html and "<script>" not in html

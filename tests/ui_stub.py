@@ -52,6 +52,7 @@ class Response:
     hits: tuple[Hit, ...]
     warnings: tuple[str, ...] = ()
     reason: str | None = None
+    notes: tuple[str, ...] = ()
 
 
 class StubSearcher:
