@@ -122,10 +122,13 @@ class Searcher:
         if not self._ix.chunks:
             return SearchResponse((), cq.warnings, REASON_NOTHING)
         k = min(k, self._n_provisions)  # a huge k is capped at what exists
-        rows, scores, top_cos = self._rank(cq.text, mode, max(self.settings.candidates, 3 * k), mask)
+        concepts = self.translation(cq.text)
+        if mode == "dense" and not self.settings.translate_dense:
+            concepts = ()
+        rows, scores, top_cos = self._rank(cq.text, mode, max(self.settings.candidates, 3 * k), mask, concepts)
         threshold = self.min_score if mode == "hybrid" else None
         hits = self._hits(rows, scores, k, threshold)
-        notes = translation_note(self.translation(cq.text)) if mode != "dense" or self.settings.translate_dense else ()
+        notes = translation_note(concepts)
         if hits and mode == "hybrid" and self._weak(cq.text, top_cos, [h.chunk_id for h in hits[:5]]):
             return SearchResponse((), cq.warnings, REASON_WEAK, notes)
         return SearchResponse(tuple(hits), cq.warnings, None if hits else REASON_NOTHING, notes)
@@ -157,12 +160,14 @@ class Searcher:
             and (year is None or d.year == int(year))]
         return np.isin(self._chunk_doc, np.asarray(allowed, dtype=np.int64))  # vectorised: 150k chunks in ~1 ms
 
-    def _rank(self, text: str, mode: str, n: int, mask: np.ndarray | None
+    def _rank(self, text: str, mode: str, n: int, mask: np.ndarray | None, concepts: tuple[Concept, ...] = ()
               ) -> tuple[np.ndarray, np.ndarray, float | None]:
-        """Candidate rows and their scores (cosine, BM25 or fused), best first; and the best cosine (None: no dense)."""
+        """Candidate rows and their scores (cosine, BM25 or fused), best first; and the best cosine (None: no dense).
+
+        ``concepts``: the dictionary translation of an English query (``translation``), matched by BM25 and, with
+        ``translate_dense``, appended to the dense query."""
         s = self.settings
         qvec = None
-        concepts = self.translation(text)
         dense_rows = np.zeros(0, np.int64)
         if mode in ("dense", "hybrid"):
             dense_text = to_simplified(text) if s.dense_t2s else text

@@ -44,6 +44,7 @@ class Ok:
     reason: str | None = None
     warning: str | None = None
     max_hits: dict = field(default_factory=dict)  # surface -> cap
+    note: str | None = None  # a note on how the query was read (e.g. the Chinese words of an English query)
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,7 @@ ROWS = [
     pytest.param(*q("医療保険の精算について"), id="query-japanese"),
     pytest.param(*q("의료보험 정산"), id="query-korean"),
     pytest.param(*q("醫保異地結算", expect=Ok()), id="query-traditional-chinese"),
+    pytest.param(*q("cross-region settlement of medical insurance", expect=Ok(note="医保")), id="query-english"),
     pytest.param(*q(QUESTION, k=0, expect=Err((ValueError, "k must be a positive"), "--k must be a positive",
                                               "结果数 k 必须是正整数")), id="k-zero"),
     pytest.param(*q(QUESTION, k=-5, expect=Err((ValueError, "k must be a positive"), "--k must be a positive",
@@ -349,7 +351,8 @@ def _check_query(spec, expect, request) -> None:
 
     if isinstance(want["py"], Ok):
         resp = searcher.query(query, k, **filters)
-        _check_ok("py", want["py"], query, list(resp.hits), resp.reason, list(resp.warnings), searcher, k)
+        _check_ok("py", want["py"], query, list(resp.hits), resp.reason, list(resp.warnings), searcher, k,
+                  list(resp.notes))
     else:
         with pytest.raises(want["py"][0], match=want["py"][1]):
             searcher.query(query, k, **filters)
@@ -359,7 +362,8 @@ def _check_query(spec, expect, request) -> None:
         assert code == 0, err
         data = json.loads(out)
         assert data["query"] == query  # echoed verbatim, as data
-        _check_ok("cli", want["cli"], query, data["hits"], data["reason"], data["warnings"], searcher, k)
+        _check_ok("cli", want["cli"], query, data["hits"], data["reason"], data["warnings"], searcher, k,
+                  data["notes"])
     else:
         flat = " ".join(re.sub("[\u2500-\u257f]", " ", err).split())  # typer may draw a box around usage errors
         assert code == 2 and want["cli"] in flat and not out, (code, err)
@@ -369,20 +373,23 @@ def _check_query(spec, expect, request) -> None:
     if isinstance(want["http"], Ok):
         assert kind == "complete", payload
         assert payload["query"] == query
-        _check_ok("http", want["http"], query, payload["hits"], payload["reason"], payload["warnings"], searcher, k)
+        _check_ok("http", want["http"], query, payload["hits"], payload["reason"], payload["warnings"], searcher,
+                  k, payload["notes"])
     else:
         assert kind == "error" and want["http"] in (payload or ""), payload
         assert "Traceback" not in payload and "/work" not in payload and "site-packages" not in payload
     assert _snapshot(base) == before  # no query ever writes to the index
 
 
-def _check_ok(surface, ok: Ok, query, hits, reason, warnings, searcher, k) -> None:
+def _check_ok(surface, ok: Ok, query, hits, reason, warnings, searcher, k, notes=()) -> None:
     if ok.reason is not None:
         assert reason == ok.reason and not hits, (surface, reason)
     else:
         assert hits or reason, surface  # hits, or an empty list with the reason why
     if ok.warning:
         assert any(ok.warning in w for w in warnings), (surface, warnings)
+    if ok.note:
+        assert hits and any(ok.note in n for n in notes), (surface, notes)
     if ok.same_as is not None:
         assert hits and _ids(hits) == _ids(searcher.search(ok.same_as, k)), surface
     if surface in ok.max_hits:
