@@ -8,6 +8,9 @@ Examples (keep runs short on a shared machine):
   nice python bench/bench_search.py --corpus lawrefbook --embedder real --index data/h2/lawrefbook --progress
       # the real model (default precision, bf16 where the CPU has it), ~150k provisions, kept for reuse
   python bench/bench_search.py --corpus stard --reuse data/beir/stard-…   # search figures of an index built earlier
+  python bench/bench_search.py --corpus stard --fake-vectors --as-default-model --index data/bench/stard-fake
+      # random passage vectors recorded under the default model's name, so `policyqa serve` (and
+      # bench/load_test.py) runs it with real query encoding: a STARD-size index in a minute, for load tests only
 Search latency is Searcher.search end to end (query encoding included); query_encode_p50_ms is the encoding alone.
 CPU seconds (user+sys of this process) are printed next to wall seconds: the machine is shared, load is recorded.
   python bench/bench_search.py --dense-sweep                               # flat vs HNSW, random unit vectors
@@ -131,6 +134,10 @@ def bench(args) -> dict:
         embedder = load_embedder(None)
     else:
         embedder = RandomVectors()
+        if args.as_default_model:  # servable with the real query encoder; passage vectors stay random
+            from index import config
+
+            embedder.name = config.DEFAULT_MODEL
         if args.real_queries:  # random passages, but queries encoded by the real model's query path (no torch)
             from index.embed import load_embedder
 
@@ -296,6 +303,9 @@ def main() -> None:
     p.add_argument("--embedder", choices=["real", "fake"], default=None)
     p.add_argument("--real-queries", action="store_true",
                    help="with --fake-vectors: encode queries with the real model (latency incl. encoding)")
+    p.add_argument("--as-default-model", action="store_true",
+                   help="with --fake-vectors: record the index under the default model's name, so `policyqa serve` "
+                        "loads it with the real query encoder (random passages: load tests only, never for quality)")
     p.add_argument("--queries", type=int, default=200)
     p.add_argument("--modes", nargs="+", default=["hybrid", "bm25", "dense"])
     p.add_argument("--hnsw-threshold", type=int, default=None)
