@@ -78,7 +78,7 @@ class IndexSettings:
     abstain: bool = True  # hybrid: answer "nothing relevant" on weak evidence (per-model thresholds, index/search.py)
     query_adapter: bool = True  # apply the model's learned query adapter when one is bundled (index/adapter.py)
     translate: bool = True  # a query without Chinese: its words looked up in CC-CEDICT for BM25 (index/translate.py)
-    translate_dense: bool = True  # ... and those Chinese words appended to the dense query too (dev: +1 question)
+    translate_dense: bool = False  # ... and those words appended to the dense query too (dev: no gain; QUALITY.md)
     dedupe_min_chars: int = 40  # identical texts at least this long count as one provision across documents
 
     @classmethod
