@@ -79,6 +79,13 @@ def model_build(
     t0 = time.perf_counter()
     path = build_model(out, force=force)
     typer.echo(f"model ready: {path} ({time.perf_counter() - t0:.1f}s)")
+    # The English-query dictionary table (index/translate.py) is built here too, so that the first English
+    # question a new server gets does not wait ~6 s for it.
+    from index.translate import QueryTranslator, cache_file
+
+    t0 = time.perf_counter()
+    QueryTranslator.default()
+    typer.echo(f"dictionary ready: {cache_file()} ({time.perf_counter() - t0:.1f}s)")
 
 
 # ---------------------------------------------------------------- ingest

