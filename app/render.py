@@ -347,23 +347,25 @@ def render_empty(query: str, reason: str | None) -> str:
 
 def render_results(query: str, hits: Sequence[Hit], documents: dict[str, Document],
                    reason: str | None = None, warnings: Sequence[str] = (), elapsed: float | None = None,
-                   request_id: str = "", notes: Sequence[str] = ()) -> str:
+                   request_id: str = "", notes: Sequence[str] = (), terms: Sequence[str] = ()) -> str:
     """The whole result pane: warnings, 要点, then one card per hit (or the empty state).
 
     ``request_id`` is written into the pane so a page (or a browser test) can tell a fresh answer from the last one.
+    ``terms`` (the Chinese words an English query was matched with) are highlighted and quoted by, like the query's.
     """
     warn = "".join(f'<div class="pq-warn">{_e(w)}</div>' for w in warnings)
-    warn += "".join(f'<div class="pq-note">{_e(n)}</div>' for n in notes)
+    warn += "".join(f'<div class="pq-info">{_e(n)}</div>' for n in notes)
     if not hits:
         body = warn + render_empty(query, reason)
     else:
-        ranked = rank_quotes(hits, query)
-        best = _best_per_card(hits, query, ranked)  # the sentence the 要点 quotes from a card is the one it highlights
-        cards = "".join(render_card(h, i, query, documents.get(h.doc_id), best=best.get(i))
+        match = " ".join([query, *terms])
+        ranked = rank_quotes(hits, match)
+        best = _best_per_card(hits, match, ranked)  # the sentence the 要点 quotes from a card is the one it highlights
+        cards = "".join(render_card(h, i, match, documents.get(h.doc_id), best=best.get(i))
                         for i, h in enumerate(hits, start=1))
         took = f" · 用时 {elapsed:.2f} 秒" if elapsed is not None else ""
-        quotes = summary_quotes(hits, query, ranked=ranked)
-        body = f'{warn}{render_summary(hits, query, quotes)}<div class="pq-count">共 {len(hits)} 条结果{took}</div>{cards}'
+        quotes = summary_quotes(hits, match, ranked=ranked)
+        body = f'{warn}{render_summary(hits, match, quotes)}<div class="pq-count">共 {len(hits)} 条结果{took}</div>{cards}'
     return f'<div class="pq-pane" data-query="{_e(query)}" data-request="{_e(request_id)}">{body}</div>'
 
 
@@ -449,7 +451,7 @@ CSS = """
 .pq-ref { margin-left: 2px; font-weight: 600; text-decoration: none; }
 .pq-empty { padding: 18px; border: 1px dashed var(--border-color-primary); border-radius: 8px; }
 .pq-warn { padding: 6px 10px; background: #fef3c7; border-radius: 6px; margin-bottom: 6px; }
-.pq-note { padding: 6px 10px; background: #eef2ff; color: #3730a3; border-radius: 6px; margin-bottom: 6px; font-size: 0.9em; }
+.pq-info { padding: 6px 10px; background: #eef2ff; color: #3730a3; border-radius: 6px; margin-bottom: 6px; font-size: 0.9em; }
 .pq-doc-grid { display: grid; grid-template-columns: 220px 1fr; gap: 16px; }
 .pq-outline { max-height: 75vh; overflow: auto; font-size: 0.9em; border-right: 1px solid var(--border-color-primary); }
 .pq-outline h4 { margin: 0 0 6px; text-align: left; }

@@ -113,7 +113,7 @@ class SearchApp:
         t0 = time.perf_counter()
         resp = self.answer(query, k, mode, doc, region, issuer, year)
         html = render.render_results(query, resp.hits, self.documents, reason=resp.reason, warnings=resp.warnings,
-                                     notes=resp.notes, elapsed=time.perf_counter() - t0,
+                                     notes=resp.notes, terms=resp.terms, elapsed=time.perf_counter() - t0,
                                      request_id=uuid.uuid4().hex[:12])
         return html, (query, resp.hits)
 

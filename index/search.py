@@ -42,6 +42,7 @@ class SearchResponse:
     warnings: tuple[str, ...] = ()
     reason: str | None = None
     notes: tuple[str, ...] = ()  # how the query was read, e.g. the Chinese words an English query was matched with
+    terms: tuple[str, ...] = ()  # those Chinese words (the page highlights and quotes by them too)
 
 
 class Searcher:
@@ -128,10 +129,11 @@ class Searcher:
         rows, scores, top_cos = self._rank(cq.text, mode, max(self.settings.candidates, 3 * k), mask, concepts)
         threshold = self.min_score if mode == "hybrid" else None
         hits = self._hits(rows, scores, k, threshold)
-        notes = translation_note(concepts)
+        terms = tuple(dict.fromkeys(t for c in concepts for t in c.terms))
+        notes = translation_note(terms)
         if hits and mode == "hybrid" and self._weak(cq.text, top_cos, [h.chunk_id for h in hits[:5]]):
-            return SearchResponse((), cq.warnings, REASON_WEAK, notes)
-        return SearchResponse(tuple(hits), cq.warnings, None if hits else REASON_NOTHING, notes)
+            return SearchResponse((), cq.warnings, REASON_WEAK, notes, terms)
+        return SearchResponse(tuple(hits), cq.warnings, None if hits else REASON_NOTHING, notes, terms)
 
     def abstain_thresholds(self) -> dict | None:
         """The abstention thresholds in effect (``ABSTAIN`` for this model), or None when the searcher never abstains."""
@@ -296,9 +298,8 @@ class Searcher:
         return other
 
 
-def translation_note(concepts: tuple[Concept, ...]) -> tuple[str, ...]:
+def translation_note(terms: tuple[str, ...]) -> tuple[str, ...]:
     """The note shown with an English query's results: the Chinese words it was matched with (empty: none)."""
-    terms = list(dict.fromkeys(t for c in concepts for t in c.terms))
     return (f"英文查询按 CC-CEDICT 词典对照中文词检索：{'、'.join(terms)}",) if terms else ()
 
 

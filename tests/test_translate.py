@@ -159,4 +159,19 @@ def test_notes_are_rendered_as_text():
     from app import render
 
     html = render.render_results("<b>q</b>", (), {}, notes=("对照词：<script>x</script>",))
-    assert '<div class="pq-note">对照词：&lt;script&gt;x&lt;/script&gt;</div>' in html and "<script>" not in html
+    assert '<div class="pq-info">对照词：&lt;script&gt;x&lt;/script&gt;</div>' in html and "<script>" not in html
+
+
+def test_dictionary_words_are_highlighted_and_quoted_for_an_english_query(tmp_path, fake_embedder, small, monkeypatch):
+    from app import render
+
+    monkeypatch.setattr(QueryTranslator, "default", classmethod(lambda cls: small))
+    doc = make_document("d", "测试文件", [(("1．条目",), "建立拖欠工资黑名单制度。加强生态环境保护。")])
+    build_index([doc], tmp_path / "ix", fake_embedder, progress=False)
+    s = Searcher.load(tmp_path / "ix", fake_embedder)
+    resp = s.query("blacklist", mode="bm25")
+    assert resp.terms == ("黑名单",)
+    plain = render.render_results("blacklist", resp.hits, s.documents)
+    html = render.render_results("blacklist", resp.hits, s.documents, notes=resp.notes, terms=resp.terms)
+    assert "<mark" in html and "<mark" not in plain  # 黑名单 is marked only when the words are passed
+    assert 'data-query="blacklist"' in html  # the pane still says what was asked

@@ -53,6 +53,7 @@ class Response:
     warnings: tuple[str, ...] = ()
     reason: str | None = None
     notes: tuple[str, ...] = ()
+    terms: tuple[str, ...] = ()
 
 
 class StubSearcher:
