@@ -40,8 +40,10 @@ class LexicalIndex:
     def term_frequency(self, term: str) -> int:
         """Documents containing ``term`` (a word, tokenized like a query): 0 when the index lacks any of its tokens."""
         tokens = self.tokenizer.tokenize(term) if self.size else []
-        vocab, indptr = self.bm25.vocab_dict, self.bm25.scores["indptr"] if self.size else None
-        if not tokens or any(t not in vocab for t in tokens):
+        if not tokens:
+            return 0
+        vocab, indptr = self.bm25.vocab_dict, self.bm25.scores["indptr"]
+        if any(t not in vocab for t in tokens):
             return 0
         return min(int(indptr[vocab[t] + 1] - indptr[vocab[t]]) for t in tokens)
 

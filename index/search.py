@@ -129,7 +129,7 @@ class Searcher:
         rows, scores, top_cos = self._rank(cq.text, mode, max(self.settings.candidates, 3 * k), mask, concepts)
         threshold = self.min_score if mode == "hybrid" else None
         hits = self._hits(rows, scores, k, threshold)
-        terms = tuple(dict.fromkeys(t for c in concepts for t in c.terms))
+        terms = _words(concepts)
         notes = translation_note(terms)
         if hits and mode == "hybrid" and self._weak(cq.text, top_cos, [h.chunk_id for h in hits[:5]]):
             return SearchResponse((), cq.warnings, REASON_WEAK, notes, terms)
@@ -174,7 +174,7 @@ class Searcher:
         if mode in ("dense", "hybrid"):
             dense_text = to_simplified(text) if s.dense_t2s else text
             if concepts and s.translate_dense:
-                dense_text += " " + " ".join(dict.fromkeys(w for c in concepts for w in c.terms))
+                dense_text += " " + " ".join(_words(concepts))
             plain, qvec = self._query_vectors(dense_text)
             dense_rows = self._dense_candidates(qvec, n, mask)
         bm25_all = None
@@ -296,6 +296,11 @@ class Searcher:
         other.settings = other._ix.settings
         other.min_score = changes.get("min_score", self.min_score)
         return other
+
+
+def _words(concepts: tuple[Concept, ...]) -> tuple[str, ...]:
+    """The Chinese words of translated concepts, each once, in concept order."""
+    return tuple(dict.fromkeys(w for c in concepts for w in c.terms))
 
 
 def translation_note(terms: tuple[str, ...]) -> tuple[str, ...]:
