@@ -47,9 +47,10 @@ class NoUploads:
         await self.app(scope, receive, send)
 
 
-def make_app(index_dir: Path | None = None, searcher=None, concurrency: int = CONCURRENCY) -> gr.Blocks:
-    """The queued Blocks app over ``searcher``, or over the index at ``index_dir`` (embedder from its manifest)."""
-    from app.ui import build_ui
+def load_handler(index_dir: Path | None = None, searcher=None):
+    """The page's and the JSON route's handlers (``app.ui.SearchApp``) over ``searcher`` or the index at ``index_dir``
+    (embedder from its manifest), warmed up (query encoder, English dictionary): not on the first users' requests."""
+    from app.ui import SearchApp
 
     if searcher is None:
         if index_dir is None:
@@ -57,26 +58,41 @@ def make_app(index_dir: Path | None = None, searcher=None, concurrency: int = CO
         from index.search import Searcher
 
         searcher = Searcher.load(index_dir)
-    warm_up = getattr(getattr(searcher, "embedder", None), "warm_up", None)
-    if callable(warm_up):  # the query encoder's tokenizer and session: not on the first user's request
+    warm_up = getattr(searcher, "warm_up", None) or getattr(getattr(searcher, "embedder", None), "warm_up", None)
+    if callable(warm_up):
         warm_up()
-    demo = build_ui(searcher, concurrency=concurrency)
+    return SearchApp(searcher)
+
+
+def make_app(index_dir: Path | None = None, searcher=None, concurrency: int = CONCURRENCY,
+             handler=None) -> gr.Blocks:
+    """The queued Blocks app over ``handler``, ``searcher``, or the index at ``index_dir``."""
+    from app.ui import build_ui
+
+    demo = build_ui(handler or load_handler(index_dir, searcher), concurrency=concurrency)
     # default_concurrency_limit covers events that do not set their own; Gradio's default of 1 would queue
     # every search behind the slowest one.
     return demo.queue(default_concurrency_limit=concurrency, max_size=MAX_QUEUE)
 
 
 def launch_options(host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,
-                   quiet: bool = True) -> dict:
-    """Keyword arguments for ``Blocks.launch``: bind, auth, styles, no share link, no error details to users."""
+                   quiet: bool = True, handler=None, concurrency: int = CONCURRENCY) -> dict:
+    """Keyword arguments for ``Blocks.launch``: bind, auth, styles, no share link, no error details to users;
+    with ``handler`` (a ``SearchApp``) also the JSON route ``/api/search`` (app/api.py), behind the same auth."""
     from starlette.middleware import Middleware
 
+    from app.api import SearchAPI
     from app.render import CSS
+
+    middleware = [Middleware(NoUploads)]
+    if handler is not None:
+        middleware.append(Middleware(SearchAPI, handler=handler, auth=auth, concurrency=concurrency,
+                                     max_waiting=MAX_QUEUE))
 
     return dict(server_name=host, server_port=port, auth=auth, auth_message="请输入用户名和密码" if auth else None,
                 share=False, show_error=False, css=CSS, footer_links=["api"], max_file_size="1mb",
                 ssr_mode=False, pwa=False, mcp_server=False, quiet=quiet, state_session_capacity=MAX_SESSIONS,
-                app_kwargs={"middleware": [Middleware(NoUploads)]})
+                app_kwargs={"middleware": middleware})
 
 
 def serve(index_dir: Path, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,
@@ -84,7 +100,8 @@ def serve(index_dir: Path, host: str = "127.0.0.1", port: int = 7860, auth: tupl
     """Serve the app on ``host:port`` (loopback by default); ``block=False`` returns the running app instead."""
     if host not in LOOPBACK and auth is None:
         log.warning("serving on %s without auth: anyone who can reach this address can search", host)
-    demo = make_app(index_dir, searcher)
+    handler = load_handler(index_dir, searcher)
+    demo = make_app(handler=handler)
     # when blocking (the CLI) let Gradio print the URL; tests and embedders stay quiet
-    demo.launch(prevent_thread_lock=not block, **launch_options(host, port, auth, quiet=not block))
+    demo.launch(prevent_thread_lock=not block, **launch_options(host, port, auth, quiet=not block, handler=handler))
     return demo

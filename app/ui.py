@@ -223,9 +223,9 @@ element.addEventListener('click', (e) => {
 """
 
 
-def build_ui(searcher: SearcherLike, concurrency: int = 4) -> gr.Blocks:
-    """The Blocks app over ``searcher``; every event runs up to ``concurrency`` requests at once."""
-    app = SearchApp(searcher)
+def build_ui(searcher: SearcherLike | SearchApp, concurrency: int = 4) -> gr.Blocks:
+    """The Blocks app over ``searcher`` (or its ``SearchApp``); every event runs up to ``concurrency`` at once."""
+    app = searcher if isinstance(searcher, SearchApp) else SearchApp(searcher)
     choices = app.filter_choices()
     limit = {"concurrency_limit": concurrency}
     with gr.Blocks(title="政策条款检索", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:

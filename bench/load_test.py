@@ -110,13 +110,24 @@ async def search(client: httpx.AsyncClient, url: str, query: str, k: int, mode: 
     raise RuntimeError(f"no result in stream: {r.text[:200]}")
 
 
-async def warm_up(url: str, query: str, k: int, mode: str) -> None:
+async def search_rest(client: httpx.AsyncClient, url: str, query: str, k: int, mode: str) -> dict:
+    """One call of the JSON route (app/api.py): one request, one answer; raises on an error status."""
+    r = await client.post(f"{url}/api/search", json={"query": query, "k": k, "mode": mode})
+    if r.status_code != 200:
+        raise RuntimeError(f"HTTP {r.status_code}: {r.text[:200]}")
+    return r.json()
+
+
+ROUTES = {"rest": search_rest, "gradio": search}
+
+
+async def warm_up(url: str, query: str, k: int, mode: str, route=search) -> None:
     async with httpx.AsyncClient(timeout=30) as http:
-        await search(http, url, query, k, mode)
+        await route(http, url, query, k, mode)
 
 
 async def run_clients(url: str, queries: list[str], clients: int, seconds: float, k: int, mode: str,
-                      on_half, unique: bool = True) -> tuple[list[float], list[str], float]:
+                      on_half, unique: bool = True, route=search) -> tuple[list[float], list[str], float]:
     latencies: list[float] = []
     errors: list[str] = []
     stop = time.monotonic() + seconds
@@ -131,7 +142,7 @@ async def run_clients(url: str, queries: list[str], clients: int, seconds: float
             n += 1
             t0 = time.perf_counter()
             try:
-                data = await search(http, url, query, k, mode)
+                data = await route(http, url, query, k, mode)
                 if data.get("query") != query:
                     raise RuntimeError("answer for another query")
                 latencies.append(time.perf_counter() - t0)
@@ -162,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--mode", default="hybrid", choices=("hybrid", "dense", "bm25"))
+    ap.add_argument("--api", default="rest", choices=tuple(ROUTES),
+                    help="rest: GET|POST /api/search, one request per search (scripts, services); gradio: the page's "
+                         "queue, POST /gradio_api/call/search then its event stream (gradio_client)")
     ap.add_argument("--fake", action="store_true", help="serve with the tests' fake embedder (tests/fake_cli.py)")
     ap.add_argument("--startup-timeout", type=float, default=20)
     ap.add_argument("--repeat", action="store_true",
@@ -181,19 +195,22 @@ def main(argv: list[str] | None = None) -> int:
     try:
         wait_ready(url, proc, args.startup_timeout)
         startup = time.perf_counter() - t_start
-        asyncio.run(warm_up(url, queries[0], args.k, args.mode))
+        route = ROUTES[args.api]
+        asyncio.run(warm_up(url, queries[0], args.k, args.mode, route))
         rss["start"] = rss_mb(proc.pid)
-        cpu0, load0 = cpu_seconds(proc.pid), os.getloadavg()
+        cpu0, load0, client_cpu0 = cpu_seconds(proc.pid), os.getloadavg(), time.process_time()
         latencies, errors, wall = asyncio.run(run_clients(
             url, queries, args.clients, args.seconds, args.k, args.mode,
-            lambda: timeline.append(round(rss_mb(proc.pid), 1)), unique=not args.repeat))
+            lambda: timeline.append(round(rss_mb(proc.pid), 1)), unique=not args.repeat, route=route))
         rss["middle"] = timeline[len(timeline) // 2]
         rss["end"] = rss_mb(proc.pid)
         server_cpu = cpu_seconds(proc.pid) - cpu0
+        client_cpu = time.process_time() - client_cpu0
     finally:
         stop_server(proc)
     result = {
-        "index": str(args.index), "embedder": "fake" if args.fake else "index model", "mode": args.mode,
+        "index": str(args.index), "embedder": "fake" if args.fake else "index model", "api": args.api,
+        "mode": args.mode,
         "queries": "repeated (cache hits)" if args.repeat else "distinct (no cache hits)", "k": args.k,
         "clients": args.clients, "seconds": round(wall, 1), "startup_s": round(startup, 1),
         "requests": len(latencies), "errors": len(errors), "rps": round(len(latencies) / wall, 1),
@@ -201,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         "p99_ms": round(1000 * percentile(latencies, 99), 1), "max_ms": round(1000 * max(latencies, default=0), 1),
         # the server's own CPU time per answered request: comparable across runs when the machine is shared
         "server_cpu_ms_per_request": round(1000 * server_cpu / max(len(latencies), 1), 1),
+        # the clients share the 2 cores with the server: their CPU is part of what a closed loop can reach
+        "client_cpu_ms_per_request": round(1000 * client_cpu / max(len(latencies), 1), 1),
         "loadavg_start": [round(x, 2) for x in load0], "loadavg_end": [round(x, 2) for x in os.getloadavg()],
         "rss_mb": {k: round(v, 1) for k, v in rss.items()}, "rss_timeline_mb": timeline,
         "first_errors": sorted(set(errors))[:3],
@@ -209,9 +228,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result, ensure_ascii=False))
     else:
         print(f"{result['clients']} clients x {result['seconds']} s against {result['index']} ({result['embedder']}, "
-              f"{args.mode}, k={args.k}, {result['queries']}); server ready in {result['startup_s']} s")
+              f"{args.api} API, {args.mode}, k={args.k}, {result['queries']}); server ready in {result['startup_s']} s")
         print(f"requests {result['requests']}  errors {result['errors']}  {result['rps']} req/s  "
-              f"server CPU {result['server_cpu_ms_per_request']} ms/request  load {result['loadavg_start']}")
+              f"server CPU {result['server_cpu_ms_per_request']} ms/request  "
+              f"client CPU {result['client_cpu_ms_per_request']} ms/request  load {result['loadavg_start']}")
         print(f"latency p50 {result['p50_ms']} ms  p95 {result['p95_ms']} ms  p99 {result['p99_ms']} ms  "
               f"max {result['max_ms']} ms")
         print("server RSS MB: " + "  ".join(f"{k} {v}" for k, v in result["rss_mb"].items())

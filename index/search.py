@@ -196,6 +196,17 @@ class Searcher:
         order = np.lexsort((rows, -scores))  # score desc, then row: deterministic ties
         return rows[order], np.asarray(scores)[order], self._best_plain_cosine(plain, qvec, cos, mask)
 
+    def warm_up(self) -> None:
+        """Load now what a server's first queries would otherwise wait for: the query encoder, and the English
+        dictionary when translation can apply (~0.6 s from its cache)."""
+        warm = getattr(self.embedder, "warm_up", None)
+        if callable(warm):
+            warm()
+        if self.settings.translate and self._ix.chunks:
+            from index.translate import QueryTranslator
+
+            QueryTranslator.default()
+
     def translation(self, text: str) -> tuple[Concept, ...]:
         """The CC-CEDICT concepts of a query without Chinese characters (empty for Chinese, or when switched off)."""
         if not self.settings.translate or _CJK.search(text) or not _LATIN.search(text) or not self._ix.chunks:

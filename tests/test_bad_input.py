@@ -1,8 +1,9 @@
 """Bad input, one table: every kind of bad query, parameter, filter, file and corpus, across every surface.
 
 Each row names a case. Query rows run on the Python API (``Searcher.query``), the CLI (``policyqa search --json``,
-run in-process through ``app.cli.main`` exactly as the console script) and the HTTP API of ``policyqa serve``
-(``POST /gradio_api/call/search``, a real server on loopback). File rows run ``ingest_paths`` and
+run in-process through ``app.cli.main`` exactly as the console script) and both HTTP APIs of ``policyqa serve`` on a
+real server on loopback: Gradio's (``POST /gradio_api/call/search``, then its event stream) and the JSON route
+(``POST /api/search``, app/api.py). File rows run ``ingest_paths`` and
 ``policyqa ingest`` on a copy of a built index; CLI rows cover arguments only the CLI takes, HTTP rows raw requests
 (uploads, file routes, malformed bodies). Every row asserts a clear message naming the file or field, or a sane
 result; that the CLI never prints a traceback; and that a refused ingest leaves the previous index byte-identical.
@@ -58,6 +59,7 @@ class Err:
     py: tuple[type[BaseException], str] | Ok
     cli: str | Ok
     http: str | Ok
+    rest: str | Ok | None = None  # the JSON route's 400 message, when it differs from Gradio's API (``http``)
 
 
 @dataclass(frozen=True)
@@ -158,13 +160,14 @@ ROWS = [
                                               "结果数 k 必须是正整数")), id="k-zero"),
     pytest.param(*q(QUESTION, k=-5, expect=Err((ValueError, "k must be a positive"), "--k must be a positive",
                                                "结果数 k 必须是正整数")), id="k-negative"),
-    pytest.param(*q(QUESTION, k=10**9, expect=Ok(max_hits={"py": 14, "cli": 14, "http": 100})), id="k-huge"),
+    pytest.param(*q(QUESTION, k=10**9, expect=Ok(max_hits={"py": 14, "cli": 14, "http": 100, "rest": 100})), id="k-huge"),
     pytest.param(*q(QUESTION, k="many", expect=Err((ValueError, "k must be a positive"), "Invalid value for '--k'",
                                                    "结果数 k 必须是正整数")), id="k-not-a-number"),
     pytest.param(*q(QUESTION, expect=Err((ValueError, "mode must be one of"), "--mode must be hybrid",
                                          "检索方式"), mode="regex"), id="filter-unknown-mode"),
-    pytest.param(*q(QUESTION, expect=Err((TypeError, "colour"), "No such option: --colour", Ok()),  # extra values
-                    colour="red"), id="filter-unknown-name"),                                    # are ignored
+    # Gradio's API ignores extra values; the JSON route refuses an unknown field, so a typo cannot widen a search
+    pytest.param(*q(QUESTION, expect=Err((TypeError, "colour"), "No such option: --colour", Ok(),
+                                         rest="未知参数 'colour'"), colour="red"), id="filter-unknown-name"),
     pytest.param(*q(QUESTION, expect=Ok(reason=REASON_FILTERED), region="火星"), id="filter-unknown-region"),
     pytest.param(*q(QUESTION, expect=Ok(reason=REASON_FILTERED), issuer="不存在的机关"), id="filter-unknown-issuer"),
     pytest.param(*q(QUESTION, expect=Err((ValueError, "year must be a number"), "Invalid value for '--year'",
@@ -205,6 +208,26 @@ ROWS = [
     pytest.param("http", dict(method="post", path="/gradio_api/call/search", content=b"{not json"), (422, ""),
                  id="http-search-malformed-json"),
     pytest.param("http", dict(method="get", path="/gradio_api/file=/etc/passwd"), (403, ""), id="http-file-route-path"),
+    pytest.param("http", dict(method="post", path="/api/search", content=b"{not json"), (400, "JSON"),
+                 id="api-search-malformed-json"),
+    pytest.param("http", dict(method="post", path="/api/search", content=b"\xff\xfe{}"), (400, "UTF-8"),
+                 id="api-search-body-not-utf8"),
+    pytest.param("http", dict(method="post", path="/api/search", json=["医保", 10]), (400, "JSON 对象"),
+                 id="api-search-body-not-an-object"),
+    pytest.param("http", dict(method="post", path="/api/search", json={"k": 3}), (400, "缺少问题"),
+                 id="api-search-missing-query"),
+    pytest.param("http", dict(method="post", path="/api/search", json={"query": ["医保"]}), (400, "必须是一段文字"),
+                 id="api-search-query-not-text"),
+    pytest.param("http", dict(method="post", path="/api/search", json={"query": "医保", "region": 5}),
+                 (400, "参数 region 必须是文字"), id="api-search-filter-not-text"),
+    pytest.param("http", dict(method="post", path="/api/search", content=b'{"query": "' + b"a" * (2 * MB) + b'"}'),
+                 (413, "请求体超过"), id="api-search-oversize-body"),
+    pytest.param("http", dict(method="delete", path="/api/search"), (405, "只接受 GET 或 POST"),
+                 id="api-search-wrong-method"),
+    pytest.param("http", dict(method="get", path="/api/search?q=%FF%FE"), (400, "不是 UTF-8"),
+                 id="api-search-query-string-not-utf8"),
+    pytest.param("http", dict(method="get", path="/api/search?q=a&q=b"), (400, "出现了多次"),
+                 id="api-search-repeated-parameter"),
     pytest.param("http", dict(method="post", path="/gradio_api/call/search", json={"data": ["医保"]}),
                  ("error", None), id="http-search-missing-inputs"),
     # --- files: pipeline and `policyqa ingest`
@@ -308,6 +331,13 @@ def http_search(url: str, query, k=10, mode="hybrid", doc=None, region=None, iss
     return kind, (payload[0] if kind == "complete" else (payload or {}).get("error"))
 
 
+def rest_search(url: str, query, k=10, **fields) -> tuple[int, dict]:
+    """The JSON route: one POST of the fields; (status, JSON body)."""
+    r = httpx.post(f"{url}/api/search", json={"query": query, "k": k, **fields}, timeout=30)
+    assert r.headers["content-type"].startswith("application/json"), r.headers
+    return r.status_code, r.json()
+
+
 def _cli_search_args(query, k, filters, extra) -> list[str]:
     args = ["search", query, "--json", "--k", str(k)]
     for name, value in filters.items():
@@ -378,6 +408,18 @@ def _check_query(spec, expect, request) -> None:
     else:
         assert kind == "error" and want["http"] in (payload or ""), payload
         assert "Traceback" not in payload and "/work" not in payload and "site-packages" not in payload
+
+    rest = want["http"] if not isinstance(expect, Err) or expect.rest is None else expect.rest
+    status, payload = rest_search(url, query, k, **filters)
+    if isinstance(rest, Ok):
+        assert status == 200, payload
+        assert payload["query"] == query
+        _check_ok("rest", rest, query, payload["hits"], payload["reason"], payload["warnings"], searcher, k,
+                  payload["notes"])
+        assert payload == http_search(url, query, k, **filters)[1]  # the same JSON as Gradio's API
+    else:
+        assert status == 400 and rest in payload["error"], (status, payload)
+        assert set(payload) == {"error"}
     assert _snapshot(base) == before  # no query ever writes to the index
 
 
