@@ -3,12 +3,16 @@
     python bench/load_test.py --index data/index                 # real model (the index's), 20 clients x 30 s
     python bench/load_test.py --index /tmp/ix --fake             # the tests' offline fake embedder
     python bench/load_test.py --index X --clients 20 --seconds 30 --mode hybrid --k 10
+    python bench/load_test.py --index data/index --api gradio     # Gradio's queue instead of /api/search
 
 The script starts the server itself (``policyqa serve`` on 127.0.0.1 and a free port), waits until it answers,
-runs the asyncio clients against the documented HTTP API (POST /gradio_api/call/search, then the event stream),
+runs the asyncio clients against one of the documented HTTP APIs (``--api rest``, the default: POST /api/search,
+one request per search; ``--api gradio``: POST /gradio_api/call/search, then the event stream), each client sending
+its next search as soon as the last one is answered (a closed loop: no think time),
 samples the server's RSS at start, middle and end, stops the server and prints requests/s, p50/p95/p99 latency and
 errors (one JSON line with --json). Total run time is bounded (start-up timeout + seconds + drain timeout).
-Queries rotate through eval/data/questions.jsonl, each client starting at a different one; each request gets a
+Queries rotate through eval/data/questions.jsonl (or ``--queries``, e.g. a BEIR queries file), each client starting
+at a different one; each request gets a
 distinct suffix (" <client>-<n>") so the server's query-vector cache never answers it (--repeat to allow that).
 """
 from __future__ import annotations
@@ -181,11 +185,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", action="store_true",
                     help="send the questions as they are (repeats hit the query-vector cache); by default every "
                          "request gets a distinct suffix so each one encodes its query")
+    ap.add_argument("--queries", type=Path, default=QUESTIONS,
+                    help="JSON Lines with a \"query\" (ours) or \"text\" (BEIR) field per line")
     ap.add_argument("--json", action="store_true", help="print one JSON line")
     args = ap.parse_args(argv)
     if args.seconds + args.startup_timeout > 60:
         ap.error("keep the run bounded: --seconds + --startup-timeout must be <= 60")
-    queries = [json.loads(line)["query"] for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [json.loads(line) for line in args.queries.read_text(encoding="utf-8").splitlines() if line.strip()]
+    queries = [r.get("query", r.get("text")) for r in rows]
+    if not queries or not all(isinstance(q, str) and q.strip() for q in queries):
+        ap.error(f"{args.queries}: every line needs a non-empty \"query\" or \"text\"")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     t_start = time.perf_counter()
@@ -209,8 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stop_server(proc)
     result = {
-        "index": str(args.index), "embedder": "fake" if args.fake else "index model", "api": args.api,
-        "mode": args.mode,
+        "index": str(args.index), "queries_file": str(args.queries),
+        "embedder": "fake" if args.fake else "index model", "api": args.api, "mode": args.mode,
         "queries": "repeated (cache hits)" if args.repeat else "distinct (no cache hits)", "k": args.k,
         "clients": args.clients, "seconds": round(wall, 1), "startup_s": round(startup, 1),
         "requests": len(latencies), "errors": len(errors), "rps": round(len(latencies) / wall, 1),
