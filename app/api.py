@@ -61,7 +61,8 @@ class SearchAPI:
         self._waiting = 0
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"].rstrip("/") != scope.get("root_path", "") + PATH:
+        # the path with or without the proxy's prefix (ASGI servers differ in whether scope["path"] carries it)
+        if scope["type"] != "http" or scope["path"].rstrip("/") not in (PATH, scope.get("root_path", "") + PATH):
             await self.app(scope, receive, send)
             return
         request_id = uuid.uuid4().hex[:12]

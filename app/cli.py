@@ -299,7 +299,7 @@ def serve(
     port: int = typer.Option(7860, "--port"),
     auth: Optional[str] = typer.Option(None, "--auth", envvar="POLICYQA_AUTH", help="user:password"),
 ) -> None:
-    """Start the Gradio app (Chinese UI) on 127.0.0.1 unless --host says otherwise."""
+    """Start the Gradio app (Chinese UI) and the JSON route /api/search on 127.0.0.1 unless --host says otherwise."""
     from app.serve import serve as run_server
 
     credentials = None

@@ -103,5 +103,8 @@ def serve(index_dir: Path, host: str = "127.0.0.1", port: int = 7860, auth: tupl
     handler = load_handler(index_dir, searcher)
     demo = make_app(handler=handler)
     # when blocking (the CLI) let Gradio print the URL; tests and embedders stay quiet
+    if block:
+        shown = f"[{host}]" if ":" in host else host
+        print(f"JSON 接口 API: GET|POST http://{shown}:{port}/api/search  (README: Exposing it safely)", flush=True)
     demo.launch(prevent_thread_lock=not block, **launch_options(host, port, auth, quiet=not block, handler=handler))
     return demo
