@@ -4,11 +4,12 @@
     python bench/load_test.py --index /tmp/ix --fake             # the tests' offline fake embedder
     python bench/load_test.py --index X --clients 20 --seconds 30 --mode hybrid --k 10
     python bench/load_test.py --index data/index --api gradio     # Gradio's queue instead of /api/search
+    python bench/load_test.py --index data/index --api gradio --think 2   # people: ~2 s between searches
 
 The script starts the server itself (``policyqa serve`` on 127.0.0.1 and a free port), waits until it answers,
 runs the asyncio clients against one of the documented HTTP APIs (``--api rest``, the default: POST /api/search,
 one request per search; ``--api gradio``: POST /gradio_api/call/search, then the event stream), each client sending
-its next search as soon as the last one is answered (a closed loop: no think time),
+its next search as soon as the last one is answered (a closed loop; ``--think`` adds pauses between searches),
 samples the server's RSS at start, middle and end, stops the server and prints requests/s, p50/p95/p99 latency and
 errors (one JSON line with --json). Total run time is bounded (start-up timeout + seconds + drain timeout).
 Queries rotate through eval/data/questions.jsonl (or ``--queries``, e.g. a BEIR queries file), each client starting
@@ -21,6 +22,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import signal
 import socket
 import statistics
@@ -131,7 +133,8 @@ async def warm_up(url: str, query: str, k: int, mode: str, route=search) -> None
 
 
 async def run_clients(url: str, queries: list[str], clients: int, seconds: float, k: int, mode: str,
-                      on_half, unique: bool = True, route=search) -> tuple[list[float], list[str], float]:
+                      on_half, unique: bool = True, route=search, think: float = 0.0
+                      ) -> tuple[list[float], list[str], float]:
     latencies: list[float] = []
     errors: list[str] = []
     stop = time.monotonic() + seconds
@@ -139,6 +142,9 @@ async def run_clients(url: str, queries: list[str], clients: int, seconds: float
 
     async def client(i: int, http: httpx.AsyncClient) -> None:
         n = i * 7
+        pause = random.Random(i)  # the same pauses in every run
+        if think:
+            await asyncio.sleep(pause.uniform(0, think))  # users do not all start at the same instant
         while time.monotonic() < stop:
             query = queries[n % len(queries)]
             if unique:  # a text never seen before: the query-vector cache cannot answer it
@@ -152,6 +158,8 @@ async def run_clients(url: str, queries: list[str], clients: int, seconds: float
                 latencies.append(time.perf_counter() - t0)
             except Exception as exc:  # every failure is counted, the run goes on
                 errors.append(f"{type(exc).__name__}: {exc}"[:300])
+            if think:  # a person reading the results: mean ``think`` seconds between answer and next question
+                await asyncio.sleep(pause.uniform(0, 2 * think))
 
     async def sampler() -> None:  # RSS every tenth of the run (the middle one is reported as "middle")
         for _ in range(9):
@@ -185,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", action="store_true",
                     help="send the questions as they are (repeats hit the query-vector cache); by default every "
                          "request gets a distinct suffix so each one encodes its query")
+    ap.add_argument("--think", type=float, default=0.0,
+                    help="mean seconds a client waits between an answer and its next search (uniform 0..2x); "
+                         "0, the default, is a closed loop: the server's saturation")
     ap.add_argument("--queries", type=Path, default=QUESTIONS,
                     help="JSON Lines with a \"query\" (ours) or \"text\" (BEIR) field per line")
     ap.add_argument("--json", action="store_true", help="print one JSON line")
@@ -210,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         cpu0, load0, client_cpu0 = cpu_seconds(proc.pid), os.getloadavg(), time.process_time()
         latencies, errors, wall = asyncio.run(run_clients(
             url, queries, args.clients, args.seconds, args.k, args.mode,
-            lambda: timeline.append(round(rss_mb(proc.pid), 1)), unique=not args.repeat, route=route))
+            lambda: timeline.append(round(rss_mb(proc.pid), 1)), unique=not args.repeat, route=route,
+            think=args.think))
         rss["middle"] = timeline[len(timeline) // 2]
         rss["end"] = rss_mb(proc.pid)
         server_cpu = cpu_seconds(proc.pid) - cpu0
@@ -221,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         "index": str(args.index), "queries_file": str(args.queries),
         "embedder": "fake" if args.fake else "index model", "api": args.api, "mode": args.mode,
         "queries": "repeated (cache hits)" if args.repeat else "distinct (no cache hits)", "k": args.k,
-        "clients": args.clients, "seconds": round(wall, 1), "startup_s": round(startup, 1),
+        "clients": args.clients, "think_s": args.think, "seconds": round(wall, 1), "startup_s": round(startup, 1),
         "requests": len(latencies), "errors": len(errors), "rps": round(len(latencies) / wall, 1),
         "p50_ms": round(1000 * percentile(latencies, 50), 1), "p95_ms": round(1000 * percentile(latencies, 95), 1),
         "p99_ms": round(1000 * percentile(latencies, 99), 1), "max_ms": round(1000 * max(latencies, default=0), 1),
@@ -236,8 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
     else:
-        print(f"{result['clients']} clients x {result['seconds']} s against {result['index']} ({result['embedder']}, "
-              f"{args.api} API, {args.mode}, k={args.k}, {result['queries']}); server ready in {result['startup_s']} s")
+        print(f"{result['clients']} clients x {result['seconds']} s (think {args.think} s) against {result['index']} "
+              f"({result['embedder']}, {args.api} API, {args.mode}, k={args.k}, {result['queries']}); "
+              f"server ready in {result['startup_s']} s")
         print(f"requests {result['requests']}  errors {result['errors']}  {result['rps']} req/s  "
               f"server CPU {result['server_cpu_ms_per_request']} ms/request  "
               f"client CPU {result['client_cpu_ms_per_request']} ms/request  load {result['loadavg_start']}")

@@ -23,13 +23,13 @@ def fake_index(tmp_path_factory) -> Path:
     return ix
 
 
-@pytest.mark.parametrize("api", ["rest", "gradio"])
-def test_a_short_load_run_answers_every_request(fake_index, api):
+@pytest.mark.parametrize("api, think", [("rest", "0"), ("gradio", "0.05")])  # closed loop; with pauses
+def test_a_short_load_run_answers_every_request(fake_index, api, think):
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "load_test.py"), "--index", str(fake_index), "--fake",
-                          "--api", api, "--clients", "4", "--seconds", "2", "--json"],
+                          "--api", api, "--clients", "4", "--seconds", "2", "--think", think, "--json"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["api"] == api and result["errors"] == 0 and result["requests"] >= 4, result
+    assert result["api"] == api and result["think_s"] == float(think) and result["errors"] == 0 and result["requests"] >= 4, result
     assert result["p50_ms"] <= result["p95_ms"] <= result["p99_ms"] <= result["max_ms"]
     assert set(result["rss_mb"]) == {"start", "middle", "end"} and result["rss_mb"]["end"] > 0
