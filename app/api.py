@@ -58,7 +58,7 @@ class SearchAPI:
         self.app, self.handler, self.auth = app, handler, auth
         self.concurrency, self.max_waiting = concurrency, max_waiting
         self._limiter: anyio.CapacityLimiter | None = None  # made on the server's event loop, at the first search
-        self._waiting = 0
+        self._in_flight = 0  # searches admitted: running or waiting for the limiter
 
     async def __call__(self, scope, receive, send):
         # the path with or without the proxy's prefix (ASGI servers differ in whether scope["path"] carries it)
@@ -107,7 +107,7 @@ class SearchAPI:
                 raise BadRequest(400, "查询参数不是 UTF-8 编码") from None
             params: dict[str, Any] = {}
             for name, value in pairs:
-                if name in params or (name in ("q", "query") and ("q" in params or "query" in params)):
+                if name in params:
                     raise BadRequest(400, f"参数 {name!r} 出现了多次")
                 params[name] = value
         elif method == "POST":
@@ -141,13 +141,13 @@ class SearchAPI:
     async def _search(self, params: dict[str, Any]) -> bytes:
         if self._limiter is None:
             self._limiter = anyio.CapacityLimiter(self.concurrency)
-        if self._waiting >= self.max_waiting + self.concurrency:
+        if self._in_flight >= self.max_waiting + self.concurrency:
             raise BadRequest(503, "检索请求过多，请稍后再试", {"retry-after": "1"})
-        self._waiting += 1
+        self._in_flight += 1
         try:
             return await anyio.to_thread.run_sync(self._answer, params, limiter=self._limiter)
         finally:
-            self._waiting -= 1
+            self._in_flight -= 1
 
     def _answer(self, params: dict[str, Any]) -> bytes:
         """Runs in a worker thread: validate and search through the page's own handler, then serialise."""
