@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import socket
 import threading
 import time
 
@@ -16,29 +15,12 @@ import pytest
 from app import serve as serve_mod
 from app.api import INTERNAL_ERROR, SearchAPI
 from app.ui import SearchApp
-from ui_stub import StubSearcher
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class SlowStub(StubSearcher):
-    """Takes 2 s for queries containing 慢; raises for 炸 (a bug inside the searcher)."""
-
-    def query(self, query, k=10, **kw):
-        if "慢" in query:
-            time.sleep(2)
-        if "炸" in query:
-            raise RuntimeError("boom at /work/secret/path")
-        return super().query(query, k, **kw)
+from ui_stub import SlowStub, StubSearcher, free_port
 
 
 @pytest.fixture(scope="module")
 def live():
-    port = _free_port()
+    port = free_port()
     demo = serve_mod.serve(None, port=port, searcher=SlowStub(), block=False)
     yield f"http://127.0.0.1:{port}"
     demo.close()
@@ -93,7 +75,7 @@ def test_an_internal_error_is_a_500_with_an_id_and_no_details(live, caplog):
 
 
 def test_auth_guards_the_json_route_with_the_pages_password():
-    port = _free_port()
+    port = free_port()
     demo = serve_mod.serve(None, port=port, auth=("officer", "s3cret"), searcher=StubSearcher(), block=False)
     try:
         url = f"http://127.0.0.1:{port}/api/search"

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 import time
 from pathlib import Path
@@ -13,16 +12,10 @@ import pytest
 
 from app import serve as serve_mod
 from app.ui import MAX_K, SearchApp, build_ui
-from ui_stub import DOCS, Response, StubSearcher
+from ui_stub import DOCS, Response, SlowStub, StubSearcher, free_port
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 QUESTION = "哪些条款涉及医保异地结算"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------- handlers
@@ -152,18 +145,9 @@ def test_launch_options_bind_loopback_and_hide_errors():
 
 
 # ---------------------------------------------------------------- live server
-class SlowStub(StubSearcher):
-    """Takes 2 s for queries containing 慢, as a stand-in for one expensive request."""
-
-    def query(self, query, k=10, **kw):
-        if "慢" in query:
-            time.sleep(2)
-        return super().query(query, k, **kw)
-
-
 @pytest.fixture(scope="module")
 def live():
-    port = _free_port()
+    port = free_port()
     demo = serve_mod.serve(None, port=port, searcher=SlowStub(), block=False)
     yield f"http://127.0.0.1:{port}/"
     demo.close()
@@ -205,7 +189,7 @@ def test_file_routes_serve_no_path_from_the_request(live, path):
 def test_auth_protects_the_app():
     import httpx
 
-    port = _free_port()
+    port = free_port()
     demo = serve_mod.serve(None, port=port, auth=("officer", "s3cret"), searcher=StubSearcher(), block=False)
     try:
         url = f"http://127.0.0.1:{port}"

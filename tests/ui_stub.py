@@ -1,6 +1,8 @@
 """A hand-built stand-in for ``index.search.Searcher`` so the app's tests need no index or model."""
 from __future__ import annotations
 
+import socket
+import time
 from dataclasses import dataclass
 
 from index.types import Document, Hit, Provision, Source
@@ -84,3 +86,22 @@ class StubSearcher:
                                       tuple(s.path for s in d.sources)))
         scored.sort(key=lambda h: -h.score)
         return Response(tuple(scored[:k]), (), None if scored else "没有足够相关的条款")
+
+
+class SlowStub(StubSearcher):
+    """Takes 2 s for queries containing 慢 (a stand-in for one expensive request); raises for 炸 (a bug inside the
+    searcher, whose details must not reach the caller)."""
+
+    def query(self, query, k=10, **kw):
+        if "慢" in query:
+            time.sleep(2)
+        if "炸" in query:
+            raise RuntimeError("boom at /work/secret/path")
+        return super().query(query, k, **kw)
+
+
+def free_port() -> int:
+    """A free TCP port on loopback for a test server."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
