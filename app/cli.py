@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from index import config  # noqa: F401  (sets the offline environment before any HF import)
+from index import config
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Search Chinese policy documents, with citations.")
 model_app = typer.Typer(no_args_is_help=True, help="The offline embedding model.")
@@ -39,7 +39,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Exception classes whose message is meant for the user."""
     classes: list[type[BaseException]] = [CliError, ValueError, FileNotFoundError, PermissionError]
     for module, names in (
-        ("index.store", ("IndexNotFoundError", "IndexMismatchError", "IndexLockedError", "IndexCorruptError")),
+        ("index.store", ("IndexStoreError",)),
         ("index.read", ("ReadError",)),
         ("index.modelbuild", ("ModelBuildError",)),
         ("index.embed", ("EmbedderError",)),
@@ -89,22 +89,6 @@ def model_build(
 
 
 # ---------------------------------------------------------------- ingest
-def _say_if_locked(index_dir: Path) -> None:
-    """Tell the user when another build holds the index lock: this ingest then waits for it (index.store)."""
-    import fcntl
-
-    lock = index_dir.with_name(index_dir.name + ".lock")
-    if not lock.is_file():
-        return
-    with open(lock, "a+") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            fcntl.flock(fh, fcntl.LOCK_UN)
-        except BlockingIOError:
-            typer.echo(f"等待 waiting: another build of {index_dir} is running (lock {lock}); "
-                       "this one continues when it finishes", err=True)
-
-
 @app.command()
 def ingest(
     paths: list[Path] = typer.Argument(..., help="Files or folders (txt, md, html, pdf, docx, BEIR jsonl)."),
@@ -119,7 +103,11 @@ def ingest(
     """
     from index.pipeline import ingest_paths
 
-    _say_if_locked(_index_dir(index))
+    from index.store.atomic import is_locked, lock_path
+
+    if is_locked(_index_dir(index)):  # this ingest then waits for it (index.store.atomic.folder_lock)
+        typer.echo(f"等待 waiting: another build of {_index_dir(index)} is running (lock {lock_path(_index_dir(index))}); "
+                   "this one continues when it finishes", err=True)
     report = ingest_paths(paths, _index_dir(index), progress=progress, embed_context=context)
     for err in report.errors:
         typer.echo(f"跳过 skipped: {err.path}: {err.reason}", err=True)
@@ -166,35 +154,6 @@ def show(doc_id: str, index: Optional[Path] = IndexOpt) -> None:
 
 
 # ---------------------------------------------------------------- search
-def _text_arg(value: Optional[str], name: str) -> Optional[str]:
-    # Bytes that are not UTF-8 reach Python as lone surrogates and would fail later, when printed.
-    if value is not None and any("\ud800" <= ch <= "\udfff" for ch in value):
-        raise CliError(f"{name} is not valid UTF-8 text (check the terminal's or the script's encoding)")
-    return value
-
-
-def _read_queries(path: Path) -> list[tuple[str, str]]:
-    """Read a JSON Lines queries file: {"id", "query"} or BEIR {"_id", "text"} per line."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise CliError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from None
-    out = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-            qid = rec.get("id", rec.get("_id"))
-            text = rec.get("query", rec.get("text"))
-        except (json.JSONDecodeError, AttributeError) as exc:
-            raise CliError(f"{path}:{n}: not a JSON object ({exc})") from None
-        if qid is None or text is None:
-            raise CliError(f"{path}:{n}: needs \"id\" and \"query\" (or BEIR \"_id\" and \"text\")")
-        out.append((str(qid), str(text)))
-    return out
-
-
 @app.command()
 def search(
     query: Optional[str] = typer.Argument(None, help="The question (Chinese, 繁體, English…)."),
@@ -209,47 +168,44 @@ def search(
     year: Optional[int] = typer.Option(None, "--year", help="Only documents of this year."),
 ) -> None:
     """Search the index; prints citation lines and provision text (or JSON)."""
-    if k <= 0:
-        raise CliError(f"--k must be a positive number of results, got {k}")
+    from app.export import response_json
+    from index.request import SearchRequest
+
     if (query is None) == (queries is None):
-        raise CliError("give either a QUERY or --queries FILE")
-    if mode not in ("hybrid", "dense", "bm25"):
-        raise CliError(f"--mode must be hybrid, dense or bm25, got {mode!r}")
-    query = _text_arg(query, "the query")
-    for name, value in (("--doc", doc), ("--region", region), ("--issuer", issuer)):
-        _text_arg(value, name)
-    filters = dict(mode=mode, doc=doc, region=region, issuer=issuer, year=year)
+        raise CliError("需要一个问题或 --queries 文件 / give either a QUERY or --queries FILE")
+    # validated before the index is loaded: a bad option is reported at once (the same check as every surface)
+    first = SearchRequest.parse(query or "", k, mode, doc, region, issuer, year)
     searcher = _load_searcher(index)
     if queries is not None:
-        items = _read_queries(queries)
-        for qid, text in items:
-            resp = searcher.query(text, k=k, **filters)
-            row = {"id": qid, "hits": [h.to_dict() for h in resp.hits]}
-            if not as_json:
+        from index.request import read_query_file
+
+        for qid, text, _ in read_query_file(queries):
+            request = SearchRequest.parse(text, k, mode, doc, region, issuer, year)
+            resp = searcher.run(request)
+            if as_json:
+                typer.echo(json.dumps(response_json(resp, id=qid), ensure_ascii=False))
+            else:
                 typer.echo(f"# {qid}\t{text}")
                 _print_hits(resp)
-            else:
-                typer.echo(json.dumps(row, ensure_ascii=False))
         return
-    resp = searcher.query(query, k=k, **filters)
+    resp = searcher.run(first)
     for warning in resp.warnings:
         typer.echo(f"注意 warning: {warning}", err=True)
     for note in resp.notes:
         typer.echo(f"说明 note: {note}", err=True)
     if as_json:
-        from app.export import hits_json
-
-        typer.echo(json.dumps(hits_json(query, resp.hits, resp.warnings, resp.reason, resp.notes),
-                              ensure_ascii=False))
+        typer.echo(json.dumps(response_json(resp), ensure_ascii=False))
     else:
         _print_hits(resp)
 
 
 def _print_hits(resp) -> None:
+    from app.cite import hit_citation
+
     if not resp.hits:
         typer.echo(f"（无结果）{resp.reason or ''}")
     for i, hit in enumerate(resp.hits, 1):
-        typer.echo(f"[{i}] {hit.citation}  (score {hit.score:.3f})")
+        typer.echo(f"[{i}] {hit_citation(hit)}  (score {hit.score:.3f})")
         if hit.lead_units or hit.resp_units:
             typer.echo(f"    牵头单位: {hit.lead_units or '-'}  责任单位: {hit.resp_units or '-'}")
         typer.echo("    " + hit.text.replace("\n", "\n    "))
@@ -284,11 +240,32 @@ def eval_beir(
     limit: Optional[int] = typer.Option(None, "--limit", help="Only the first N queries (quick runs)."),
     mode: str = typer.Option("hybrid", "--mode", help="hybrid | dense | bm25 | all"),
     out: Path = typer.Option(Path("eval/reports"), "--out"),
+    adapter: Optional[Path] = typer.Option(None, "--adapter", help="Attach this query adapter to the index first "
+                                           "(as `policyqa tune`), e.g. eval/data/stard-query_adapter-….npz"),
 ) -> None:
     """Evaluate on a BEIR-layout benchmark (builds or reuses an index of its corpus)."""
     from eval.cli import eval_beir_command
 
-    eval_beir_command(directory=directory, split=split, k=k, index_dir=index, limit=limit, mode=mode, out=out)
+    eval_beir_command(directory=directory, split=split, k=k, index_dir=index, limit=limit, mode=mode, out=out,
+                      adapter=adapter)
+
+
+# ---------------------------------------------------------------- tune
+@app.command()
+def tune(
+    index: Optional[Path] = IndexOpt,
+    adapter: Optional[Path] = typer.Option(None, "--adapter", help="A query adapter (.npz from python -m eval.adapter)."),
+    remove: bool = typer.Option(False, "--remove", help="Remove the index's query adapter."),
+) -> None:
+    """Corpus-specific tuning, made explicit: attach a query adapter to one index (recorded in its manifest)."""
+    from index.store import attach_adapter
+
+    if (adapter is None) == (not remove):
+        raise CliError("需要 --adapter 文件或 --remove / give --adapter FILE or --remove")
+    manifest = attach_adapter(_index_dir(index), None if remove else adapter)
+    state = manifest.query.adapter or "none"
+    typer.echo(f"index {_index_dir(index)}: query adapter {state}"
+               + (f", fusion {dict(manifest.query.adapter_fusion)}" if manifest.query.adapter_fusion else ""))
 
 
 # ---------------------------------------------------------------- serve
@@ -316,6 +293,7 @@ def serve(
 
 def main() -> None:
     """Console-script entry point: run the CLI, turning user errors into one-line messages."""
+    config.offline_environment()  # before any Hugging Face or torch import (they happen inside the commands)
     errors = _user_errors()
     try:
         app()

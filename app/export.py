@@ -5,14 +5,23 @@ import csv
 import io
 from collections.abc import Sequence
 
+from app.cite import hit_citation
+from index.request import SearchResponse
 from index.types import Hit
 
 
-def hits_json(query: str, hits: Sequence[Hit], warnings: Sequence[str] = (), reason: str | None = None,
-              notes: Sequence[str] = ()) -> dict:
-    """The JSON of ``policyqa search --json``, also returned by the web API: query, hits, warnings, reason, notes."""
-    return {"query": query, "hits": [h.to_dict() for h in hits], "warnings": list(warnings), "reason": reason,
-            "notes": list(notes)}
+def hit_json(hit: Hit) -> dict:
+    """One hit as JSON: the contract fields first, its display citation included."""
+    d = hit.to_dict()
+    return {"doc_id": d.pop("doc_id"), "provision_id": d.pop("provision_id"), "title": d.pop("title"),
+            "citation": hit_citation(hit), **d}
+
+
+def response_json(resp: SearchResponse, query: str | None = None, **extra) -> dict:
+    """The one JSON shape of a search, on every surface: ``policyqa search --json``, each line of
+    ``search --queries … --json`` (with its ``id`` in ``extra``), ``/api/search`` and Gradio's API."""
+    return {**extra, "query": resp.query if query is None else query, "hits": [hit_json(h) for h in resp.hits],
+            "warnings": list(resp.warnings), "reason": resp.reason, "notes": list(resp.notes)}
 
 
 def to_markdown(query: str, hits: Sequence[Hit]) -> str:
@@ -21,7 +30,7 @@ def to_markdown(query: str, hits: Sequence[Hit]) -> str:
     if not hits:
         lines.append("未找到相关条款。")
     for rank, hit in enumerate(hits, start=1):
-        lines += [f"## [{rank}] {hit.citation}", ""]
+        lines += [f"## [{rank}] {hit_citation(hit)}", ""]
         lines += [f"> {line}" if line.strip() else ">" for line in hit.text.splitlines()] + [""]
         extra = [f"{k}：{v}" for k, v in (("牵头单位", hit.lead_units), ("责任单位", hit.resp_units),
                                          ("来源", "；".join(hit.sources))) if v]
@@ -45,7 +54,7 @@ def to_csv(query: str, hits: Sequence[Hit]) -> str:
     writer = csv.writer(buf)
     writer.writerow(CSV_FIELDS)
     for rank, hit in enumerate(hits, start=1):
-        d = hit.to_dict()
+        d = hit_json(hit)
         d.update(query=query, rank=rank, path=" › ".join(hit.path), sources="；".join(hit.sources))
         writer.writerow([_cell(d[f]) for f in CSV_FIELDS])
     return buf.getvalue()

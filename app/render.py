@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
+from app.cite import hit_citation
 from index.normalize import normalize_for_match
 from index.types import Document, Hit
 
@@ -23,7 +24,7 @@ STOP_TERMS = frozenset(
 _SENTENCE_END = "。！？；!?;\n"
 _SAFE_URL = re.compile(r"^https?://", re.IGNORECASE)
 #: Highlighting looks at this much of the query at most (the matching is quadratic in query length).
-MAX_QUERY_CHARS = 200
+HIGHLIGHT_QUERY_CHARS = 200  # only the start of a long question drives highlighting
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def _tokenizer():
 @functools.lru_cache(maxsize=512)
 def query_words(query: str) -> tuple[str, ...]:
     """The words of ``query`` worth highlighting: tokenizer words of 2+ characters, question words dropped."""
-    query = query.strip()[:MAX_QUERY_CHARS]
+    query = query.strip()[:HIGHLIGHT_QUERY_CHARS]
     tok = _tokenizer()
     if tok is not None:
         words = set(tok.tokenize(query))
@@ -85,7 +86,7 @@ def query_terms(query: str, text: str) -> list[str]:
 
 @functools.lru_cache(maxsize=512)
 def _normalized(query: str) -> str:
-    return normalize_for_match(query[:MAX_QUERY_CHARS])
+    return normalize_for_match(query[:HIGHLIGHT_QUERY_CHARS])
 
 
 def term_mask(text: str, terms: Sequence[str]) -> list[bool]:
@@ -315,7 +316,7 @@ def render_card(hit: Hit, rank: int, query: str, document: Document | None = Non
     anchor = "" if compact else f' id="pq-card-{rank}"'  # 要点 markers link here; 对比 columns have none
     return (
         f'<article class="pq-card"{anchor} data-rank="{rank}">'
-        f'<div class="pq-cite"><span class="pq-n">[{rank}]</span> {_e(hit.citation)}</div>'
+        f'<div class="pq-cite"><span class="pq-n">[{rank}]</span> {_e(hit_citation(hit))}</div>'
         f'<div class="pq-text">{highlight(hit.text, query, best)}</div>'
         + (f'<div class="pq-units">{"".join(units)}</div>' if units else "")
         + ("" if compact else

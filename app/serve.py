@@ -5,7 +5,9 @@ import logging
 import os
 from pathlib import Path
 
-from index import config  # noqa: F401, I001  (first: sets the offline/no-analytics environment before Gradio loads)
+from index import config
+
+config.offline_environment()  # before Gradio loads: no analytics, no hub (a server module sets up its process)
 
 # Gradio's queue rebuilds a pandas summary of its last GRADIO_ANALYTICS_MAX_EVENTS (10,000) events after *every*
 # event (cache frequency 1): a cost that grows with the server's age, 4 % of the server's samples after only ~400

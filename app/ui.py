@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import gradio as gr
 
 from app import export, render
-from index.search import SearchResponse
+from index.request import SearchRequest, SearchResponse
 from index.types import Document, Hit
 
 log = logging.getLogger(__name__)
@@ -36,8 +36,8 @@ class SearcherLike(Protocol):
 
     documents: dict[str, Document]
 
-    def query(self, query: str, k: int = 10, **filters: Any) -> Any:
-        """Return a SearchResponse (hits, warnings, reason, notes)."""
+    def run(self, request: SearchRequest) -> SearchResponse:
+        """Answer a validated request."""
         ...
 
 
@@ -71,39 +71,20 @@ class SearchApp:
         return len(values) > MAX_CHOICES
 
     # ---------------------------------------------------------------- search
-    def _filters(self, mode: str, doc: str | None, region: str | None, issuer: str | None, year: Any) -> dict:
-        if mode not in ("hybrid", "dense", "bm25"):
-            raise ValueError(f"检索方式必须是 hybrid、dense 或 bm25，收到 {mode!r}")
-        if doc and doc not in self.documents:
-            raise ValueError(f"索引中没有文件 {doc!r}")
-        year_value = None
-        if year not in (None, "", 0):
-            try:
-                year_value = int(year)
-            except (TypeError, ValueError):
-                raise ValueError(f"年份必须是数字，收到 {year!r}") from None
-        return dict(mode=mode, doc=doc or None, region=region or None, issuer=issuer or None, year=year_value)
-
-    def query(self, query: str, k: int = 10, mode: str = "hybrid", doc: str | None = None,
-              region: str | None = None, issuer: str | None = None, year: Any = None) -> Any:
-        """Validate the request and ask the searcher; returns its SearchResponse."""
-        try:
-            k = int(k)
-        except (TypeError, ValueError):
-            raise ValueError(f"结果数 k 必须是正整数，收到 {k!r}") from None
-        if k <= 0:
-            raise ValueError(f"结果数 k 必须是正整数，收到 {k}")
-        return self.searcher.query(query or "", k=min(k, MAX_K), **self._filters(mode, doc, region, issuer, year))
+    def query(self, query: Any, k: Any = 10, mode: Any = "hybrid", doc: Any = None, region: Any = None,
+              issuer: Any = None, year: Any = None) -> SearchResponse:
+        """Validate the request (``SearchRequest.parse``, k capped at ``MAX_K``) and ask the searcher."""
+        return self.searcher.run(SearchRequest.parse(query, k, mode, doc, region, issuer, year, max_k=MAX_K))
 
     def answer(self, query: str, *args: Any) -> SearchResponse:
         """The response for ``query``; bad input and internal errors become the reason, never a trace."""
         try:
             return self.query(query, *args)
         except ValueError as exc:
-            return SearchResponse((), (), str(exc))
+            return SearchResponse((), (), str(exc), query=query or "")
         except Exception:  # the page must never show a stack trace; the log keeps it
             log.exception("search failed for %r", (query or "")[:200])
-            return SearchResponse((), (), "检索时出现内部错误，请稍后再试或联系管理员。")
+            return SearchResponse((), (), "检索时出现内部错误，请稍后再试或联系管理员。", query=query or "")
 
     def search_view(self, query: str, mode: str = "hybrid", k: int = 10, doc: str | None = None,
                     region: str | None = None, issuer: str | None = None, year: Any = None
@@ -124,7 +105,7 @@ class SearchApp:
             resp = self.query(query, k, mode, doc, region, issuer, year)
         except ValueError as exc:
             raise gr.Error(str(exc)) from None
-        return export.hits_json(query, resp.hits, resp.warnings, resp.reason, resp.notes)
+        return export.response_json(resp)
 
     # ---------------------------------------------------------------- full text
     def document_view(self, doc_id: str | None, provision_id: str | None = None, query: str = "") -> str:

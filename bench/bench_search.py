@@ -142,7 +142,7 @@ def bench(args) -> dict:
             from index.embed import load_embedder
 
             embedder.encode_queries = load_embedder(None).encode_queries
-    settings = IndexSettings(hnsw_threshold=args.hnsw_threshold) if args.hnsw_threshold else IndexSettings()
+    settings = IndexSettings.of(hnsw_threshold=args.hnsw_threshold) if args.hnsw_threshold else IndexSettings()
     out = Path(args.index) if args.index else Path(tempfile.mkdtemp(prefix="bench-ix-")) / "ix"
     t0, c0 = time.perf_counter(), cpu_s()
     manifest = build_index(docs, out, embedder, settings, progress=args.progress)
@@ -217,18 +217,18 @@ def bench_reuse(args) -> dict:
     """
     from index.ingest import load_documents
     from index.search import Searcher
-    from index.store import _build_fingerprint, corpus_hash, read_manifest
+    from index.store import IndexSettings, build_fingerprint, corpus_hash, read_manifest
 
     ix = Path(args.reuse)
-    manifest = read_manifest(ix)
+    manifest = read_manifest(ix).build
     result = {"loadavg_start": [round(x, 2) for x in os.getloadavg()], "index": str(ix),
-              "provisions": manifest["counts"]["provisions"], "chunks": manifest["counts"]["chunks"],
-              "precision": manifest["model"].get("passage_precision"), "dense": manifest["dense"]["type"],
-              "manifest_build_s": manifest.get("build_seconds"), "manifest_embed_s": manifest.get("embed_seconds")}
-    if manifest.get("build_seconds"):
-        result["manifest_build_provisions_per_s"] = round(manifest["counts"]["provisions"] / manifest["build_seconds"], 1)
+              "provisions": manifest.counts["provisions"], "chunks": manifest.counts["chunks"],
+              "precision": manifest.model.passage_precision, "dense": manifest.dense["type"],
+              "manifest_build_s": manifest.build_seconds, "manifest_embed_s": manifest.embed_seconds}
+    if manifest.build_seconds:
+        result["manifest_build_provisions_per_s"] = round(manifest.counts["provisions"] / manifest.build_seconds, 1)
     embedder = None
-    if manifest["model"]["name"] == RandomVectors.name:  # built with --fake-vectors: queries by the real model
+    if manifest.model.name == RandomVectors.name:  # built with --fake-vectors: queries by the real model
         from index.embed import load_embedder
 
         embedder = RandomVectors()
@@ -244,10 +244,10 @@ def bench_reuse(args) -> dict:
     read_s = time.perf_counter() - t0
     if args.corpus == "stard" and embedder is not None:
         docs = stard_documents(None)  # how the bench itself built it
-    settings = searcher.settings
-    max_tokens = min(settings.chunk_max_tokens, searcher.embedder.max_tokens)
-    same = (corpus_hash(docs) == manifest["corpus_sha256"]
-            and _build_fingerprint(searcher.embedder, settings, max_tokens) == manifest["build_fingerprint"])
+    settings = IndexSettings(manifest.settings, searcher.settings)
+    max_tokens = min(manifest.settings.chunk_max_tokens, searcher.embedder.max_tokens)
+    same = (corpus_hash(docs) == manifest.corpus_sha256
+            and build_fingerprint(searcher.embedder, manifest.settings, max_tokens) == manifest.fingerprint)
     if same:
         from index.store import build_index
 

@@ -1,6 +1,6 @@
 """Train the query adapter (index/adapter.py) on a BEIR benchmark's questions against its built index.
 
-    python -m eval.adapter /work/shared/bench/stard            # trains on the first half, writes index/data/…npz
+    python -m eval.adapter /work/shared/bench/stard            # trains on the first half, writes eval/data/stard-query_adapter-…npz
 
 The questions of ``qrels/<split>.tsv`` are taken in file order; the first ``--train-share`` of them (default half) are
 the training questions (the "tune" rows of `policyqa eval beir`), the rest are never seen here: they are the "heldout"
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from eval.beir import TUNE_SHARE, beir_index_dir, load_beir, tune_cut
-from index.adapter import QueryAdapter, bundled_path
+from index.adapter import QueryAdapter, adapter_filename
 from index.normalize import to_simplified
 
 
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--w-dense", type=float, default=0.9,
                     help="hybrid fusion weight used with the adapter (w_bm25 = 1 - it); chosen on the tune half "
                          "without adapter: 0.7 / 0.8 / 0.9 -> R@10 .511 / .530 / .557 (eval/reports/QUALITY.md)")
-    ap.add_argument("--out", type=Path, default=None, help="default: the bundled index/data/query_adapter-<model>.npz")
+    ap.add_argument("--out", type=Path, default=None, help="default: eval/data/<benchmark>-query_adapter-<model>.npz; attach it with policyqa tune")
     args = ap.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -146,11 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "benchmark": Path(args.directory).name, "split": args.split, "train_questions": len(train),
         "train_ids_first_last": [train[0].id, train[-1].id], "train_share": args.train_share, "steps": best_step,
-        "tau": args.tau, "l2": args.l2, "lr": args.lr, "index_corpus_sha256": ix.manifest.get("corpus_sha256"),
+        "tau": args.tau, "l2": args.l2, "lr": args.lr, "index_corpus_sha256": ix.manifest.build.corpus_sha256,
         "curve": curve, "trained_by": "python -m eval.adapter",
         "fusion": {"w_dense": args.w_dense, "w_bm25": round(1.0 - args.w_dense, 6)},
     }
-    out = args.out or bundled_path(embedder.name)
+    out = args.out or Path(__file__).resolve().parent / "data" / (
+        f"{Path(args.directory).name}-" + adapter_filename(embedder.name))
     QueryAdapter(embedder.name, weight, meta).save(out)
     print(f"wrote {out} ({out.stat().st_size / 1024:.0f} kB) in {time.perf_counter() - t0:.0f} s")
     print(json.dumps({k: v for k, v in meta.items() if k != "curve"}, ensure_ascii=False))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -86,18 +85,18 @@ def beir_index_dir(corpus: Path, embedder_name: str, root: Path | None = None, t
 def ensure_beir_index(corpus: Path, embedder, index_dir: Path | None = None, progress: bool = True, **settings) -> Path:
     """Return an index of the BEIR corpus: reuse ``index_dir`` when its manifest is readable, else build it."""
     from index.ingest import load_documents
-    from index.store import IndexSettings, build_index
+    from index.store import IndexSettings, IndexStoreError, build_index, read_manifest
 
     tag = "-".join(f"{k}={v}" for k, v in sorted(settings.items()))
     index_dir = Path(index_dir) if index_dir else beir_index_dir(Path(corpus), embedder.name, tag=tag)
     if (index_dir / "manifest.json").is_file():
         try:
-            json.loads((index_dir / "manifest.json").read_text(encoding="utf-8"))
+            read_manifest(index_dir)
             return index_dir
-        except (OSError, ValueError):
-            pass  # unreadable manifest: rebuild below
+        except IndexStoreError:
+            pass  # unreadable manifest or an older schema: rebuild below (its vectors are reused)
     result = load_documents([Path(corpus)], progress=progress)
     if not result.documents:
         raise ValueError(f"{corpus}: no document could be read ({len(result.errors)} errors)")
-    build_index(list(result.documents), index_dir, embedder, IndexSettings(**settings), progress=progress)
+    build_index(list(result.documents), index_dir, embedder, IndexSettings.of(**settings), progress=progress)
     return index_dir

@@ -91,8 +91,11 @@ def eval_command(queries: Path | None, qrels: Path | None, index_dir: Path, k: i
 
 def eval_beir_command(directory: Path, split: str = "test", k: int = 10, index_dir: Path | None = None,
                       limit: int | None = None, mode: str = "hybrid", out: Path = Path("eval/reports"),
-                      embedder=None) -> dict:
-    """Evaluate on a BEIR folder: build (or reuse, keyed by the corpus hash) its index, then run ``mode`` or all modes."""
+                      embedder=None, adapter: Path | None = None) -> dict:
+    """Evaluate on a BEIR folder: build (or reuse, keyed by the corpus hash) its index, then run ``mode`` or all modes.
+
+    ``adapter``: a query adapter to attach to that index first (the explicit tuning step, as ``policyqa tune``); the
+    report then also has the ``no-adapter`` rows (``mode all``).  Without it the index is searched as built."""
     from index.embed import load_embedder
     from index.search import Searcher
 
@@ -101,12 +104,18 @@ def eval_beir_command(directory: Path, split: str = "test", k: int = 10, index_d
     data = load_beir(directory, split=split, limit=limit, halves=True)  # "tune" / "heldout" rows (eval/beir.py)
     embedder = embedder or load_embedder()
     idx = ensure_beir_index(data.corpus, embedder, index_dir)
+    if adapter is not None:
+        from index.store import attach_adapter
+
+        attach_adapter(idx, Path(adapter))
     searcher = Searcher.load(idx, embedder)
     if mode == "all":
         result = run_ablations(searcher, data.questions, k, qrels=data.qrels)
     else:
         result = evaluate(searcher, data.questions, k, mode, qrels=data.qrels)
-    result["name"] = f"beir-{_slug(Path(directory).name)}-{split}{f'-{limit}' if limit else ''}-{mode}-{_slug(embedder.name)}"
+    tuned = "-tuned" if searcher.manifest.query.adapter else ""
+    result["name"] = (f"beir-{_slug(Path(directory).name)}-{split}{f'-{limit}' if limit else ''}-{mode}{tuned}-"
+                      f"{_slug(embedder.name)}")
     result["benchmark"] = {"directory": str(directory), "split": split, "limit": limit, "questions": len(data.questions)}
     paths = write_report(result, out, result["name"])
     _print_summary(result, paths)
@@ -116,12 +125,7 @@ def eval_beir_command(directory: Path, split: str = "test", k: int = 10, index_d
 def _embedder(kind: str):
     """The configured model, or (``fake``) the hashed n-gram embedder of the tests, for offline BM25-only runs."""
     if kind == "fake":
-        import sys
-
-        from index import config
-
-        sys.path.insert(0, str(config.project_root() / "tests"))  # the offline fake lives with the tests
-        from fakes import HashEmbedder
+        from index.fake import HashEmbedder
 
         return HashEmbedder()
     from index.embed import load_embedder

@@ -112,18 +112,11 @@ def resolve_gold(questions: Iterable[Question], documents: Mapping[str, Document
 
 
 def load_queries(path: Path | str) -> list[Question]:
-    """Read queries JSONL: BEIR (``_id``, ``text``) or our own (``id``, ``query``, optional ``kind``/``split``)."""
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            qid, text = row.get("_id", row.get("id")), row.get("text", row.get("query"))
-            if qid is None or text is None:
-                raise ValueError(f"{path}:{n}: a query needs '_id' and 'text' (or 'id' and 'query')")
-            out.append(Question(str(qid), text, row.get("kind", "query"), row.get("split", "all")))
-    return out
+    """Read a queries JSONL file (``index.request.read_query_file``: ours ``id``/``query`` or BEIR ``_id``/``text``)."""
+    from index.request import read_query_file
+
+    return [Question(qid, text, str(rec.get("kind", "query")), str(rec.get("split", "all")))
+            for qid, text, rec in read_query_file(path)]
 
 
 def load_qrels(path: Path | str) -> dict[str, dict[str, int]]:

@@ -56,7 +56,9 @@ def manifest_stamp(manifest: Mapping | None) -> dict:
     """The parts of an index manifest that identify a run (long per-document lists are left out)."""
     if not manifest:
         return {}
-    m = dict(manifest) if isinstance(manifest, Mapping) else dict(getattr(manifest, "__dict__", {}))
+    m = dict(manifest) if isinstance(manifest, Mapping) else manifest.to_json()
+    if isinstance(m.get("build"), Mapping):  # the typed manifest: its build section's keys at the top, as reports show
+        m = {"schema_version": m.get("schema_version"), **m["build"], "query": m.get("query")}
     return {k: v for k, v in m.items() if len(json.dumps(v, ensure_ascii=False, default=str)) <= 4000}
 
 
@@ -65,9 +67,7 @@ def _query_settings(searcher) -> dict:
     settings = getattr(searcher, "settings", None)
     if settings is None or not is_dataclass(settings):
         return {}
-    from index.store import QUERY_TIME
-
-    return {k: v for k, v in asdict(settings).items() if k in QUERY_TIME}
+    return asdict(settings)
 
 
 def _summary(qs: Sequence[Question], qrels: Mapping, per_q: Mapping, runs: Mapping[str, QuestionRun]) -> dict:
@@ -178,11 +178,8 @@ def _has_english(searcher, questions: Sequence[Question]) -> bool:
 
 
 def _has_adapter(searcher) -> bool:
-    from index.adapter import load_adapter
-
-    embedder = getattr(searcher, "embedder", None)
-    corpus = (getattr(searcher, "manifest", None) or {}).get("corpus_sha256")
-    return load_adapter(getattr(embedder, "name", ""), int(getattr(embedder, "dim", 0) or 0), corpus) is not None
+    manifest = getattr(searcher, "manifest", None)
+    return bool(getattr(getattr(manifest, "query", None), "adapter", None))
 
 
 def build_variant_index(documents, index_dir: Path, embedder, progress: bool = False, **settings) -> Path:
@@ -190,7 +187,7 @@ def build_variant_index(documents, index_dir: Path, embedder, progress: bool = F
     from index.store import IndexSettings, build_index
 
     docs = list(documents.values()) if isinstance(documents, Mapping) else list(documents)
-    build_index(docs, Path(index_dir), embedder, IndexSettings(**settings), progress=progress)
+    build_index(docs, Path(index_dir), embedder, IndexSettings.of(**settings), progress=progress)
     return Path(index_dir)
 
 

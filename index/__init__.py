@@ -1,3 +1,4 @@
-"""policyqa indexing pipeline: read -> parse -> chunk -> embed/tokenize -> dense + lexical index -> search."""
+"""policyqa indexing pipeline: read -> parse -> chunk -> embed/tokenize -> dense + lexical index -> search.
 
-from index import config as _config  # noqa: E402,F401  (first: environment for HF and OpenMP before they load)
+Importing it changes nothing in the process: entry points call ``index.config.offline_environment()``.
+"""

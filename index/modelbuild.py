@@ -15,10 +15,8 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import json
-import os
 import shutil
 import struct
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -353,24 +351,22 @@ def build_model(out_dir: Path | None = None, force: bool = False, image: Path | 
     info = build_info(image)
     if out.exists() and not force and _recorded(out) == info:
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    img = parse_image(image.read_bytes())
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        _write_folder(img, tmp, info)
-        # mkdtemp makes a 0700 directory; the model is shared read-only data like any installed package
-        for path in (tmp, *tmp.rglob("*")):
-            path.chmod(0o755 if path.is_dir() else 0o644)
-        if out.exists():  # os.replace cannot replace a non-empty directory: move the old one aside first
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    from index.store.atomic import build_folder, folder_lock, remove_stale_builds, swap_in
+
+    with folder_lock(out):  # two processes building the model at once would race on the swap
+        if out.exists() and not force and _recorded(out) == info:
+            return out  # built by the process we waited for
+        remove_stale_builds(out)
+        img = parse_image(image.read_bytes())
+        tmp = build_folder(out)
+        try:
+            _write_folder(img, tmp, info)
+            # the model is shared read-only data like any installed package
+            for path in (tmp, *tmp.rglob("*")):
+                path.chmod(0o755 if path.is_dir() else 0o644)
+            swap_in(tmp, out)  # the same lock-and-swap as the index (index/store/atomic.py)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

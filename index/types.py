@@ -93,13 +93,12 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Hit:
-    """One search result."""
+    """One search result: structured fields only (document, heading path, item); display strings are made in app/."""
 
     doc_id: str
     provision_id: str
     chunk_id: str
     title: str
-    citation: str
     text: str
     score: float
     path: tuple[str, ...] = ()
@@ -112,12 +111,11 @@ class Hit:
     sources: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
-        """The JSON shape of ``policyqa search --json`` (contract fields first)."""
+        """The hit's own fields as JSON (the surfaces add the display citation: ``app.export.hit_json``)."""
         return {
             "doc_id": self.doc_id,
             "provision_id": self.provision_id,
             "title": self.title,
-            "citation": self.citation,
             "text": self.text,
             "score": round(float(self.score), 6),
             "chunk_id": self.chunk_id,

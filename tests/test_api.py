@@ -105,9 +105,9 @@ class _Gate(StubSearcher):
         super().__init__()
         self.release = threading.Event()
 
-    def query(self, query, k=10, **kw):
+    def run(self, request):
         self.release.wait(10)
-        return super().query(query, k, **kw)
+        return super().run(request)
 
 
 async def _not_found(scope, receive, send):

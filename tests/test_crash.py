@@ -57,7 +57,7 @@ def built(tmp_path_factory, corpus_dir):
     r = policyqa("ingest", str(corpus_dir), "--index", str(ix), "--no-progress")
     assert r.returncode == 0, r.stderr
     big = _big_corpus(base / "big")
-    return ix, _results(ix), read_manifest(ix)["corpus_sha256"], big
+    return ix, _results(ix), read_manifest(ix).build.corpus_sha256, big
 
 
 def _copy(src: Path, dst: Path) -> Path:
@@ -79,7 +79,7 @@ def test_kill_minus_9_at_random_points_never_damages_the_index(built, tmp_path):
     ref = policyqa("ingest", str(big), "--index", str(tmp_path / "ref"), "--no-progress")
     full = time.perf_counter() - t0
     assert ref.returncode == 0, ref.stderr
-    new_hash = read_manifest(tmp_path / "ref")["corpus_sha256"]
+    new_hash = read_manifest(tmp_path / "ref").build.corpus_sha256
     rng = random.Random(20261124)
     outcomes = []
     for run in range(KILL_RUNS):
@@ -89,7 +89,7 @@ def test_kill_minus_9_at_random_points_never_damages_the_index(built, tmp_path):
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-        found = read_manifest(ix)["corpus_sha256"]
+        found = read_manifest(ix).build.corpus_sha256
         assert found in (old_hash, new_hash), f"run {run}: the index on disk is neither the old nor the new one"
         if found == new_hash:  # the kill landed after the final rename: the new index is complete
             outcomes.append("new")
@@ -103,25 +103,26 @@ def test_kill_minus_9_at_random_points_never_damages_the_index(built, tmp_path):
     assert outcomes.count("new") < KILL_RUNS, "every kill came too late to test anything"
     r = policyqa("ingest", str(big), "--index", str(ix), "--no-progress")
     assert r.returncode == 0, r.stderr
-    assert read_manifest(ix)["corpus_sha256"] == new_hash
+    assert read_manifest(ix).build.corpus_sha256 == new_hash
     assert _results(ix) == _results(tmp_path / "ref")
     assert _leftovers(ix) == [], "the next ingest clears what the killed ones left"
 
 
 def test_the_new_index_replaces_the_old_in_one_atomic_step(tmp_path, monkeypatch):
     import index.store as store
+    import index.store.atomic as atomic
     from index_fixtures import corpus
 
     a, b = tmp_path / "a", tmp_path / "b"
     for d, text in ((a, "A"), (b, "B")):
         d.mkdir()
         (d / "f").write_text(text)
-    assert store.exchange_dirs(a, b) and (a / "f").read_text() == "B" and (b / "f").read_text() == "A"
+    assert atomic.exchange_dirs(a, b) and (a / "f").read_text() == "B" and (b / "f").read_text() == "A"
     ix = tmp_path / "ix"
     store.build_index(corpus()[:2], ix, HashEmbedder(), progress=False)
     store.build_index(corpus(), ix, HashEmbedder(), progress=False)  # swapped in by the exchange
     assert len(Searcher.load(ix, HashEmbedder()).documents) == 5 and _leftovers(ix) == []
-    monkeypatch.setattr(store, "exchange_dirs", lambda x, y: False)  # a system without renameat2: two renames
+    monkeypatch.setattr(atomic, "exchange_dirs", lambda x, y: False)  # a system without renameat2: two renames
     store.build_index(corpus()[:3], ix, HashEmbedder(), progress=False)
     assert len(Searcher.load(ix, HashEmbedder()).documents) == 3 and _leftovers(ix) == []
 
@@ -137,7 +138,7 @@ def test_two_ingests_at_once_one_waits_for_the_other(built, tmp_path, corpus_dir
     out, err = first.communicate(timeout=120)
     assert first.returncode == 0 and second.returncode == 0, (err, second.stderr)
     # whichever took the lock last decides the content: the index is one of the two corpora, whole, and loads
-    assert read_manifest(ix)["counts"]["documents"] in (4, 50)
+    assert read_manifest(ix).build.counts["documents"] in (4, 50)
     assert Searcher.load(ix, HashEmbedder()).search(QUERIES[0], 3)
     assert _leftovers(ix) == []
 
@@ -184,13 +185,13 @@ def _bm25_file(ix: Path) -> Path:
 
 def _other_model(ix: Path) -> None:
     m = json.loads((ix / MANIFEST).read_text(encoding="utf-8"))
-    m["model"]["name"] = "intfloat/multilingual-e5-large"
+    m["build"]["model"]["name"] = "intfloat/multilingual-e5-large"
     (ix / MANIFEST).write_text(json.dumps(m), encoding="utf-8")
 
 
 def _altered_counts(ix: Path) -> None:
     m = json.loads((ix / MANIFEST).read_text(encoding="utf-8"))
-    m["counts"]["chunks"] += 7
+    m["build"]["counts"]["chunks"] += 7
     (ix / MANIFEST).write_text(json.dumps(m), encoding="utf-8")
 
 
@@ -338,8 +339,11 @@ def test_a_large_index_keeps_the_page_small():
         documents = {f"d{i:04d}": make_document(f"d{i:04d}", f"文件{i}", [(("第一条",), "医保异地结算。")],
                                                 region=f"地区{i}") for i in range(MAX_CHOICES + 20)}
 
-        def query(self, query, k=10, **filters):
-            raise AssertionError("not reached")
+        def run(self, request):
+            from index.request import REASON_FILTERED, SearchResponse
+
+            assert request.doc == "not-an-id"  # a typed id reaches the searcher, which knows what the index holds
+            return SearchResponse((), (), REASON_FILTERED, query=request.query)
 
     app = SearchApp(Many())
     choices = app.filter_choices()
@@ -348,4 +352,4 @@ def test_a_large_index_keeps_the_page_small():
     demo = build_ui(Many())
     drops = {b.elem_id: b for b in demo.blocks.values() if isinstance(b, gr.Dropdown)}
     assert drops["pq-f-doc"].allow_custom_value and not drops["pq-f-issuer"].allow_custom_value
-    assert "索引中没有文件" in app.search_view("医保", doc="not-an-id")[0]
+    assert "没有符合筛选条件的文件" in app.search_view("医保", doc="not-an-id")[0]

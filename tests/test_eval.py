@@ -162,7 +162,7 @@ class FakeSearcher:
 
     def query(self, query, k=10, *, mode="hybrid", **_):
         self.modes.append(mode)
-        hits = [Hit(pid.split("#")[0], pid, pid, "t", "c", "x", s) for pid, s in self.canned.get(query, [])]
+        hits = [Hit(pid.split("#")[0], pid, pid, "t", "x", s) for pid, s in self.canned.get(query, [])]
         hits = [h for h in hits if self.min_score is None or h.score >= self.min_score][:k]
         return SimpleNamespace(hits=tuple(hits), warnings=(), reason=None if hits else "nothing relevant")
 

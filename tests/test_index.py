@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
@@ -11,6 +11,8 @@ import pytest
 from fakes import HashEmbedder
 from index.search import Searcher
 from index.store import (
+    BuildSettings,
+    QuerySettings,
     IndexCorruptError,
     IndexLockedError,
     IndexMismatchError,
@@ -44,14 +46,21 @@ def _results(searcher, mode="hybrid"):
 
 def test_manifest_records_model_tokenizer_chunker_and_counts(tmp_path):
     m = build_index(corpus(), tmp_path / "ix", HashEmbedder(), progress=False)
-    data = read_manifest(tmp_path / "ix")
-    assert data == m.data
-    assert data["model"] == {"name": "fake-hash-ngrams", "dim": 64, "query_prompt": "query: ",
-                             "passage_prompt": "passage: ", "max_tokens": 512, "passage_precision": None}
-    assert len(data["tokenizer"]["dictionary_sha256"]) == 64 and data["chunker"]["max_tokens"] == 512
-    assert data["counts"]["documents"] == 5 and data["counts"]["chunks"] == 14
-    assert data["dense"]["type"] == "flat" and data["versions"]["faiss"]
-    assert {"documents.jsonl", "chunks.jsonl", "vectors.npy", "dense.faiss"} <= set(data["files"])
+    manifest = read_manifest(tmp_path / "ix")
+    assert manifest == m.manifest  # the typed manifest reads back equal to what was written
+    data = manifest.build
+    assert asdict(data.model) == {"name": "fake-hash-ngrams", "dim": 64, "query_prompt": "query: ",
+                                  "passage_prompt": "passage: ", "max_tokens": 512, "passage_precision": None}
+    assert len(data.tokenizer["dictionary_sha256"]) == 64 and data.chunker["max_tokens"] == 512
+    assert data.counts["documents"] == 5 and data.counts["chunks"] == 14
+    assert data.dense["type"] == "flat" and data.versions["faiss"]
+    assert {"documents.jsonl", "chunks.jsonl", "vectors.npy", "dense.faiss"} <= set(manifest.files)
+    # the JSON has the two sections; the query section holds what a search uses besides the files
+    raw = json.loads((tmp_path / "ix" / "manifest.json").read_text(encoding="utf-8"))
+    assert set(raw) == {"schema_version", "build", "query", "files", "file_sha256", "manifest_sha256"}
+    assert raw["query"] == {"settings": asdict(QuerySettings()), "abstain": None, "adapter": None,
+                            "adapter_fusion": None}
+    assert raw["build"]["settings"] == asdict(BuildSettings())
     assert m.counts["embedded"] == 14
     vectors = np.load(tmp_path / "ix" / "vectors.npy", allow_pickle=False)
     assert vectors.dtype == np.float32 and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
@@ -75,9 +84,9 @@ def test_search_results_identical_after_load(tmp_path):
 
 
 def test_hnsw_index_used_above_threshold_and_round_trips(tmp_path):
-    settings = IndexSettings(hnsw_threshold=5)
+    settings = IndexSettings.of(hnsw_threshold=5)
     build_index(corpus(), tmp_path / "ix", HashEmbedder(), settings, progress=False)
-    assert read_manifest(tmp_path / "ix")["dense"]["type"] == "hnsw"
+    assert read_manifest(tmp_path / "ix").build.dense["type"] == "hnsw"
     s = Searcher.load(tmp_path / "ix", HashEmbedder())
     assert s._ix.dense.kind == "hnsw" and s.search("张吉怀高铁", 1, mode="dense")[0].doc_id in ("gba", "gba_html")
 
@@ -112,23 +121,23 @@ def test_manifest_records_passage_precision_and_a_precision_change_reuses_vector
     bf16.precision, fp32.precision = "bf16", "fp32"
     docs = corpus()
     build_index(docs, tmp_path / "ix", bf16, progress=False)
-    assert read_manifest(tmp_path / "ix")["model"]["passage_precision"] == "bf16"
+    assert read_manifest(tmp_path / "ix").build.model.passage_precision == "bf16"
     # documented decision: precision is not part of the build fingerprint, so an unchanged corpus stays as built
     m = build_index(docs, tmp_path / "ix", fp32, progress=False)
-    assert m.unchanged and fp32.encoded == 0 and m.data["model"]["passage_precision"] == "bf16"
+    assert m.unchanged and fp32.encoded == 0 and m.manifest.build.model.passage_precision == "bf16"
     # only the changed chunk is encoded in fp32: the manifest says the vectors are mixed
     changed = make_document("czt", docs[1].title, [(("三、公共服务一体化",), "推进长株潭三市公积金互认互贷。")])
     m = build_index([docs[0], changed, *docs[2:]], tmp_path / "ix", fp32, progress=False)
-    assert fp32.encoded == 1 and m.data["model"]["passage_precision"] == "mixed"
+    assert fp32.encoded == 1 and m.manifest.build.model.passage_precision == "mixed"
     # a fresh build is uniform again
     m = build_index(docs, tmp_path / "fresh", fp32, progress=False)
-    assert m.data["model"]["passage_precision"] == "fp32"
+    assert m.manifest.build.model.passage_precision == "fp32"
 
 
 def test_query_time_setting_change_needs_no_rebuild(tmp_path):
     emb = CountingEmbedder()
     build_index(corpus(), tmp_path / "ix", emb, progress=False)
-    m = build_index(corpus(), tmp_path / "ix", emb, IndexSettings(w_dense=0.5, w_bm25=0.5), progress=False)
+    m = build_index(corpus(), tmp_path / "ix", emb, IndexSettings.of(w_dense=0.5, w_bm25=0.5), progress=False)
     assert m.unchanged and emb.encoded == 14
     assert Searcher.load(tmp_path / "ix", emb).settings.w_dense == 0.5
 
@@ -195,7 +204,7 @@ def test_lock_is_released_to_a_waiting_build(tmp_path):
     held.wait()
     build_index(corpus(), ix, HashEmbedder(), progress=False, lock_timeout=5)
     t.join()
-    assert read_manifest(ix)["counts"]["documents"] == 5
+    assert read_manifest(ix).build.counts["documents"] == 5
 
 
 def test_failed_build_leaves_the_old_index_intact(tmp_path):

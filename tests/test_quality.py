@@ -6,14 +6,13 @@ import json
 import numpy as np
 import pytest
 
-import index.search as search_mod
 from eval.adapter import dense_mrr, fit
 from eval.beir import load_beir, tune_cut
 from fakes import HashEmbedder
-from index.adapter import QueryAdapter, adapter_filename, load_adapter
+from index.adapter import QueryAdapter, adapter_filename
 from index.lexical import LexicalIndex
 from index.search import REASON_WEAK, Searcher
-from index.store import build_index
+from index.store import IndexMismatchError, attach_adapter, build_index, read_manifest
 from index.tokenize import ChineseTokenizer
 from index_fixtures import corpus
 
@@ -36,16 +35,20 @@ def test_coverage_weighs_words_by_rarity_and_counts_unknown_words():
     assert lex.coverage("医保", np.zeros(0, np.int64)).shape == (0,)
 
 
-def test_abstains_on_weak_evidence_only_with_thresholds_for_the_model(searcher, monkeypatch):
-    assert searcher.abstain_thresholds() is None  # no entry for the fake model: never abstains
+def test_abstains_on_weak_evidence_only_with_thresholds_in_the_manifest(searcher, tmp_path):
+    assert searcher.abstain_thresholds() is None  # the fake model records none: never abstains
     assert searcher.query("海南离岛免税购物额度", k=5).hits
-    monkeypatch.setitem(search_mod.ABSTAIN, HashEmbedder.name, {"cos": 2.0, "cover": 0.5})  # any cosine is "low"
-    weak = searcher.query("海南离岛免税购物额度", k=5)
+    strict = HashEmbedder()
+    strict.abstain_thresholds = {"cos": 2.0, "cover": 0.5}  # any cosine is "low"
+    build_index(corpus(), tmp_path / "ix", strict, progress=False)
+    assert dict(read_manifest(tmp_path / "ix").query.abstain) == {"cos": 2.0, "cover": 0.5}
+    s = Searcher.load(tmp_path / "ix", HashEmbedder())  # thresholds come from the index, not from the model object
+    weak = s.query("海南离岛免税购物额度", k=5)
     assert weak.hits == () and weak.reason == REASON_WEAK
-    assert searcher.query("哪些条款涉及医保异地结算", k=5).hits  # the words are there: answered
-    assert searcher.query("海南离岛免税购物额度", k=5, mode="dense").hits  # only hybrid abstains
-    assert not searcher._weak("duty-free shopping quota in Hainan", 0.0, [searcher.chunks[0].id])
-    assert searcher.with_settings(abstain=False).query("海南离岛免税购物额度", k=5).hits
+    assert s.query("哪些条款涉及医保异地结算", k=5).hits  # the words are there: answered
+    assert s.query("海南离岛免税购物额度", k=5, mode="dense").hits  # only hybrid abstains
+    assert not s._weak("duty-free shopping quota in Hainan", 0.0, [s.chunks[0].id])
+    assert s.with_settings(abstain=False).query("海南离岛免税购物额度", k=5).hits
 
 
 def test_adapter_round_trip_and_identity(tmp_path):
@@ -57,39 +60,37 @@ def test_adapter_round_trip_and_identity(tmp_path):
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     assert np.allclose(QueryAdapter("m", np.zeros((8, 8), np.float32), {}).apply(q), q, atol=1e-6)
     assert np.allclose(np.linalg.norm(back.apply(q), axis=1), 1.0, atol=1e-5)
-    assert load_adapter("no-such-model", 8) is None
 
 
-def test_searcher_applies_a_bundled_adapter_unless_switched_off(searcher, monkeypatch, tmp_path):
+def test_an_adapter_applies_only_where_policyqa_tune_attached_it(tmp_path):
+    ix = tmp_path / "ix"
+    build_index(corpus(), ix, HashEmbedder(), progress=False)
+    plain_searcher = Searcher.load(ix, HashEmbedder())
+    plain = plain_searcher.embedder.encode_queries(["医保结算"])[0]
+    assert np.allclose(plain_searcher.query_vector("医保结算"), plain)  # nothing attached: queries unchanged
     dim = HashEmbedder().dim
     w = np.random.default_rng(2).standard_normal((dim, dim)).astype(np.float32)
-    path = QueryAdapter(HashEmbedder.name, w, {}).save(tmp_path / "a.npz")
-    monkeypatch.setattr("index.adapter.bundled_path", lambda name: path)
-    fresh = searcher.with_settings()
-    fresh._adapter = None
-    plain = searcher.embedder.encode_queries(["医保结算"])[0]
-    adapted = fresh.query_vector("医保结算")
+    path = QueryAdapter(HashEmbedder.name, w, {"fusion": {"w_dense": 0.9, "w_bm25": 0.1}}).save(tmp_path / "a.npz")
+    manifest = attach_adapter(ix, path)
+    assert manifest.query.adapter == "query_adapter.npz" and (ix / "query_adapter.npz").is_file()
+    tuned = Searcher.load(ix, HashEmbedder())
+    adapted = tuned.query_vector("医保结算")
     assert not np.allclose(adapted, plain) and np.allclose(adapted, QueryAdapter.read(path).apply(plain), atol=1e-5)
-    off = fresh.with_settings(query_adapter=False)
+    assert tuned._fusion_weights() == (0.9, 0.1)
+    off = tuned.with_settings(query_adapter=False)
     assert np.allclose(off.query_vector("医保结算"), plain)
+    assert off._fusion_weights() == (tuned.settings.w_dense, tuned.settings.w_bm25)
     # abstention reads the model's own cosine scale: the best cosine of the unadapted vector
-    best = fresh._rank("医保结算", "hybrid", 10, None)[2]
-    assert best == pytest.approx(float((fresh._ix.vectors @ plain).max()), abs=1e-5)
-    assert fresh._fusion_weights() == (searcher.settings.w_dense, searcher.settings.w_bm25)
-    tuned = QueryAdapter(HashEmbedder.name, w, {"fusion": {"w_dense": 0.9, "w_bm25": 0.1}}).save(tmp_path / "c.npz")
-    monkeypatch.setattr("index.adapter.bundled_path", lambda name: tuned)
-    with_fusion = searcher.with_settings()
-    with_fusion._adapter = None
-    with_fusion.query_vector("医保结算")
-    assert with_fusion._fusion_weights() == (0.9, 0.1)
-    assert with_fusion.with_settings(query_adapter=False)._fusion_weights() == (searcher.settings.w_dense,
-                                                                               searcher.settings.w_bm25)
-    # an adapter trained for another corpus is not applied to this one
-    other = QueryAdapter(HashEmbedder.name, w, {"index_corpus_sha256": "another corpus"}).save(tmp_path / "b.npz")
-    monkeypatch.setattr("index.adapter.bundled_path", lambda name: other)
-    scoped = searcher.with_settings()
-    scoped._adapter = None
-    assert np.allclose(scoped.query_vector("医保结算"), plain)
+    best = tuned._rank("医保结算", "hybrid", 10, None)[2]
+    assert best == pytest.approx(float((tuned._ix.vectors @ plain).max()), abs=1e-5)
+    # a rebuild of the same index keeps what was attached; an adapter of another model is refused
+    build_index(corpus()[:-1], ix, HashEmbedder(), progress=False)
+    assert Searcher.load(ix, HashEmbedder())._ix.adapter is not None
+    other = QueryAdapter("another-model", w, {}).save(tmp_path / "b.npz")
+    with pytest.raises(IndexMismatchError, match="another-model"):
+        attach_adapter(ix, other)
+    assert attach_adapter(ix, None).query.adapter is None and not (ix / "query_adapter.npz").exists()
+    assert np.allclose(Searcher.load(ix, HashEmbedder()).query_vector("医保结算"), plain)
 
 
 def test_fit_learns_a_map_that_ranks_the_positives_higher():

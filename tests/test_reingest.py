@@ -72,8 +72,8 @@ def test_a_damaged_index_file_of_the_same_size_is_rebuilt(docs, tmp_path):
 def test_an_edited_manifest_is_not_taken_as_unchanged(docs, tmp_path):
     ix = tmp_path / "ix"
     _ingest(docs, ix)
-    m = read_manifest(ix)
-    m["counts"]["documents"] += 1
+    m = json.loads((ix / MANIFEST).read_text(encoding="utf-8"))
+    m["build"]["counts"]["documents"] += 1
     (ix / MANIFEST).write_text(json.dumps(m), encoding="utf-8")
     assert not _ingest(docs, ix).unchanged
 
@@ -85,7 +85,7 @@ def test_a_failed_file_is_never_skipped(docs, tmp_path):
     assert first.errors
     again = _ingest(docs, ix)
     assert not again.unchanged and again.errors  # the failure is reported again, every time
-    assert read_manifest(ix)["inputs_sha256"] is None
+    assert read_manifest(ix).build.inputs_sha256 is None
 
 
 def test_other_settings_take_the_normal_path(docs, tmp_path):

@@ -5,11 +5,13 @@ import csv
 import html
 import io
 import re
+from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from app import export, render
+from app.cite import hit_citation
 from index.types import Hit
 from ui_stub import DOCS, XSS, StubSearcher
 
@@ -23,8 +25,7 @@ def _visible(markup: str) -> str:
 
 
 def _hit(text: str, **kw) -> Hit:
-    base = dict(doc_id="d", provision_id="d#1", chunk_id="d#1", title="标题", citation="《标题》 › 一、总则", text=text,
-                score=0.5)
+    base = dict(doc_id="d", provision_id="d#1", chunk_id="d#1", title="标题", text=text, score=0.5, path=("一、总则",))
     base.update(kw)
     return Hit(**base)
 
@@ -35,7 +36,7 @@ def _hits(query: str = QUESTION):
 
 # ---------------------------------------------------------------- escaping
 def test_provision_markup_is_escaped_in_cards():
-    hit = _hit("加强组织领导。" + XSS, citation="《<u>标题</u>》", lead_units="<i>省医保局</i>", sources=("<x>.txt",))
+    hit = _hit("加强组织领导。" + XSS, title="<u>标题</u>", lead_units="<i>省医保局</i>", sources=("<x>.txt",))
     out = render.render_card(hit, 1, "组织领导<script>")
     assert "<script" not in out and "<img" not in out and "<u>" not in out and "<i>" not in out
     assert "&lt;script&gt;" in out and "&lt;img src=x onerror=" in out
@@ -166,21 +167,25 @@ def test_compare_has_one_column_per_group_and_says_when_a_group_is_empty():
 
 
 # ---------------------------------------------------------------- exports
-def test_hits_json_is_the_cli_shape():
-    hits = _hits()
-    data = export.hits_json(QUESTION, hits, ("w",), None)
-    assert list(data) == ["query", "hits", "warnings", "reason", "notes"]
-    assert data["hits"][0] == hits[0].to_dict() and data["warnings"] == ["w"]
+def test_response_json_is_the_cli_shape_with_citations():
+    resp = StubSearcher().query(QUESTION)
+    data = export.response_json(replace(resp, warnings=("w",)))
+    assert list(data) == ["query", "hits", "warnings", "reason", "notes"] and data["query"] == QUESTION
+    first = data["hits"][0]
+    assert list(first)[:5] == ["doc_id", "provision_id", "title", "citation", "text"]
+    assert first["citation"] == hit_citation(resp.hits[0]) and first["citation"].startswith("《湖南省对接粤港澳")
+    assert {k: v for k, v in first.items() if k != "citation"} == resp.hits[0].to_dict() and data["warnings"] == ["w"]
+    assert list(export.response_json(resp, id="q1"))[:2] == ["id", "query"]  # a batch line carries its id first
 
 
 def test_csv_round_trips_and_neutralises_formulas():
-    hits = (*_hits(), _hit("=HYPERLINK(\"http://x\")", citation="+cmd", lead_units="@SUM(A1)"))
+    hits = (*_hits(), _hit("=HYPERLINK(\"http://x\")", title="+cmd", lead_units="@SUM(A1)"))
     rows = list(csv.DictReader(io.StringIO(export.to_csv(QUESTION, hits))))
     assert len(rows) == len(hits)
-    assert rows[0]["citation"] == hits[0].citation and rows[0]["text"] == hits[0].text and rows[0]["rank"] == "1"
+    assert rows[0]["citation"] == hit_citation(hits[0]) and rows[0]["text"] == hits[0].text and rows[0]["rank"] == "1"
     assert rows[0]["query"] == QUESTION and rows[0]["lead_units"] == "省医保局"
     last = rows[-1]
-    assert last["text"].startswith("'=") and last["citation"] == "'+cmd" and last["lead_units"] == "'@SUM(A1)"
+    assert last["text"].startswith("'=") and last["title"] == "'+cmd" and last["lead_units"] == "'@SUM(A1)"
 
 
 def test_markdown_quotes_each_provision_under_its_citation():
@@ -188,7 +193,7 @@ def test_markdown_quotes_each_provision_under_its_citation():
     md = export.to_markdown(QUESTION, hits)
     assert md.startswith(f"# 检索结果：{QUESTION}\n")
     for i, h in enumerate(hits, 1):
-        assert f"## [{i}] {h.citation}" in md and f"> {h.text}" in md
+        assert f"## [{i}] {hit_citation(h)}" in md and f"> {h.text}" in md
     assert "- 牵头单位：省医保局" in md
     assert "未找到相关条款" in export.to_markdown("x", ())
 
@@ -203,8 +208,7 @@ def _corpus_hits(corpus_dir, picks):
     for doc_prefix, last in picks:
         doc = next(d for d in docs if d.id.startswith(doc_prefix))
         prov = next(p for p in doc.provisions if p.path and p.path[-1].startswith(last))
-        hits.append(Hit(doc.id, prov.id, prov.id, doc.title, f"《{doc.title}》 › {' › '.join(prov.path)}", prov.text,
-                        0.5, prov.path))
+        hits.append(Hit(doc.id, prov.id, prov.id, doc.title, prov.text, 0.5, prov.path))
     return hits
 
 

@@ -1,6 +1,8 @@
 """The app's handlers, its Blocks wiring, and the live /search API (loopback, stub or fake-embedder index)."""
 from __future__ import annotations
 
+from app.cite import hit_citation
+
 import json
 import os
 import threading
@@ -37,8 +39,8 @@ def test_filters_reach_the_searcher_and_all_means_none():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(doc="../../etc/passwd"), "索引中没有文件"),
-    (dict(year="二〇一九"), "年份必须是数字"),
+    (dict(doc=["x"]), "文件必须是文字"),
+    (dict(year="二〇一九"), "年份必须是整数"),
     (dict(mode="regex"), "检索方式"),
     (dict(k=0), "结果数"),
     (dict(k="many"), "结果数"),
@@ -49,6 +51,13 @@ def test_bad_input_gives_a_message_and_never_reaches_the_searcher(kwargs, messag
     assert message in html and hits == () and stub.calls == []
 
 
+def test_an_unknown_document_is_a_filter_that_matches_nothing():
+    # the same answer on every surface (SearchRequest is validated once; the index says what exists)
+    stub = StubSearcher()
+    html, (_, hits) = SearchApp(stub).search_view(QUESTION, doc="../../etc/passwd")
+    assert hits == () and stub.calls[-1][1]["doc"] == "../../etc/passwd" and "root:" not in html
+
+
 def test_huge_k_is_capped():
     stub = StubSearcher()
     SearchApp(stub).search_view(QUESTION, k=10**9)
@@ -57,7 +66,7 @@ def test_huge_k_is_capped():
 
 def test_searcher_crash_shows_a_message_not_a_trace():
     class Broken(StubSearcher):
-        def query(self, *a, **kw):
+        def run(self, *a, **kw):
             raise RuntimeError("faiss exploded at /secret/path")
 
     html, _ = SearchApp(Broken()).search_view(QUESTION)
@@ -103,8 +112,8 @@ def test_export_writes_markdown_and_csv_with_citations():
     _, kept = app.search_view(QUESTION)
     md, csv_path = (Path(p) for p in app.export_files(kept))
     assert md.suffix == ".md" and csv_path.suffix == ".csv"
-    assert kept[1][0].citation in md.read_text(encoding="utf-8")
-    assert kept[1][0].citation in csv_path.read_text(encoding="utf-8-sig")
+    assert hit_citation(kept[1][0]) in md.read_text(encoding="utf-8")
+    assert hit_citation(kept[1][0]) in csv_path.read_text(encoding="utf-8-sig")
     with pytest.raises(gr.Error):
         app.export_files(("", ()))
 

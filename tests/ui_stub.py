@@ -1,10 +1,11 @@
-"""A hand-built stand-in for ``index.search.Searcher`` so the app's tests need no index or model."""
+"""A hand-built stand-in for ``index.search.Searcher``: its answers are chosen by hand, so the app's rendering tests can
+name exact cards (the app and API tests also run against a real Searcher over a small index: tests/test_app_real.py)."""
 from __future__ import annotations
 
 import socket
 import time
-from dataclasses import dataclass
 
+from index.request import SearchRequest, SearchResponse
 from index.types import Document, Hit, Provision, Source
 
 XSS = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
@@ -47,15 +48,7 @@ DOCS = {
 }
 
 
-@dataclass(frozen=True)
-class Response:
-    """Same fields as ``index.search.SearchResponse``."""
-
-    hits: tuple[Hit, ...]
-    warnings: tuple[str, ...] = ()
-    reason: str | None = None
-    notes: tuple[str, ...] = ()
-    terms: tuple[str, ...] = ()
+Response = SearchResponse
 
 
 class StubSearcher:
@@ -65,11 +58,17 @@ class StubSearcher:
         self.documents = dict(documents or DOCS)
         self.calls: list[tuple[str, dict]] = []
 
-    def query(self, query: str, k: int = 10, *, mode: str = "hybrid", doc=None, region=None, issuer=None,
-              year=None) -> Response:
-        self.calls.append((query, dict(k=k, mode=mode, doc=doc, region=region, issuer=issuer, year=year)))
+    def query(self, query: str, k: int = 10, **options) -> Response:
+        """As ``Searcher.query``: validated by ``SearchRequest.parse``."""
+        return self.run(SearchRequest.parse(query, k, **options))
+
+    def run(self, request: SearchRequest) -> Response:
+        """Answer a validated request."""
+        query, k, doc, region, issuer, year = (request.query, request.k, request.doc, request.region, request.issuer,
+                                               request.year)
+        self.calls.append((query, dict(k=k, mode=request.mode, doc=doc, region=region, issuer=issuer, year=year)))
         if not query.strip():
-            return Response((), (), "请输入问题")
+            return Response((), (), "请输入问题", query=query)
         grams = {query[i : i + 2] for i in range(len(query) - 1)}
         scored = []
         for d in self.documents.values():
@@ -79,25 +78,24 @@ class StubSearcher:
             for p in d.provisions:
                 score = sum(g in p.text for g in grams)
                 if score:
-                    cite = f"《{d.title}》" + (f"（{d.doc_number}）" if d.doc_number else "") + "".join(
-                        f" › {h}" for h in p.path)
-                    scored.append(Hit(d.id, p.id, p.id, d.title, cite, p.text, score / len(grams), p.path,
+                    scored.append(Hit(d.id, p.id, p.id, d.title, p.text, score / len(grams), p.path,
                                       d.doc_number, d.region, d.issuer, d.date, p.lead_units, p.resp_units,
                                       tuple(s.path for s in d.sources)))
         scored.sort(key=lambda h: -h.score)
-        return Response(tuple(scored[:k]), (), None if scored else "没有足够相关的条款")
+        return Response(tuple(scored[:k]), (), None if scored else "没有足够相关的条款", query=query)
 
 
 class SlowStub(StubSearcher):
     """Takes 2 s for queries containing 慢 (a stand-in for one expensive request); raises for 炸 (a bug inside the
     searcher, whose details must not reach the caller)."""
 
-    def query(self, query, k=10, **kw):
-        if "慢" in query:
+    def run(self, request):
+        """Slow or failing for the marked questions."""
+        if "慢" in request.query:
             time.sleep(2)
-        if "炸" in query:
+        if "炸" in request.query:
             raise RuntimeError("boom at /work/secret/path")
-        return super().query(query, k, **kw)
+        return super().run(request)
 
 
 def free_port() -> int:

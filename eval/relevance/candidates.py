@@ -1,0 +1,237 @@
+"""Question sets and their hybrid top-30 candidates with raw signals and labels, cached per index + question hash.
+
+    python -m eval.relevance.candidates            # gather policies (train/dev[/test]) and STARD tune half; print stats
+
+Question sets (never the default corpus nor eval/data/questions.jsonl):
+  * policies: eval/data/policies/batch_*.jsonl over ../shared/corpora/policies.jsonl (index data/policies-index);
+    gold anchors resolved to provision ids exactly as tool.py ``check`` does (normalised anchor inside a provision of
+    the gold document; every such provision is relevant); split by document (tool.py ``split_of``).
+  * STARD: the first TUNE_SHARE of qrels/train.tsv's questions (file order, eval/beir.py) over data/stard-index;
+    ``stard-a`` = the first half of that tune half (training), ``stard-b`` = the second half (dev). Doc-level gold.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run from a checkout: an earlier PYTHONPATH entry (a code snapshot) still wins
+    sys.path.append(str(ROOT))
+
+from eval.relevance.scoring import TOP_N, Signals, gather  # noqa: E402
+
+POLICIES_INDEX = ROOT / "data" / "policies-index"
+STARD_INDEX = ROOT / "data" / "stard-index"
+STARD = ROOT.parent / "shared" / "bench" / "stard"
+BATCHES = ROOT / "eval" / "data" / "policies"
+CACHE = ROOT / "data" / "relevance" / "cache"
+
+
+@dataclass
+class Hitlite:
+    """The parts of a Hit the stage uses (picklable, index-independent)."""
+
+    doc_id: str
+    provision_id: str
+    chunk_id: str
+    title: str
+    path: tuple
+    text: str
+    score: float
+
+
+@dataclass
+class Item:
+    """One question with its candidates."""
+
+    qid: str
+    query: str
+    source: str  # policies | stard
+    split: str  # train | dev | test | stard-a | stard-b
+    kind: str
+    gold: frozenset  # provision ids (policies) or doc ids (stard)
+    hits: list = field(default_factory=list)
+    sig: Signals | None = None
+    labels: np.ndarray | None = None
+    ms: float = 0.0  # the hybrid search's own time
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.gold)
+
+    def key(self, h) -> str:
+        return h.doc_id if self.source == "stard" else h.provision_id
+
+
+def split_of(doc_id: str) -> str:
+    """eval/data/policies/tool.py's split rule, repeated here (importing tool.py puts the checkout first on sys.path)."""
+    h = int(hashlib.sha256(doc_id.encode("utf-8")).hexdigest()[:8], 16) % 100
+    return "train" if h < 70 else "dev" if h < 85 else "test"
+
+
+FROZEN = ROOT / "data" / "relevance" / "questions"
+
+
+def policy_files(live: bool = False) -> list[Path]:
+    """The question files: the frozen copy (``freeze``) when there is one, so that every training step sees the same
+    questions while the team keeps writing; ``live`` for the files as they are now."""
+    frozen = sorted(FROZEN.glob("batch_*.jsonl"))
+    return frozen if frozen and not live else sorted(BATCHES.glob("batch_*.jsonl"))
+
+
+def freeze() -> list[Path]:
+    """Copy the batch files as they are now to data/relevance/questions/ (complete lines only)."""
+    import shutil
+
+    if FROZEN.exists():
+        shutil.rmtree(FROZEN)
+    FROZEN.mkdir(parents=True)
+    for f in policy_files(live=True):
+        text = f.read_text(encoding="utf-8")
+        (FROZEN / f.name).write_text(text[:text.rfind("\n") + 1], encoding="utf-8")
+    return policy_files()
+
+
+def files_hash(paths) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(Path(p).name.encode())
+        h.update(Path(p).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def policy_questions(documents, files: list[Path] | None = None) -> tuple[list[Item], list[str]]:
+    """All team-written questions with resolved gold; returns (items, problems). Questions with an anchor that
+    resolves nowhere are dropped (listed in problems), as are malformed lines (files are being written)."""
+    from eval.questions import normalize_anchor
+
+    norm = {d.id: [(p.id, normalize_anchor(p.text)) for p in d.provisions] for d in documents.values()}
+    items, problems, seen = [], [], set()
+    for f in policy_files() if files is None else files:
+        for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                r = json.loads(line)
+                qid, query, gold = str(r["id"]), r["query"], r.get("gold", [])
+            except (ValueError, KeyError, TypeError):
+                problems.append(f"{f.name}:{n}: unreadable line")
+                continue
+            if qid in seen:
+                problems.append(f"{f.name}:{n}: duplicate id {qid}")
+                continue
+            seen.add(qid)
+            pids, ok = set(), True
+            for g in gold:
+                a = normalize_anchor(g.get("anchor", ""))
+                hit = [pid for pid, t in norm.get(g.get("doc"), []) if a and a in t]
+                if not hit:
+                    ok = False
+                pids.update(hit)
+            if not ok:
+                problems.append(f"{f.name}:{n}: {qid}: unresolved anchor")
+                continue
+            splits = {split_of(g["doc"]) for g in gold}
+            split = next(iter(splits)) if len(splits) == 1 else r.get("split", "train")
+            if not gold:
+                split = r.get("split") or "train"
+            items.append(Item(qid, query, "policies", split, r.get("kind", "query"), frozenset(pids)))
+    return items, problems
+
+
+def stard_questions() -> list[Item]:
+    """The STARD tune half (first 618 of 1,235 in file order): first half -> stard-a, second -> stard-b."""
+    from eval.beir import load_beir
+
+    data = load_beir(STARD, "train", halves=True)
+    tune = [q for q in data.questions if q.split == "tune"]
+    cut = len(tune) // 2
+    return [Item(q.id, q.query, "stard", "stard-a" if i < cut else "stard-b", "beir",
+                 frozenset(d for d, g in data.qrels[q.id].items() if g > 0)) for i, q in enumerate(tune)]
+
+
+def fill(searcher, items: list[Item], progress: str = "") -> list[Item]:
+    """Search every item (hybrid, abstention off, top-N) and attach hits, signals and labels."""
+    s = searcher.with_settings(abstain=False)
+    s.query("预热", 5)  # load the encoder before timing
+    t0 = time.time()
+    for i, it in enumerate(items):
+        t = time.perf_counter()
+        hits = list(s.query(it.query, TOP_N).hits)
+        it.ms = (time.perf_counter() - t) * 1000
+        it.sig = gather(s, it.query, hits)
+        it.hits = [Hitlite(h.doc_id, h.provision_id, h.chunk_id, h.title, tuple(h.path), h.text, float(h.score))
+                   for h in hits]
+        it.labels = np.asarray([it.key(h) in it.gold for h in hits], dtype=np.int64)
+        if progress and (i + 1) % 100 == 0:
+            print(f"  {progress}: {i + 1}/{len(items)} ({time.time() - t0:.0f} s)", flush=True)
+    return items
+
+
+def load_policies(refresh: bool = False) -> tuple[list[Item], dict]:
+    """Policies items with candidates (cached by question-files hash)."""
+    from index.search import Searcher
+
+    files = policy_files()
+    h = files_hash(files)
+    path = CACHE / f"policies-{h}.pkl"
+    if path.exists() and not refresh:
+        return pickle.loads(path.read_bytes())
+    s = Searcher.load(POLICIES_INDEX)
+    items, problems = policy_questions(s.documents)
+    fill(s, items, "policies")
+    info = {"files": [f.name for f in files], "sha256_16": h, "problems": problems,
+            "index_corpus_sha256": s.manifest.get("corpus_sha256")}
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps((items, info)))
+    return items, info
+
+
+def load_stard(refresh: bool = False) -> tuple[list[Item], dict]:
+    """STARD tune-half items with candidates (cached)."""
+    from eval.beir import file_hash
+    from index.search import Searcher
+
+    qh = file_hash(STARD / "qrels" / "train.tsv")[:16]
+    path = CACHE / f"stard-{qh}.pkl"
+    if path.exists() and not refresh:
+        return pickle.loads(path.read_bytes())
+    s = Searcher.load(STARD_INDEX)
+    items = stard_questions()
+    fill(s, items, "stard")
+    info = {"qrels_sha256_16": qh, "queries_sha256_16": file_hash(STARD / "queries-train.jsonl")[:16],
+            "index_corpus_sha256": s.manifest.get("corpus_sha256")}
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps((items, info)))
+    return items, info
+
+
+def summary(items: list[Item]) -> dict:
+    out = {}
+    for split in sorted({i.split for i in items}):
+        xs = [i for i in items if i.split == split]
+        ans = [i for i in xs if i.answerable]
+        out[split] = {"questions": len(xs), "answerable": len(ans), "ooc": len(xs) - len(ans),
+                      "gold_in_top30": round(float(np.mean([i.labels.any() for i in ans])) if ans else 0.0, 3),
+                      "positives": int(sum(i.labels.sum() for i in xs)), "pairs": int(sum(len(i.hits) for i in xs))}
+    return out
+
+
+if __name__ == "__main__":
+    which = sys.argv[1:] or ["policies", "stard"]
+    if "freeze" in which:
+        print("frozen:", [f.name for f in freeze()])
+    if "policies" in which:
+        items, info = load_policies(refresh="--refresh" in which)
+        print(json.dumps({"policies": info | {"problems": len(info["problems"])}, "splits": summary(items)},
+                         ensure_ascii=False, indent=1))
+    if "stard" in which:
+        items, info = load_stard(refresh="--refresh" in which)
+        print(json.dumps({"stard": info, "splits": summary(items)}, ensure_ascii=False, indent=1))

@@ -1,0 +1,143 @@
+"""One search request, validated in one place for every surface (CLI, page, /api/search, Python), and its response."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from index.types import Hit
+
+MODES = ("hybrid", "dense", "bm25")
+
+REASON_EMPTY = "查询为空：请输入要查找的内容"
+REASON_NOTHING = "未找到相关条款"
+REASON_FILTERED = "没有符合筛选条件的文件"
+REASON_WEAK = "未找到相关条款：最接近的条款与问题关联很弱"
+
+
+class RequestError(ValueError):
+    """A request refused before searching; the message is bilingual (中文 / English) and names the field."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+def _bad_text(value: str) -> bool:
+    # Bytes that are not UTF-8 reach Python (argv, a query string decoded with surrogateescape) as lone surrogates.
+    return any("\ud800" <= ch <= "\udfff" for ch in value)
+
+
+def _text(field: str, value: Any, label: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise RequestError(field, f"{label}必须是文字 / {field} must be text, got {value!r}")
+    if _bad_text(value):
+        raise RequestError(field, f"{label}不是有效的 UTF-8 文本 / {field} is not valid UTF-8 text")
+    return value
+
+
+def _whole(field: str, value: Any, label: str) -> int:
+    """A whole number from an int, an integral float or a digit string; anything else is refused."""
+    number: Any = value
+    if isinstance(value, bool):
+        number = None
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if isinstance(number, float):
+        number = int(number) if math.isfinite(number) and number.is_integer() else None
+    if not isinstance(number, int):
+        raise RequestError(field, f"{label}必须是整数 / {field} must be a whole number, got {value!r}")
+    return number
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """What to search for: the question, how many hits, the retriever mode and the document filters."""
+
+    query: str
+    k: int = 10
+    mode: str = "hybrid"
+    doc: str | None = None
+    region: str | None = None
+    issuer: str | None = None
+    year: int | None = None
+
+    @classmethod
+    def parse(cls, query: Any, k: Any = 10, mode: Any = "hybrid", doc: Any = None, region: Any = None,
+              issuer: Any = None, year: Any = None, *, max_k: int | None = None) -> SearchRequest:
+        """Validate raw values from any surface; RequestError (a ValueError) names the bad field.
+
+        ``k`` may be a whole number as int, float or text; above ``max_k`` (a surface's cap) it is capped.  Empty
+        filters mean "no filter"; ``year`` 0 or empty too.  An empty query is valid (it answers REASON_EMPTY)."""
+        if query is None:
+            query = ""
+        if not isinstance(query, str):
+            raise RequestError("query", f"问题必须是一段文字 / query must be text, got {type(query).__name__}")
+        if _bad_text(query):
+            raise RequestError("query", "问题不是有效的 UTF-8 文本 / the query is not valid UTF-8 text")
+        k = 10 if k is None or k == "" else _whole("k", k, "结果数 k ")
+        if k <= 0:
+            raise RequestError("k", f"结果数 k 必须是正整数 / k must be a positive whole number, got {k}")
+        if max_k is not None:
+            k = min(k, max_k)
+        mode = mode or "hybrid"
+        if mode not in MODES:
+            raise RequestError("mode", f"检索方式必须是 {'、'.join(MODES)} 之一 / mode must be one of "
+                                       f"{', '.join(MODES)}, got {mode!r}")
+        year_value = None if year in (None, "", 0, "0") else _whole("year", year, "年份")
+        return cls(query, k, mode, _text("doc", doc, "文件"), _text("region", region, "地区"),
+                   _text("issuer", issuer, "发文机关"), year_value)
+
+    @property
+    def filters(self) -> dict[str, Any]:
+        """The document filters that are set."""
+        return {k: v for k, v in (("doc", self.doc), ("region", self.region), ("issuer", self.issuer),
+                                  ("year", self.year)) if v is not None}
+
+
+@dataclass(frozen=True)
+class SearchResponse:
+    """Hits, best first, plus warnings (e.g. query truncated) and, when there are no hits, the reason why."""
+
+    hits: tuple[Hit, ...]
+    warnings: tuple[str, ...] = ()
+    reason: str | None = None
+    notes: tuple[str, ...] = ()  # how the query was read, e.g. the Chinese words an English query was matched with
+    terms: tuple[str, ...] = ()  # those Chinese words (the page highlights and quotes by them too)
+    query: str = ""  # the question as asked
+
+
+def read_query_file(path) -> list[tuple[str, str, dict]]:
+    """(id, text, the whole record) of each line of a JSON Lines queries file: ours ``{"id", "query"}`` or BEIR
+    ``{"_id", "text"}`` (when a line has both, ours win).  The one reader of query files, for ``search --queries``
+    and ``eval``; a bad line is a RequestError naming ``file:line``."""
+    import json
+    from pathlib import Path
+
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise RequestError("queries", f"{path} 不是 UTF-8 文本 / {path}: not UTF-8 text ({exc.reason} at byte "
+                                      f"{exc.start}); save it as UTF-8") from None
+    out = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError as exc:
+            raise RequestError("queries", f"{path}:{n}: 不是 JSON 对象 / not a JSON object ({exc})") from None
+        if not isinstance(rec, dict):
+            raise RequestError("queries", f"{path}:{n}: 不是 JSON 对象 / not a JSON object")
+        qid = rec["id"] if rec.get("id") is not None else rec.get("_id")
+        text = rec["query"] if rec.get("query") is not None else rec.get("text")
+        if qid is None or not isinstance(text, str):
+            raise RequestError("queries", f'{path}:{n}: 需要 "id" 和 "query" / needs "id" and "query" (or BEIR '
+                                          f'"_id" and "text")')
+        out.append((str(qid), text, rec))
+    return out

@@ -1,0 +1,22 @@
+"""The index folder: settings, the typed manifest, lock-and-swap, build with vector reuse, verified loading.
+
+settings (BuildSettings, QuerySettings) · manifest (IndexManifest, the one source of truth) · atomic (lock, swap,
+shared with the model build) · build (build_index, unchanged_index) · load (load_index, attach_adapter)
+"""
+from index.store.atomic import folder_lock as index_lock
+from index.store.build import BuildReport, build_index, build_fingerprint, chunk_key, corpus_hash, unchanged_index
+from index.store.errors import (
+    FIX, IndexCorruptError, IndexLockedError, IndexMismatchError, IndexNotFoundError, IndexStoreError)
+from index.store.layout import ADAPTER, BM25_DIR, CHUNKS, DENSE, DOCUMENTS, MANIFEST, VECTORS
+from index.store.load import (
+    LoadedIndex, attach_adapter, check_embedder, document_from_dict, load_index, read_documents, with_settings)
+from index.store.manifest import SCHEMA_VERSION, IndexManifest, read_manifest, read_manifest_json
+from index.store.settings import BuildSettings, IndexSettings, QuerySettings
+
+__all__ = [
+    "ADAPTER", "BM25_DIR", "CHUNKS", "DENSE", "DOCUMENTS", "FIX", "MANIFEST", "SCHEMA_VERSION", "VECTORS",
+    "BuildReport", "BuildSettings", "IndexCorruptError", "IndexLockedError", "IndexManifest", "IndexMismatchError",
+    "IndexNotFoundError", "IndexSettings", "IndexStoreError", "LoadedIndex", "QuerySettings", "attach_adapter",
+    "build_fingerprint", "build_index", "check_embedder", "chunk_key", "corpus_hash", "document_from_dict",
+    "index_lock", "load_index", "read_documents", "read_manifest", "read_manifest_json", "unchanged_index",
+    "with_settings"]
