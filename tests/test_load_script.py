@@ -23,6 +23,7 @@ def fake_index(tmp_path_factory) -> Path:
     return ix
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("api, think", [("rest", "0"), ("gradio", "0.05")])  # closed loop; with pauses
 def test_a_short_load_run_answers_every_request(fake_index, api, think):
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "load_test.py"), "--index", str(fake_index), "--fake",

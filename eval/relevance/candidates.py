@@ -188,7 +188,7 @@ def load_policies(refresh: bool = False) -> tuple[list[Item], dict]:
     items, problems = policy_questions(s.documents)
     fill(s, items, "policies")
     info = {"files": [f.name for f in files], "sha256_16": h, "problems": problems,
-            "index_corpus_sha256": s.manifest.get("corpus_sha256")}
+            "index_corpus_sha256": corpus_sha(s.manifest)}
     CACHE.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pickle.dumps((items, info)))
     return items, info
@@ -207,10 +207,18 @@ def load_stard(refresh: bool = False) -> tuple[list[Item], dict]:
     items = stard_questions()
     fill(s, items, "stard")
     info = {"qrels_sha256_16": qh, "queries_sha256_16": file_hash(STARD / "queries-train.jsonl")[:16],
-            "index_corpus_sha256": s.manifest.get("corpus_sha256")}
+            "index_corpus_sha256": corpus_sha(s.manifest)}
     CACHE.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pickle.dumps((items, info)))
     return items, info
+
+
+def corpus_sha(manifest) -> str | None:
+    """The index's corpus hash, from a typed manifest (schema 2) or a dict (schema 1)."""
+    build = getattr(manifest, "build", None)
+    if build is not None:
+        return getattr(build, "corpus_sha256", None)
+    return manifest.get("corpus_sha256") if hasattr(manifest, "get") else None
 
 
 def summary(items: list[Item]) -> dict:
@@ -224,7 +232,7 @@ def summary(items: list[Item]) -> dict:
     return out
 
 
-if __name__ == "__main__":
+def _cli() -> None:
     which = sys.argv[1:] or ["policies", "stard"]
     if "freeze" in which:
         print("frozen:", [f.name for f in freeze()])
@@ -235,3 +243,10 @@ if __name__ == "__main__":
     if "stard" in which:
         items, info = load_stard(refresh="--refresh" in which)
         print(json.dumps({"stard": info, "splits": summary(items)}, ensure_ascii=False, indent=1))
+
+
+if __name__ == "__main__":
+    # run through the package module so pickled items name eval.relevance.candidates, not __main__
+    from eval.relevance import candidates as _module
+
+    _module._cli()

@@ -117,9 +117,9 @@ def train(args) -> tuple[Path, dict]:
     random.seed(SEED)
     np.random.seed(SEED)
     pol, _ = load_policies()
-    st, _ = load_stard()
+    st = [] if args.no_stard else load_stard()[0]
     train_items = [i for i in pol if i.split == "train"] + [i for i in st if i.split == "stard-a"]
-    data = pairs(train_items, args.negatives, stard_corpus())
+    data = pairs(train_items, args.negatives, stard_corpus() if st else None)
     rng = random.Random(SEED)
     rng.shuffle(data)
     if args.max_pairs and len(data) > args.max_pairs:
@@ -166,7 +166,7 @@ def train(args) -> tuple[Path, dict]:
     log = [h for h in trainer.state.log_history if "loss" in h]
     meta = {"layers": args.layers, "max_length": args.max_length, "negatives": args.negatives, "epochs": args.epochs,
             "batch": args.batch, "lr": args.lr, "bf16": args.bf16, "seed": SEED, "threads": args.threads,
-            "max_pairs": args.max_pairs, "pairs": len(data), "positives": int(sum(y)), "train_questions": len(train_items), "steps": steps,
+            "max_pairs": args.max_pairs, "stard_in_training": not args.no_stard, "pairs": len(data), "positives": int(sum(y)), "train_questions": len(train_items), "steps": steps,
             "stopped_by_deadline": steps < trainer.state.max_steps, "max_steps": trainer.state.max_steps,
             "train_wall_s": round(wall, 1), "pairs_per_s": round(steps * args.batch / wall, 2),
             "trainable_params": trainable, "loss_first": log[0]["loss"] if log else None,
@@ -263,6 +263,8 @@ def main() -> None:
     ap.add_argument("--max-pairs", type=int, default=0, help="train on a shuffled subsample of this many pairs")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bf16", action="store_true")
+    ap.add_argument("--no-stard", action="store_true", help="train on policies train only")
+    ap.add_argument("--no-score", action="store_true", help="stop after training (export and score later)")
     ap.add_argument("--skip-train", action="store_true", help="export and score an existing ce-L{layers}")
     args = ap.parse_args()
     t0 = time.time()
@@ -270,6 +272,8 @@ def main() -> None:
     if not args.skip_train:
         dest, meta = train(args)
         print(json.dumps(meta, indent=1), flush=True)
+        if args.no_score:
+            return
     meta = json.loads((dest / "meta.json").read_text())
     onnx_path = CACHE / f"ce-L{args.layers}.onnx"
     t = time.time()
