@@ -250,6 +250,29 @@ def eval_beir(
                       adapter=adapter)
 
 
+@eval_app.command("compare")
+def eval_compare(
+    runs: list[Path] = typer.Argument(..., help="TREC run files; the first is the baseline (eval/reports/runs/*.trec)."),
+    qrels: Path = typer.Option(..., "--qrels", help="TREC qrels (qid 0 docid rel) or BEIR TSV."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write the Markdown table (and .json) here."),
+) -> None:
+    """Compare runs on the same questions: means, deltas, paired t-test and randomisation p-values (Holm-corrected)."""
+    from eval.compare import compare_runs, read_qrels_any, read_trec_run, render_comparison
+
+    if len(runs) < 2:
+        raise CliError("需要至少两个运行文件 / give at least two run files (the first is the baseline)")
+    names = [p.stem for p in runs]
+    if len(set(names)) != len(names):
+        names = [str(p) for p in runs]
+    result = compare_runs(read_qrels_any(qrels), {n: read_trec_run(p) for n, p in zip(names, runs)})
+    table = render_comparison(result)
+    typer.echo(table)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(table, encoding="utf-8")
+        out.with_suffix(".json").write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
 # ---------------------------------------------------------------- tune
 @app.command()
 def tune(

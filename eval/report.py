@@ -165,6 +165,31 @@ def write_report(result: dict, out_dir: Path | str = "eval/reports", name: str |
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     jpath, mpath = out / f"{name}.json", out / f"{name}.md"
+    _write_trec(result, out / "runs", name)
+    result = _without_private(result)
     jpath.write_text(_dump(compact(result)) + "\n", encoding="utf-8")
     mpath.write_text(render_markdown(result), encoding="utf-8")
     return jpath, mpath
+
+
+def _write_trec(result: dict, folder: Path, name: str) -> None:
+    """One TREC run file per run and the qrels they were scored against (eval.compare reads them)."""
+    from eval.compare import write_trec_qrels, write_trec_run
+
+    for run_name, r in _runs(result).items():
+        if "_ranked" in r:
+            tag = re.sub(r"[^\w.-]+", "-", f"{name}.{run_name}")
+            write_trec_run(folder / f"{tag}.trec", r["_ranked"], tag)
+            qrels = r["_qrels"]
+    if any("_ranked" in r for r in _runs(result).values()):
+        write_trec_qrels(folder / f"{name}.qrels", qrels)
+
+
+def _without_private(result: dict) -> dict:
+    """The result without the keys that start with ``_`` (run data written to the TREC files)."""
+    def strip(r: dict) -> dict:
+        return {k: v for k, v in r.items() if not k.startswith("_")}
+
+    if "runs" in result:
+        return {**strip(result), "runs": {n: strip(r) for n, r in result["runs"].items()}}
+    return strip(result)

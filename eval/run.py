@@ -123,6 +123,7 @@ def evaluate(searcher, questions: Sequence[Question], k: int = 10, mode: str = "
             "top_scores": [round(s, 6) for s in r.scores[:k]], "first_relevant_rank": ranks[0] if ranks else None,
             "n_hits": len(r.items), "reason": r.reason, "ms": round(r.ms, 2), **per_q.get(q.id, {}),
         })
+    ranked = {q.id: list(zip(runs[q.id].items, runs[q.id].scores)) for q in questions}
     return {
         "name": name or mode, "mode": mode, "k": k, "depth": max(depth, k), "level": level,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -132,6 +133,8 @@ def evaluate(searcher, questions: Sequence[Question], k: int = 10, mode: str = "
         "unresolved": [list(u) for u in unresolved],
         "latency_ms": latency_summary([r.ms for r in runs.values()]),
         "splits": splits, "per_question": per_question,
+        # for the TREC files written beside the report (eval.report), not for the JSON
+        "_ranked": ranked, "_qrels": {q: dict(r) for q, r in qrels.items()},
     }
 
 

@@ -6,6 +6,7 @@ from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from eval.beir import beir_index_dir, load_beir
@@ -252,3 +253,37 @@ def test_tune_ranks_query_time_variants(tmp_path, fake_embedder):
     rows = tune(searcher, qs, [{"w_dense": 1.0, "w_bm25": 0.0}, {"w_dense": 0.0, "w_bm25": 1.0}])
     assert len(rows) == 2 and {r["settings"]["w_bm25"] for r in rows} == {0.0, 1.0}
     assert rows[0]["mrr@10"] >= rows[1]["mrr@10"] and rows[0]["mrr@10"] == 1.0
+
+
+# ---------------------------------------------------------------- TREC files and paired comparison
+def test_trec_files_round_trip_and_the_comparison_finds_a_real_gain(tmp_path):
+    from eval.compare import (compare_runs, randomization_p, read_qrels_any, read_trec_run, render_comparison,
+                              write_trec_qrels, write_trec_run)
+
+    qrels = {f"q{i}": {f"d{i}": 1} for i in range(30)}
+    good = {f"q{i}": [(f"d{i}", 0.9), ("x", 0.5)] for i in range(30)}  # gold first everywhere
+    bad = {f"q{i}": [("x", 0.9), ("y", 0.8), (f"d{i}", 0.1)] for i in range(30)}  # gold third
+    same = {q: list(v) for q, v in bad.items()}
+    write_trec_qrels(tmp_path / "q.qrels", qrels)
+    for name, run in (("bad", bad), ("good", good), ("same", same)):
+        write_trec_run(tmp_path / f"{name}.trec", run, name)
+    assert read_qrels_any(tmp_path / "q.qrels") == qrels
+    assert read_trec_run(tmp_path / "bad.trec")["q3"] == ["x", "y", "d3"]  # rank order survives equal scores
+    runs = {n: read_trec_run(tmp_path / f"{n}.trec") for n in ("bad", "good", "same")}
+    res = compare_runs(qrels, runs)
+    assert res["means"]["bad"]["mrr@10"] == pytest.approx(1 / 3) and res["means"]["good"]["mrr@10"] == 1.0
+    assert res["tests"]["good"]["mrr@10"]["p_student"] < 0.001 and res["tests"]["good"]["mrr@10"]["p_holm"] < 0.05
+    assert res["tests"]["same"]["mrr@10"]["p_student"] == 1.0 and res["tests"]["same"]["mrr@10"]["delta"] == 0
+    assert "†" in render_comparison(res).split("| good |")[1].split("\n")[0]
+    noisy = np.random.default_rng(0).standard_normal(40)
+    assert randomization_p(np.zeros(40), noisy * 0.01) > 0.05 and randomization_p(np.zeros(40), noisy + 3) < 0.01
+
+
+def test_every_eval_report_writes_its_trec_runs(tmp_path, fake_setup):
+    searcher, questions = fake_setup
+    result = evaluate(searcher, questions, 2, name="hybrid")
+    write_report(result, tmp_path, "r")
+    run = (tmp_path / "runs" / "r.hybrid.trec").read_text(encoding="utf-8").splitlines()
+    assert run and run[0].split()[:4] == ["q1", "Q0", run[0].split()[2], "1"]
+    assert (tmp_path / "runs" / "r.qrels").read_text(encoding="utf-8").strip()
+    assert "_ranked" not in (tmp_path / "r.json").read_text(encoding="utf-8")
