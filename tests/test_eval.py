@@ -11,7 +11,7 @@ import pytest
 
 from eval.beir import beir_index_dir, load_beir
 from eval.questions import (
-    DEFAULT_QUESTIONS, Gold, Question, load_qrels, load_queries, load_questions, normalize_anchor, qrels_level,
+    Gold, Question, load_qrels, load_queries, load_questions, normalize_anchor, qrels_level,
     resolve_gold,
 )
 from eval.report import write_report

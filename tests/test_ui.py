@@ -5,7 +5,6 @@ from app.cite import hit_citation
 
 import json
 import os
-import threading
 import time
 from pathlib import Path
 
