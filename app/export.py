@@ -21,7 +21,7 @@ def response_json(resp: SearchResponse, query: str | None = None, **extra) -> di
     """The one JSON shape of a search, on every surface: ``policyqa search --json``, each line of
     ``search --queries … --json`` (with its ``id`` in ``extra``), ``/api/search`` and Gradio's API."""
     return {**extra, "query": resp.query if query is None else query, "hits": [hit_json(h) for h in resp.hits],
-            "warnings": list(resp.warnings), "reason": resp.reason, "notes": list(resp.notes)}
+            "found": resp.found, "warnings": list(resp.warnings), "reason": resp.reason, "notes": list(resp.notes)}
 
 
 def to_markdown(query: str, hits: Sequence[Hit]) -> str:

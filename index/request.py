@@ -13,6 +13,8 @@ REASON_EMPTY = "查询为空：请输入要查找的内容"
 REASON_NOTHING = "未找到相关条款"
 REASON_FILTERED = "没有符合筛选条件的文件"
 REASON_WEAK = "未找到相关条款：最接近的条款与问题关联很弱"
+#: The relevance stage found no provision that answers the question: the closest ones are still returned, weak.
+REASON_NO_ANSWER = "未找到直接回答该问题的条款"
 
 
 class RequestError(ValueError):
@@ -110,6 +112,11 @@ class SearchResponse:
     notes: tuple[str, ...] = ()  # how the query was read, e.g. the Chinese words an English query was matched with
     terms: tuple[str, ...] = ()  # those Chinese words (the page highlights and quotes by them too)
     query: str = ""  # the question as asked
+
+    @property
+    def found(self) -> bool:
+        """At least one hit is presented as an answer (``confident``)."""
+        return any(h.confident for h in self.hits)
 
 
 def read_query_file(path) -> list[tuple[str, str, dict]]:

@@ -3,15 +3,18 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from index.dense import exact_scores
 from index.fuse import fuse
 from index.normalize import MAX_QUERY_CHARS, clean_query, fold, to_simplified
+from index.relevance import Evidence, RelevanceStage
 from index.request import (
-    MODES, REASON_EMPTY, REASON_FILTERED, REASON_NOTHING, REASON_WEAK, SearchRequest, SearchResponse)  # noqa: F401  (re-exported)
+    MODES, REASON_EMPTY, REASON_FILTERED, REASON_NO_ANSWER, REASON_NOTHING, REASON_WEAK, SearchRequest,
+    SearchResponse)  # noqa: F401  (re-exported)
 from index.store import IndexManifest, LoadedIndex, QuerySettings, check_embedder, load_index
 from index.types import Chunk, Document, Hit, Provision
 
@@ -22,6 +25,16 @@ if TYPE_CHECKING:  # only the protocol type; the model code is imported when an 
 _CJK = re.compile("[\u3400-\u9fff]")
 _LATIN = re.compile("[A-Za-z]{2}")
 NOTE_WORDS = 30  # dictionary words listed in the note (the rest are counted)
+
+
+class Ranked(NamedTuple):
+    """Candidates of one retrieval, best first: rows, scores, the best plain cosine, and per row cosine and BM25."""
+
+    rows: np.ndarray
+    scores: np.ndarray
+    top_cos: float | None
+    cos: np.ndarray | None
+    bm25: np.ndarray
 
 
 class Searcher:
@@ -96,14 +109,57 @@ class Searcher:
         concepts = self.translation(cq.text)
         if mode == "dense" and not self.settings.translate_dense:
             concepts = ()
-        rows, scores, top_cos = self._rank(cq.text, mode, max(self.settings.candidates, 3 * k), mask, concepts)
-        threshold = self.min_score if mode == "hybrid" else None
-        hits = self._hits(rows, scores, k, threshold)
+        stage = self.relevance_stage() if mode == "hybrid" else None
+        want = max(k, stage.top_n) if stage else k
+        ranked = self._rank(cq.text, mode, max(self.settings.candidates, 3 * want), mask, concepts)
+        threshold = self.min_score if mode == "hybrid" and stage is None else None
+        hits, at = self._hits(ranked.rows, ranked.scores, want, threshold)
         terms = _words(concepts)
         notes = translation_note(terms)
-        if hits and mode == "hybrid" and self._weak(cq.text, top_cos, [h.chunk_id for h in hits[:5]]):
+        if stage is not None:  # the relevance stage judges, orders and marks the hits; the heuristic below is off
+            hits = self._judged(stage, cq.text, hits, ranked, at, concepts, mask)[:k]
+            reason = None if any(h.confident for h in hits) else REASON_NO_ANSWER if hits else REASON_NOTHING
+            return SearchResponse(tuple(hits), cq.warnings, reason, notes, terms, request.query)
+        if hits and mode == "hybrid" and self._weak(cq.text, ranked.top_cos, [h.chunk_id for h in hits[:5]]):
             return SearchResponse((), cq.warnings, REASON_WEAK, notes, terms, request.query)
         return SearchResponse(tuple(hits), cq.warnings, None if hits else REASON_NOTHING, notes, terms, request.query)
+
+    def relevance_stage(self) -> RelevanceStage | None:
+        """The index's relevance stage (named in its manifest), unless switched off (``relevance=False``)."""
+        return self._ix.relevance if self.settings.relevance else None
+
+    def _judged(self, stage: RelevanceStage, text: str, hits: list[Hit], ranked: Ranked, at: list[int],
+                concepts, mask: np.ndarray | None) -> list[Hit]:
+        """``hits`` re-ordered by the stage, each with its calibrated relevance and whether it is confident.
+
+        With a filter, a provision's relevance is at least what the same question over the whole collection gave it:
+        the stage reads the candidate list (ranks, gaps to the best), which a filter changes, and a filter must never
+        hide a provision the unfiltered search presents as an answer."""
+        if not hits:
+            return hits
+        ev = self._evidence(text, hits, ranked, at, concepts)
+        raw, prob = stage.judge(ev)
+        if mask is not None:
+            wide = self._rank(text, "hybrid", max(self.settings.candidates, 3 * stage.top_n), None, concepts)
+            wide_hits, wide_at = self._hits(wide.rows, wide.scores, stage.top_n, None)
+            if wide_hits:
+                wide_prob = dict(zip((h.provision_id for h in wide_hits),
+                                     stage.judge(self._evidence(text, wide_hits, wide, wide_at, concepts))[1]))
+                prob = np.maximum(prob, [wide_prob.get(h.provision_id, 0.0) for h in hits])
+        order = np.lexsort((np.arange(len(hits)), -raw, -prob))  # probability, then raw score, then hybrid order
+        return [replace(hits[i], relevance=float(prob[i]), confident=bool(prob[i] >= stage.threshold))
+                for i in order]
+
+    def _evidence(self, text: str, hits: list[Hit], ranked: Ranked, at: list[int], concepts) -> Evidence:
+        lexical = self._ix.lexical
+        rows = np.asarray([ranked.rows[i] for i in at], dtype=np.int64)
+        idf, unknown, n_tokens = lexical.idf_split(text)
+        return Evidence(
+            query=text, fused=np.asarray([ranked.scores[i] for i in at]), cos=np.asarray([ranked.cos[i] for i in at]),
+            bm25=np.asarray([ranked.bm25[i] for i in at]), coverage=lexical.coverage(text, rows),
+            titles=tuple(h.title or "" for h in hits), paths=tuple(" ".join(h.path) for h in hits),
+            texts=tuple(h.text for h in hits), doc_ids=tuple(h.doc_id for h in hits),
+            pieces=tuple("~" in h.chunk_id for h in hits), idf=idf, unknown_idf=unknown, n_tokens=n_tokens)
 
     def abstain_thresholds(self) -> dict | None:
         """The abstention thresholds in effect (the manifest's, recorded from the model that built the index), or None
@@ -135,8 +191,9 @@ class Searcher:
         return np.isin(self._chunk_doc, np.asarray(allowed, dtype=np.int64))  # vectorised: 150k chunks in ~1 ms
 
     def _rank(self, text: str, mode: str, n: int, mask: np.ndarray | None, concepts: tuple[Concept, ...] = ()
-              ) -> tuple[np.ndarray, np.ndarray, float | None]:
-        """Candidate rows and their scores (cosine, BM25 or fused), best first; and the best cosine (None: no dense).
+              ) -> Ranked:
+        """Candidate rows and their scores (cosine, BM25 or fused), best first, with each one's cosine and BM25 score;
+        and the best cosine (None: no dense).
 
         ``concepts``: the dictionary translation of an English query (``translation``), matched by BM25 and, with
         ``translate_dense``, appended to the dense query."""
@@ -158,14 +215,16 @@ class Searcher:
             positive = np.flatnonzero(bm25_all > 0)
             bm25_rows = _top_rows(bm25_all, positive, n)
         if mode == "bm25":
-            return bm25_rows, bm25_all[bm25_rows], None
+            return Ranked(bm25_rows, bm25_all[bm25_rows], None, None, bm25_all[bm25_rows])
         rows = np.union1d(dense_rows, bm25_rows) if mode == "hybrid" else dense_rows
         cos = exact_scores(self._ix.vectors, qvec, rows)
         w_dense, w_bm25 = self._fusion_weights()
         scores = cos if mode == "dense" else fuse(cos, bm25_all[rows], s.fusion, w_dense, w_bm25, s.rrf_k,
                                                   s.bm25_half)
         order = np.lexsort((rows, -scores))  # score desc, then row: deterministic ties
-        return rows[order], np.asarray(scores)[order], self._best_plain_cosine(plain, qvec, cos, mask)
+        bm25 = bm25_all[rows][order] if bm25_all is not None else np.zeros(len(rows))
+        return Ranked(rows[order], np.asarray(scores)[order], self._best_plain_cosine(plain, qvec, cos, mask),
+                      np.asarray(cos)[order], bm25)
 
     def warm_up(self) -> None:
         """Load now what a server's first queries would otherwise wait for: the query encoder, and the English
@@ -229,11 +288,14 @@ class Searcher:
         cos = exact_scores(self._ix.vectors, qvec, allowed)
         return allowed[np.argsort(-cos, kind="stable")[:n]]
 
-    def _hits(self, rows: np.ndarray, scores: np.ndarray, k: int, threshold: float | None) -> list[Hit]:
+    def _hits(self, rows: np.ndarray, scores: np.ndarray, k: int, threshold: float | None
+              ) -> tuple[list[Hit], list[int]]:
+        """Up to ``k`` hits, one per provision, in candidate order; and each one's position among the candidates."""
         hits: list[Hit] = []
+        at: list[int] = []
         seen_prov: set[str] = set()
         seen_text: set[str] = set()
-        for row, score in zip(rows.tolist(), np.asarray(scores).tolist()):
+        for i, (row, score) in enumerate(zip(rows.tolist(), np.asarray(scores).tolist())):
             if threshold is not None and score < threshold:
                 break  # rows are sorted: everything after is below too
             chunk = self._ix.chunks[row]
@@ -247,9 +309,10 @@ class Searcher:
             seen_prov.add(chunk.provision_id)
             seen_text.add(key)
             hits.append(self._hit(doc, prov, chunk, float(score)))
+            at.append(i)
             if len(hits) == k:
                 break
-        return hits
+        return hits, at
 
     def _dedupe_key(self, doc: Document, text: str) -> str:
         # Long identical texts are the same provision in two renderings; short ones ("本法自公布之日起施行。")

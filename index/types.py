@@ -109,6 +109,9 @@ class Hit:
     lead_units: str | None = None
     resp_units: str | None = None
     sources: tuple[str, ...] = ()
+    #: P(this provision answers the question), calibrated (index/relevance.py); None when the index has no stage
+    relevance: float | None = None
+    confident: bool = True  # relevance at or above the stage's threshold (True where there is no stage)
 
     def to_dict(self) -> dict:
         """The hit's own fields as JSON (the surfaces add the display citation: ``app.export.hit_json``)."""
@@ -118,6 +121,8 @@ class Hit:
             "title": self.title,
             "text": self.text,
             "score": round(float(self.score), 6),
+            "relevance": None if self.relevance is None else round(float(self.relevance), 4),
+            "confident": bool(self.confident),
             "chunk_id": self.chunk_id,
             "path": list(self.path),
             "doc_number": self.doc_number,

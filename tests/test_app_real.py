@@ -69,7 +69,7 @@ def test_the_page_shows_real_hits_with_their_citations(searcher):
 @pytest.mark.slow
 def test_api_cli_and_python_give_one_json(searcher, index_dir):
     want = response_json(searcher.query(QUESTION, 3, region="湖南省"))
-    assert want["hits"] and list(want) == ["query", "hits", "warnings", "reason", "notes"]
+    assert want["hits"] and list(want) == ["query", "hits", "found", "warnings", "reason", "notes"]
     (got,) = _api(searcher, {"query": QUESTION, "k": 3, "region": "湖南省"})
     assert got.status_code == 200 and got.json() == want
     assert SearchApp(searcher).api_search(QUESTION, 3, region="湖南省") == want
@@ -92,7 +92,7 @@ def test_batch_json_lines_carry_reason_warnings_and_notes(index_dir, tmp_path):
     assert out.returncode == 0, out.stderr
     lines = [json.loads(x) for x in out.stdout.splitlines()]
     assert [x["id"] for x in lines] == ["a", "b", "c", "d"]
-    assert all(list(x)[:6] == ["id", "query", "hits", "warnings", "reason", "notes"] for x in lines)
+    assert all(list(x)[:7] == ["id", "query", "hits", "found", "warnings", "reason", "notes"] for x in lines)
     assert lines[0]["hits"] and lines[0]["hits"][0]["citation"].startswith("《")
     assert lines[1]["hits"] == [] and lines[1]["reason"]  # the empty question says why
     assert lines[2]["warnings"]  # truncated at 2,000 characters, and says so

@@ -59,7 +59,7 @@ def test_manifest_records_model_tokenizer_chunker_and_counts(tmp_path):
     raw = json.loads((tmp_path / "ix" / "manifest.json").read_text(encoding="utf-8"))
     assert set(raw) == {"schema_version", "build", "query", "files", "file_sha256", "manifest_sha256"}
     assert raw["query"] == {"settings": asdict(QuerySettings()), "abstain": None, "adapter": None,
-                            "adapter_fusion": None}
+                            "adapter_fusion": None, "relevance": None}
     assert raw["build"]["settings"] == asdict(BuildSettings())
     assert m.counts["embedded"] == 14
     vectors = np.load(tmp_path / "ix" / "vectors.npy", allow_pickle=False)

@@ -170,7 +170,7 @@ def test_compare_has_one_column_per_group_and_says_when_a_group_is_empty():
 def test_response_json_is_the_cli_shape_with_citations():
     resp = StubSearcher().query(QUESTION)
     data = export.response_json(replace(resp, warnings=("w",)))
-    assert list(data) == ["query", "hits", "warnings", "reason", "notes"] and data["query"] == QUESTION
+    assert list(data) == ["query", "hits", "found", "warnings", "reason", "notes"] and data["query"] == QUESTION
     first = data["hits"][0]
     assert list(first)[:5] == ["doc_id", "provision_id", "title", "citation", "text"]
     assert first["citation"] == hit_citation(resp.hits[0]) and first["citation"].startswith("《湖南省对接粤港澳")

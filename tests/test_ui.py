@@ -120,7 +120,7 @@ def test_export_writes_markdown_and_csv_with_citations():
 def test_api_search_returns_cli_json_and_raises_gr_error_on_bad_input():
     app = SearchApp(StubSearcher())
     data = app.api_search("医保异地结算", k=2)
-    assert set(data) == {"query", "hits", "warnings", "reason", "notes"} and len(data["hits"]) == 2
+    assert set(data) == {"query", "hits", "found", "warnings", "reason", "notes"} and len(data["hits"]) == 2
     assert data["hits"][0]["citation"].startswith("《")
     with pytest.raises(gr.Error):
         app.api_search("医保", k=-1)

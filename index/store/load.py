@@ -20,6 +20,7 @@ from index.types import Chunk, Document, Provision, Source
 
 if TYPE_CHECKING:
     from index.adapter import QueryAdapter
+    from index.relevance import RelevanceStage
     from index.embed import Embedder
 
 
@@ -35,6 +36,7 @@ class LoadedIndex:
     dense: DenseIndex
     lexical: LexicalIndex
     adapter: QueryAdapter | None = None  # the query adapter named in the manifest's query section
+    relevance: RelevanceStage | None = None  # the relevance stage named there
 
 
 def document_from_dict(d: dict) -> Document:
@@ -77,7 +79,7 @@ def load_index(index_dir: Path, embedder: Embedder | None = None) -> LoadedIndex
         raise IndexCorruptError(f"{index_dir / bad} is missing or truncated; {FIX}")
     documents = read_documents(index_dir)
     n = int(manifest.build.counts.get("chunks", -1))
-    adapter = None
+    adapter = relevance = None
     try:
         with open(index_dir / CHUNKS, encoding="utf-8") as fh:
             chunks = [Chunk(**{k: v for k, v in json.loads(line).items() if k != "key"}) for line in fh]
@@ -88,12 +90,17 @@ def load_index(index_dir: Path, embedder: Embedder | None = None) -> LoadedIndex
             from index.adapter import QueryAdapter
 
             adapter = QueryAdapter.read(index_dir / manifest.query.adapter)
+        if manifest.query.relevance:
+            from index.relevance import RelevanceStage
+
+            relevance = RelevanceStage.load(index_dir / manifest.query.relevance)
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
         raise IndexCorruptError(f"index at {index_dir} is damaged ({type(exc).__name__}: {exc}); {FIX}") from None
     if not (len(chunks) == n == len(vectors) == dense.size) or vectors.shape[1] != manifest.build.model.dim:
         raise IndexCorruptError(f"index at {index_dir} is inconsistent ({len(chunks)} chunks, {len(vectors)} vectors, "
                                 f"{dense.size} in FAISS, manifest says {n}); {FIX}")
-    return LoadedIndex(manifest, manifest.query.settings, documents, chunks, vectors, dense, lexical, adapter)
+    return LoadedIndex(manifest, manifest.query.settings, documents, chunks, vectors, dense, lexical, adapter,
+                       relevance)
 
 
 def with_settings(loaded: LoadedIndex, **changes) -> LoadedIndex:

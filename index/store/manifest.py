@@ -62,6 +62,7 @@ class QuerySection:
     abstain: Mapping[str, float] | None = None  # {"cos", "cover"} for the model that built it, None: never abstain
     adapter: str | None = None  # a query-adapter file in the index folder (`policyqa tune`), None: none
     adapter_fusion: Mapping[str, float] | None = None  # fusion weights tuned with that adapter
+    relevance: str | None = None  # the relevance stage's folder in the index (index/relevance.py), None: none
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class IndexManifest:
             "build": {**{k: getattr(b, k) for k in b.__dataclass_fields__ if k not in ("model", "settings")},
                       "model": asdict(b.model), "settings": asdict(b.settings)},
             "query": {"settings": asdict(q.settings), "abstain": q.abstain, "adapter": q.adapter,
-                      "adapter_fusion": q.adapter_fusion},
+                      "adapter_fusion": q.adapter_fusion, "relevance": q.relevance},
             "files": self.files, "file_sha256": self.file_sha256,
         }
         data = json.loads(json.dumps(data, default=dict))  # mapping proxies -> plain dicts
@@ -104,7 +105,8 @@ class IndexManifest:
             build = BuildSection(model=model, settings=settings, **b)
             query = QuerySection(section_from_dict(QuerySettings, q.get("settings")),
                                  _frozen(q["abstain"]) if q.get("abstain") else None, q.get("adapter"),
-                                 _frozen(q["adapter_fusion"]) if q.get("adapter_fusion") else None)
+                                 _frozen(q["adapter_fusion"]) if q.get("adapter_fusion") else None,
+                                 q.get("relevance"))
             return cls(build, query, _frozen(data["files"]), _frozen(data.get("file_sha256")), found)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise IndexCorruptError(f"{Path(where) / MANIFEST} is incomplete ({type(exc).__name__}: {exc}); "

@@ -34,7 +34,8 @@ class QuerySettings:
     candidates: int = 100  # per retriever, before fusion and dedupe
     dense_t2s: bool = True  # the dense query is converted to simplified too (the corpus is simplified)
     min_score: float | None = None  # hybrid score under which a hit is "not relevant"; None = off
-    abstain: bool = True  # hybrid: answer "nothing relevant" on weak evidence (thresholds in the manifest)
+    abstain: bool = True  # hybrid without a relevance stage: answer "nothing relevant" on weak evidence (manifest)
+    relevance: bool = True  # hybrid: the index's relevance stage judges and orders the hits (False: the fast path)
     query_adapter: bool = True  # apply the index's query adapter when the manifest names one (policyqa tune)
     translate: bool = True  # a query without Chinese: its words looked up in CC-CEDICT for BM25 (index/translate.py)
     translate_dense: bool = False  # ... and those words appended to the dense query too (dev: no gain; QUALITY.md)

@@ -1,0 +1,171 @@
+"""The relevance stage: re-orders the hybrid candidates and gives each a calibrated P(this provision answers the
+question), from a learned model over the candidates' evidence (and, when one is shipped, a cross-encoder).
+
+The stage's files live in the index folder (``relevance/``: ``stage.json`` + the model files it names) and the manifest's
+query section names them, like the query adapter; ``build_index`` copies them in from the model's shipped stage
+(``index/data/relevance/<model>/``) when the index is built with that model.  Inference only: numpy, LightGBM's
+Booster, ONNX Runtime — no torch, no training code (that is ``eval/relevance/``).
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+#: Candidates the stage judges (hybrid top-N, one per provision).
+TOP_N = 30
+STAGE_FILE = "stage.json"
+_CJK = re.compile("[\u3400-\u9fff]")
+
+FEATURES = (
+    "fused", "cos", "bm25", "bm25_sat", "coverage", "title_cov", "path_cov", "bigram", "log_len", "rank",
+    "rank_cos", "rank_bm25", "d_fused", "d_cos", "r_bm25", "d_cov", "top_fused", "top_cos", "max_cov5", "same_doc",
+    "doc_first_rank", "piece", "q_tokens", "q_chars", "q_unknown", "cjk",
+)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the searcher knows of each candidate (arrays in candidate order, best fused first)."""
+
+    query: str  # the cleaned question
+    fused: np.ndarray
+    cos: np.ndarray
+    bm25: np.ndarray
+    coverage: np.ndarray  # IDF-weighted share of the question's words in the chunk (LexicalIndex.coverage)
+    titles: tuple[str, ...]
+    paths: tuple[str, ...]
+    texts: tuple[str, ...]
+    doc_ids: tuple[str, ...]
+    pieces: tuple[bool, ...]  # the chunk is one piece of a longer provision
+    idf: dict  # IDF of each question word the index knows
+    unknown_idf: float  # summed IDF of the question words it does not know
+    n_tokens: int  # distinct question words
+
+
+def _bigrams(text: str) -> set[str]:
+    t = "".join(ch for ch in text if _CJK.match(ch))
+    return {t[i:i + 2] for i in range(len(t) - 1)}
+
+
+def _rank(x: np.ndarray) -> np.ndarray:
+    order = np.argsort(-x, kind="stable")
+    r = np.empty(len(x))
+    r[order] = np.arange(len(x))
+    return r
+
+
+def features(ev: Evidence) -> np.ndarray:
+    """The feature matrix (candidates × ``FEATURES``) of one question."""
+    n = len(ev.fused)
+    if n == 0:
+        return np.zeros((0, len(FEATURES)))
+    total = sum(ev.idf.values()) or 1.0
+    title_cov = np.array([sum(w for t, w in ev.idf.items() if t in title) / total for title in ev.titles])
+    path_cov = np.array([sum(w for t, w in ev.idf.items() if t in path) / total for path in ev.paths])
+    qb = _bigrams(ev.query)
+    bigram = np.array([sum(b in f"{ti} {pa} {te}" for b in qb) / len(qb) if qb else 0.0
+                       for ti, pa, te in zip(ev.titles, ev.paths, ev.texts)])
+    count: dict[str, int] = {}
+    first: dict[str, int] = {}
+    for i, d in enumerate(ev.doc_ids):
+        count[d] = count.get(d, 0) + 1
+        first.setdefault(d, i)
+    fused, cos, bm25, cov = (np.asarray(a, dtype=np.float64) for a in (ev.fused, ev.cos, ev.bm25, ev.coverage))
+    top_f, top_c = fused.max(), cos.max()
+    cols = {
+        "fused": fused, "cos": cos, "bm25": bm25, "bm25_sat": bm25 / (bm25 + 10.0), "coverage": cov,
+        "title_cov": title_cov, "path_cov": path_cov, "bigram": bigram,
+        "log_len": np.log1p([len(t) for t in ev.texts]), "rank": np.arange(n, dtype=np.float64),
+        "rank_cos": _rank(cos), "rank_bm25": _rank(bm25), "d_fused": fused - top_f, "d_cos": cos - top_c,
+        "r_bm25": bm25 / (bm25.max() or 1.0), "d_cov": cov - cov.max(), "top_fused": np.full(n, top_f),
+        "top_cos": np.full(n, top_c), "max_cov5": np.full(n, cov[:5].max()),
+        "same_doc": np.array([count[d] for d in ev.doc_ids], dtype=np.float64),
+        "doc_first_rank": np.array([first[d] for d in ev.doc_ids], dtype=np.float64),
+        "piece": np.array(ev.pieces, dtype=np.float64), "q_tokens": np.full(n, float(ev.n_tokens)),
+        "q_chars": np.full(n, float(len(ev.query))),
+        "q_unknown": np.full(n, ev.unknown_idf / ((sum(ev.idf.values()) + ev.unknown_idf) or 1.0)),
+        "cjk": np.full(n, float(bool(_CJK.search(ev.query)))),
+    }
+    return np.stack([np.asarray(cols[f], dtype=np.float64) for f in FEATURES], axis=1)
+
+
+@dataclass(frozen=True)
+class Calibrator:
+    """Score -> P(relevant): isotonic (piecewise-linear through ``x``/``y``) or Platt (sigmoid(a·s + b))."""
+
+    kind: str
+    x: tuple[float, ...] = ()
+    y: tuple[float, ...] = ()
+    a: float = 1.0
+    b: float = 0.0
+
+    def __call__(self, scores) -> np.ndarray:
+        s = np.asarray(scores, dtype=np.float64)
+        if self.kind == "isotonic":
+            return np.clip(np.interp(s, self.x, self.y), 0.0, 1.0)
+        return 1.0 / (1.0 + np.exp(-(self.a * s + self.b)))
+
+    @classmethod
+    def from_json(cls, d: dict) -> Calibrator:
+        """From ``stage.json``'s ``calibration`` object."""
+        if d["kind"] not in ("isotonic", "platt"):
+            raise ValueError(f"unknown calibration {d['kind']!r}")
+        return cls(d["kind"], tuple(d.get("x") or ()), tuple(d.get("y") or ()), float(d.get("a", 1.0)),
+                   float(d.get("b", 0.0)))
+
+
+class RelevanceStage:
+    """The stage named by ``relevance/stage.json``: ``{"model": "lgbm", "lgbm": FILE, "features": [...],
+    "calibration": {...}, "threshold": P, "trained_for": MODEL}`` (``"model": "linear"`` with ``"weights"`` over the
+    features is the small form the tests use)."""
+
+    def __init__(self, spec: dict, folder: Path):
+        self.spec, self.folder = spec, Path(folder)
+        self.kind = spec["model"]
+        names = tuple(spec.get("features") or FEATURES)
+        unknown = set(names) - set(FEATURES)
+        if unknown:
+            raise ValueError(f"{folder / STAGE_FILE}: unknown features {sorted(unknown)}")
+        self.columns = [FEATURES.index(f) for f in names]
+        self.threshold = float(spec["threshold"])
+        self.calibrator = Calibrator.from_json(spec["calibration"])
+        self.top_n = int(spec.get("top_n", TOP_N))
+        self.trained_for = spec.get("trained_for")
+        self._booster = None
+        if self.kind == "lgbm":
+            import lightgbm as lgb
+
+            self._booster = lgb.Booster(model_file=str(self.folder / spec["lgbm"]))
+        elif self.kind == "linear":
+            self._weights = np.asarray(spec["weights"], dtype=np.float64)
+            self._bias = float(spec.get("bias", 0.0))
+        else:
+            raise ValueError(f"{folder / STAGE_FILE}: unknown model kind {self.kind!r}")
+
+    @classmethod
+    def load(cls, folder: Path) -> RelevanceStage:
+        """Read ``folder/stage.json`` and the files it names."""
+        folder = Path(folder)
+        return cls(json.loads((folder / STAGE_FILE).read_text(encoding="utf-8")), folder)
+
+    def files(self) -> list[str]:
+        """The files of this stage (relative to its folder), ``stage.json`` first."""
+        return [STAGE_FILE, *([self.spec["lgbm"]] if self.kind == "lgbm" else [])]
+
+    def raw_scores(self, ev: Evidence) -> np.ndarray:
+        """Uncalibrated scores, higher = more relevant."""
+        x = features(ev)[:, self.columns]
+        if not len(x):
+            return np.zeros(0)
+        if self._booster is not None:
+            return np.asarray(self._booster.predict(x, raw_score=True, num_threads=1), dtype=np.float64)
+        return x @ self._weights + self._bias
+
+    def judge(self, ev: Evidence) -> tuple[np.ndarray, np.ndarray]:
+        """(raw scores, calibrated P(relevant)) of each candidate."""
+        raw = self.raw_scores(ev)
+        return raw, self.calibrator(raw)

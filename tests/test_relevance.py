@@ -1,0 +1,124 @@
+"""The relevance stage in the searcher: calibrated relevance on every hit, confident/found, weak hits instead of an
+empty page, filters before judgement, the fast path, and the stage travelling with the index."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.export import response_json
+from fakes import HashEmbedder
+from index.relevance import FEATURES, Calibrator, RelevanceStage
+from index.request import REASON_NO_ANSWER
+from index.search import Searcher
+from index.store import build_index, read_manifest
+from index_fixtures import corpus
+
+QUESTION = "哪些条款涉及医保异地结算"
+OUT_OF_CORPUS = "海南离岛免税购物额度是多少"
+
+
+def _stage(folder, threshold=0.5, coverage_weight=10.0, trained_for=None):
+    """A small linear stage: P(relevant) = sigmoid(w·coverage + 2·bigram − 5)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = [0.0] * len(FEATURES)
+    weights[FEATURES.index("coverage")] = coverage_weight
+    weights[FEATURES.index("bigram")] = 2.0
+    spec = {"model": "linear", "weights": weights, "bias": -5.0, "threshold": threshold, "top_n": 10,
+            "calibration": {"kind": "platt", "a": 1.0, "b": 0.0}, "trained_for": trained_for}
+    (folder / "stage.json").write_text(json.dumps(spec), encoding="utf-8")
+    return folder
+
+
+def _embedder(stage_dir):
+    emb = HashEmbedder()
+    emb.relevance_dir = stage_dir
+    return emb
+
+
+@pytest.fixture(scope="module")
+def searcher(tmp_path_factory):
+    root = tmp_path_factory.mktemp("relevance")
+    build_index(corpus(), root / "ix", _embedder(_stage(root / "stage")), progress=False)
+    return Searcher.load(root / "ix")
+
+
+def test_the_stage_is_copied_into_the_index_and_named_in_its_manifest(searcher):
+    m = searcher.manifest
+    assert m.query.relevance == "relevance" and "relevance/stage.json" in m.files
+    assert searcher.relevance_stage() is not None and searcher.relevance_stage().threshold == 0.5
+
+
+def test_every_hit_has_a_calibrated_relevance_and_hits_are_ordered_by_it(searcher):
+    resp = searcher.query(QUESTION, k=5)
+    assert resp.hits and resp.found and resp.reason is None
+    rel = [h.relevance for h in resp.hits]
+    assert all(0.0 <= r <= 1.0 for r in rel) and rel == sorted(rel, reverse=True)
+    assert all(h.confident == (h.relevance >= 0.5) for h in resp.hits)
+    assert "结算" in resp.hits[0].text
+    data = response_json(resp)
+    assert data["found"] is True and {"relevance", "confident"} <= set(data["hits"][0])
+
+
+def test_no_answer_says_so_and_still_shows_the_closest_hits_marked_weak(searcher):
+    resp = searcher.query(OUT_OF_CORPUS, k=3)
+    assert resp.hits and not resp.found and resp.reason == REASON_NO_ANSWER
+    assert not any(h.confident for h in resp.hits) and len(resp.hits) <= 3
+    assert response_json(resp)["found"] is False
+
+
+def test_a_filter_never_hides_what_the_unfiltered_search_presents_as_an_answer(searcher):
+    for question in (QUESTION, "长株潭公交一卡通", "高铁建设", "本法施行"):
+        for hit in (h for h in searcher.query(question, k=10).hits if h.confident):
+            narrowed = searcher.query(question, k=10, doc=hit.doc_id).hits
+            same = [h for h in narrowed if h.provision_id == hit.provision_id]
+            assert same and same[0].confident and same[0].relevance >= hit.relevance - 1e-9
+
+
+def test_the_fast_path_skips_the_stage(searcher):
+    fast = searcher.with_settings(relevance=False).query(QUESTION, k=5)
+    assert fast.hits and all(h.relevance is None and h.confident for h in fast.hits)
+    scores = [h.score for h in fast.hits]
+    assert scores == sorted(scores, reverse=True)  # the hybrid order, untouched
+    judged = searcher.query(QUESTION, k=5).hits
+    assert {h.provision_id for h in judged} <= {h.provision_id for h in searcher.with_settings(relevance=False)
+                                                 .query(QUESTION, k=10).hits}  # the stage re-orders candidates
+    assert searcher.query(QUESTION, k=5, mode="bm25").hits[0].relevance is None  # the stage judges hybrid only
+
+
+def test_a_stage_for_another_model_is_not_used_and_a_new_stage_replaces_the_old_without_re_embedding(tmp_path):
+    other = _stage(tmp_path / "other", trained_for="another-model")
+    build_index(corpus(), tmp_path / "a", _embedder(other), progress=False)
+    assert read_manifest(tmp_path / "a").query.relevance is None
+    first = _stage(tmp_path / "s1", threshold=0.5)
+    report = build_index(corpus(), tmp_path / "b", _embedder(first), progress=False)
+    assert report.encoded > 0
+    second = _stage(tmp_path / "s2", threshold=0.9)
+    again = build_index(corpus(), tmp_path / "b", _embedder(second), progress=False)
+    assert again.unchanged and again.encoded == 0
+    assert Searcher.load(tmp_path / "b").relevance_stage().threshold == 0.9
+    assert read_manifest(tmp_path / "b").file_sha256["relevance/stage.json"]
+
+
+@given(st.lists(st.floats(-50, 50), min_size=2, max_size=30, unique=True).map(sorted),
+       st.lists(st.floats(-100, 100, allow_nan=False), min_size=1, max_size=50))
+def test_calibration_is_monotone_and_in_range(xs, scores):
+    ys = np.linspace(0.0, 1.0, len(xs)).tolist()
+    for cal in (Calibrator("isotonic", tuple(xs), tuple(ys)), Calibrator("platt", a=0.7, b=-1.0)):
+        p = cal(np.sort(scores))
+        assert np.all((p >= 0) & (p <= 1)) and np.all(np.diff(p) >= -1e-12)
+
+
+def test_a_broken_stage_fails_the_build_with_its_name(tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "stage.json").write_text(json.dumps({"model": "forest", "threshold": 0.5,
+                                                "calibration": {"kind": "platt"}}), encoding="utf-8")
+    with pytest.raises(ValueError, match="unknown model kind"):
+        build_index(corpus(), tmp_path / "ix", _embedder(bad), progress=False)
+    with pytest.raises(ValueError, match="unknown features"):
+        RelevanceStage({"model": "linear", "weights": [], "features": ["nope"], "threshold": 0.5,
+                        "calibration": {"kind": "platt"}}, tmp_path)
