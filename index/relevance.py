@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,16 @@ class Evidence:
     idf: dict  # IDF of each question word the index knows
     unknown_idf: float  # summed IDF of the question words it does not know
     n_tokens: int  # distinct question words
+
+    @classmethod
+    def of(cls, lexical, text: str, hits, fused, cos, bm25, rows) -> Evidence:
+        """The evidence of ``hits`` (and their fused, cosine and BM25 scores and index rows) for the question."""
+        idf, unknown, n_tokens = lexical.idf_split(text)
+        return cls(query=text, fused=np.asarray(fused, np.float64), cos=np.asarray(cos, np.float64),
+                   bm25=np.asarray(bm25, np.float64), coverage=lexical.coverage(text, np.asarray(rows, np.int64)),
+                   titles=tuple(h.title or "" for h in hits), paths=tuple(" ".join(h.path) for h in hits),
+                   texts=tuple(h.text for h in hits), doc_ids=tuple(h.doc_id for h in hits),
+                   pieces=tuple("~" in h.chunk_id for h in hits), idf=idf, unknown_idf=unknown, n_tokens=n_tokens)
 
 
 def _bigrams(text: str) -> set[str]:
@@ -169,3 +179,8 @@ class RelevanceStage:
         """(raw scores, calibrated P(relevant)) of each candidate."""
         raw = self.raw_scores(ev)
         return raw, self.calibrator(raw)
+
+    def mark(self, hits, raw: np.ndarray, prob: np.ndarray) -> list:
+        """The hits best first (probability, then raw score, then their order), with relevance and confident set."""
+        order = np.lexsort((np.arange(len(hits)), -np.asarray(raw), -np.asarray(prob)))
+        return [replace(hits[i], relevance=float(prob[i]), confident=bool(prob[i] >= self.threshold)) for i in order]

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from dataclasses import replace
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -12,9 +11,9 @@ from index.dense import exact_scores
 from index.fuse import fuse
 from index.normalize import MAX_QUERY_CHARS, clean_query, fold, to_simplified
 from index.relevance import Evidence, RelevanceStage
-from index.request import (
+from index.request import (  # noqa: F401  (MODES and the reasons are re-exported for callers of index.search)
     MODES, REASON_EMPTY, REASON_FILTERED, REASON_NO_ANSWER, REASON_NOTHING, REASON_WEAK, SearchRequest,
-    SearchResponse)  # noqa: F401  (re-exported)
+    SearchResponse)
 from index.store import IndexManifest, LoadedIndex, QuerySettings, check_embedder, load_index
 from index.types import Chunk, Document, Hit, Provision
 
@@ -137,29 +136,19 @@ class Searcher:
         hide a provision the unfiltered search presents as an answer."""
         if not hits:
             return hits
-        ev = self._evidence(text, hits, ranked, at, concepts)
-        raw, prob = stage.judge(ev)
+        raw, prob = stage.judge(self._evidence(text, hits, ranked, at))
         if mask is not None:
             wide = self._rank(text, "hybrid", max(self.settings.candidates, 3 * stage.top_n), None, concepts)
             wide_hits, wide_at = self._hits(wide.rows, wide.scores, stage.top_n, None)
             if wide_hits:
                 wide_prob = dict(zip((h.provision_id for h in wide_hits),
-                                     stage.judge(self._evidence(text, wide_hits, wide, wide_at, concepts))[1]))
+                                     stage.judge(self._evidence(text, wide_hits, wide, wide_at))[1]))
                 prob = np.maximum(prob, [wide_prob.get(h.provision_id, 0.0) for h in hits])
-        order = np.lexsort((np.arange(len(hits)), -raw, -prob))  # probability, then raw score, then hybrid order
-        return [replace(hits[i], relevance=float(prob[i]), confident=bool(prob[i] >= stage.threshold))
-                for i in order]
+        return stage.mark(hits, raw, prob)
 
-    def _evidence(self, text: str, hits: list[Hit], ranked: Ranked, at: list[int], concepts) -> Evidence:
-        lexical = self._ix.lexical
-        rows = np.asarray([ranked.rows[i] for i in at], dtype=np.int64)
-        idf, unknown, n_tokens = lexical.idf_split(text)
-        return Evidence(
-            query=text, fused=np.asarray([ranked.scores[i] for i in at]), cos=np.asarray([ranked.cos[i] for i in at]),
-            bm25=np.asarray([ranked.bm25[i] for i in at]), coverage=lexical.coverage(text, rows),
-            titles=tuple(h.title or "" for h in hits), paths=tuple(" ".join(h.path) for h in hits),
-            texts=tuple(h.text for h in hits), doc_ids=tuple(h.doc_id for h in hits),
-            pieces=tuple("~" in h.chunk_id for h in hits), idf=idf, unknown_idf=unknown, n_tokens=n_tokens)
+    def _evidence(self, text: str, hits: list[Hit], ranked: Ranked, at: list[int]) -> Evidence:
+        return Evidence.of(self._ix.lexical, text, hits, *(np.asarray([a[i] for i in at]) for a in (
+            ranked.scores, ranked.cos, ranked.bm25, ranked.rows)))
 
     def abstain_thresholds(self) -> dict | None:
         """The abstention thresholds in effect (the manifest's, recorded from the model that built the index), or None

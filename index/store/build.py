@@ -18,11 +18,12 @@ from index.dense import DenseIndex
 from index.lexical import LexicalIndex
 from index.store.atomic import build_folder, folder_lock, remove_stale_builds, swap_in
 from index.store.errors import IndexStoreError
-from index.store.layout import BM25_DIR, CHUNKS, DENSE, DOCUMENTS, RELEVANCE, VECTORS
+from index.store.layout import BM25_DIR, CHUNKS, DENSE, DOCUMENTS, VECTORS
 from index.store.manifest import (
     SCHEMA_VERSION, BuildSection, IndexManifest, ModelInfo, QuerySection, file_digests, files_intact,
     read_manifest, read_manifest_json, seal_of, write_manifest)
 from index.store.settings import BuildSettings, IndexSettings
+from index.store.stage import copy_shipped_stage, replace_stage, shipped_stage_digest, stage_digest
 from index.tokenize import ChineseTokenizer, default_stopwords, policy_terms
 from index.types import Document
 
@@ -159,8 +160,8 @@ def build_index(
         if (old and old.build.corpus_sha256 == chash and old.build.fingerprint == fingerprint
                 and files_intact(index_dir, old)):
             new = old.with_query(settings=settings.query).with_build(inputs_sha256=inputs_sha256)
-            if _stage_digest(index_dir, old) != _shipped_stage_digest(embedder):
-                new = _replace_stage(index_dir, new, embedder)  # the model's stage changed: the new one, no rebuild
+            if stage_digest(index_dir, old) != shipped_stage_digest(embedder):
+                new = replace_stage(index_dir, new, embedder)  # the model's stage changed: the new one, no rebuild
             elif not old.file_sha256:
                 new = IndexManifest(new.build, new.query, new.files, file_digests(index_dir, new.files))
             if new != old:  # only query-time settings or the inputs' fingerprint changed: rewrite the manifest
@@ -235,17 +236,7 @@ def _carried_query_section(old: IndexManifest | None, embedder: Embedder, index_
     with the model: ``embedder.relevance_dir``, copied into the index), and the adapter that ``policyqa tune``
     attached to the previous index when it was made for the same model (its file is copied)."""
     abstain = getattr(embedder, "abstain_thresholds", None)
-    relevance = None
-    stage_dir = getattr(embedder, "relevance_dir", None)
-    if stage_dir is not None and (Path(stage_dir) / "stage.json").is_file():
-        from index.relevance import RelevanceStage
-
-        stage = RelevanceStage.load(Path(stage_dir))  # checked before it is copied: a broken stage fails the build
-        if stage.trained_for in (None, embedder.name):
-            (tmp / RELEVANCE).mkdir()
-            for name in stage.files():
-                shutil.copy2(Path(stage_dir) / name, tmp / RELEVANCE / name)
-            relevance = RELEVANCE
+    relevance = copy_shipped_stage(embedder, tmp)
     adapter = fusion = None
     if old and old.query.adapter and old.build.model.name == embedder.name and old.build.model.dim == embedder.dim:
         src = index_dir / old.query.adapter
@@ -253,59 +244,6 @@ def _carried_query_section(old: IndexManifest | None, embedder: Embedder, index_
             shutil.copy2(src, tmp / old.query.adapter)
             adapter, fusion = old.query.adapter, old.query.adapter_fusion
     return QuerySection(settings.query, dict(abstain) if abstain else None, adapter, fusion, relevance)
-
-
-def _shipped_stage_dir(embedder: Embedder) -> Path | None:
-    stage_dir = getattr(embedder, "relevance_dir", None)
-    return Path(stage_dir) if stage_dir is not None and (Path(stage_dir) / "stage.json").is_file() else None
-
-
-def _digest_of(folder: Path, names) -> str:
-    h = hashlib.sha256()
-    for name in sorted(names):
-        h.update(name.encode() + b"\0" + (folder / name).read_bytes())
-    return h.hexdigest()
-
-
-def _shipped_stage_digest(embedder: Embedder) -> str | None:
-    """sha256 of the relevance stage that comes with this model (None: none, or trained for another model)."""
-    from index.relevance import RelevanceStage
-
-    folder = _shipped_stage_dir(embedder)
-    if folder is None:
-        return None
-    stage = RelevanceStage.load(folder)
-    return _digest_of(folder, stage.files()) if stage.trained_for in (None, embedder.name) else None
-
-
-def _stage_digest(index_dir: Path, manifest: IndexManifest) -> str | None:
-    """sha256 of the relevance stage the index holds."""
-    if not manifest.query.relevance:
-        return None
-    folder = Path(index_dir) / manifest.query.relevance
-    names = [n.split("/", 1)[1] for n in manifest.files if n.startswith(manifest.query.relevance + "/")]
-    try:
-        return _digest_of(folder, names)
-    except OSError:
-        return "missing"
-
-
-def _replace_stage(index_dir: Path, manifest: IndexManifest, embedder: Embedder) -> IndexManifest:
-    """Put the model's current relevance stage (or none) into the index and record it (called under the lock)."""
-    target = Path(index_dir) / RELEVANCE
-    shutil.rmtree(target, ignore_errors=True)
-    files = {k: v for k, v in manifest.files.items() if not k.startswith(RELEVANCE + "/")}
-    folder, name = _shipped_stage_dir(embedder), None
-    if folder is not None and _shipped_stage_digest(embedder) is not None:
-        from index.relevance import RelevanceStage
-
-        target.mkdir()
-        for f in RelevanceStage.load(folder).files():
-            shutil.copy2(folder / f, target / f)
-            files[f"{RELEVANCE}/{f}"] = (target / f).stat().st_size
-        name = RELEVANCE
-    new = manifest.with_query(relevance=name)
-    return IndexManifest(new.build, new.query, files, file_digests(index_dir, files))
 
 
 def _vectors_precision(new: str | None, old: str | None, encoded: int, reused: int) -> str | None:
@@ -347,7 +285,7 @@ def unchanged_index(index_dir: Path, inputs_sha256: str, embedder: Embedder, set
         max_tokens = min(settings.build.chunk_max_tokens, embedder.max_tokens)
         if (raw.get("manifest_sha256") != seal_of(raw) or manifest.build.inputs_sha256 != inputs_sha256
                 or manifest.query.settings != settings.query
-                or _stage_digest(Path(index_dir), manifest) != _shipped_stage_digest(embedder)
+                or stage_digest(Path(index_dir), manifest) != shipped_stage_digest(embedder)
                 or manifest.build.fingerprint != build_fingerprint(embedder, settings.build, max_tokens)
                 or not files_intact(Path(index_dir), manifest)):
             return None
