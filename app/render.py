@@ -303,6 +303,24 @@ def _source_links(document: Document | None, fallback: Sequence[str] = ()) -> st
     return "；".join(_e(s) for s in fallback)
 
 
+#: What the page says about a hit's relevance, in words and a colour class (one function drives every display).
+RELEVANCE_WORDS = {"strong": "直接相关", "weak": "关联较弱"}
+NO_ANSWER_NOTE = "未找到直接回答该问题的条款。以下是最接近的条款，相关性较弱，仅供参考。"
+
+
+def relevance_level(hit: Hit) -> str:
+    """"strong" for a hit presented as an answer (``confident``), else "weak"."""
+    return "strong" if hit.confident else "weak"
+
+
+def _relevance_badge(hit: Hit) -> str:
+    level = relevance_level(hit)
+    value = f"相关度 {hit.relevance:.2f}" if hit.relevance is not None else f"相关度 {hit.score:.3f}"
+    if hit.relevance is None:  # no relevance stage in this index: the hybrid score, as before
+        return value
+    return f'<span class="pq-rel pq-rel-{level}">{RELEVANCE_WORDS[level]}</span> {value}'
+
+
 def render_card(hit: Hit, rank: int, query: str, document: Document | None = None, compact: bool = False,
                 best: tuple[int, int] | None = None) -> str:
     """One result card: citation line, highlighted verbatim text, units, source(s) and a 查看全文 button."""
@@ -321,7 +339,7 @@ def render_card(hit: Hit, rank: int, query: str, document: Document | None = Non
         + (f'<div class="pq-units">{"".join(units)}</div>' if units else "")
         + ("" if compact else
            f'<div class="pq-meta">{" · ".join(_e(m) for m in meta)}'
-           f'{" · " if meta else ""}相关度 {hit.score:.3f}</div>'
+           f'{" · " if meta else ""}{_relevance_badge(hit)}</div>'
            + (f'<div class="pq-src"><b>来源：</b>{sources}</div>' if sources else ""))
         + f'<button class="pq-open" type="button" data-doc="{_e(hit.doc_id)}" data-pid="{_e(hit.provision_id)}">'
         "查看全文</button></article>"
@@ -365,8 +383,13 @@ def render_results(query: str, hits: Sequence[Hit], documents: dict[str, Documen
         cards = "".join(render_card(h, i, match, documents.get(h.doc_id), best=best.get(i))
                         for i, h in enumerate(hits, start=1))
         took = f" · 用时 {elapsed:.2f} 秒" if elapsed is not None else ""
-        quotes = summary_quotes(hits, match, ranked=ranked)
-        body = f'{warn}{render_summary(hits, match, quotes)}<div class="pq-count">共 {len(hits)} 条结果{took}</div>{cards}'
+        answers = [h for h in hits if h.confident]  # the 要点 quotes only hits presented as answers (a prefix)
+        if answers:
+            quotes = summary_quotes(answers, match, ranked=[q for q in ranked if q.rank <= len(answers)])
+            head = render_summary(answers, match, quotes)
+        else:
+            head = f'<div class="pq-warn pq-noanswer">{_e(NO_ANSWER_NOTE)}</div>'
+        body = f'{warn}{head}<div class="pq-count">共 {len(hits)} 条结果{took}</div>{cards}'
     return f'<div class="pq-pane" data-query="{_e(query)}" data-request="{_e(request_id)}">{body}</div>'
 
 
@@ -452,6 +475,9 @@ CSS = """
 .pq-ref { margin-left: 2px; font-weight: 600; text-decoration: none; }
 .pq-empty { padding: 18px; border: 1px dashed var(--border-color-primary); border-radius: 8px; }
 .pq-warn { padding: 6px 10px; background: #fef3c7; border-radius: 6px; margin-bottom: 6px; }
+.pq-rel { padding: 0 6px; border-radius: 4px; font-weight: 600; }
+.pq-rel-strong { background: #dcfce7; color: #166534; }
+.pq-rel-weak { background: #f3f4f6; color: #6b7280; }
 .pq-info { padding: 6px 10px; background: #eef2ff; color: #3730a3; border-radius: 6px; margin-bottom: 6px; font-size: 0.9em; }
 .pq-doc-grid { display: grid; grid-template-columns: 220px 1fr; gap: 16px; }
 .pq-outline { max-height: 75vh; overflow: auto; font-size: 0.9em; border-right: 1px solid var(--border-color-primary); }

@@ -122,3 +122,14 @@ def test_a_broken_stage_fails_the_build_with_its_name(tmp_path):
     with pytest.raises(ValueError, match="unknown features"):
         RelevanceStage({"model": "linear", "weights": [], "features": ["nope"], "threshold": 0.5,
                         "calibration": {"kind": "platt"}}, tmp_path)
+
+
+def test_the_page_says_when_nothing_answers_and_quotes_only_answers(searcher):
+    from app import render
+
+    resp = searcher.query(OUT_OF_CORPUS, k=3)
+    html = render.render_results(OUT_OF_CORPUS, resp.hits, searcher.documents, reason=resp.reason)
+    assert render.NO_ANSWER_NOTE in html and "pq-summary" not in html and html.count("关联较弱") == len(resp.hits)
+    good = searcher.query(QUESTION, k=5)
+    html = render.render_results(QUESTION, good.hits, searcher.documents, reason=good.reason)
+    assert render.NO_ANSWER_NOTE not in html and "直接相关" in html
