@@ -166,6 +166,7 @@ def search(
     region: Optional[str] = typer.Option(None, "--region", help="Only documents of this region."),
     issuer: Optional[str] = typer.Option(None, "--issuer", help="Only documents whose issuer contains this."),
     year: Optional[int] = typer.Option(None, "--year", help="Only documents of this year."),
+    fast: bool = typer.Option(False, "--fast", help="Skip the relevance stage: hybrid order, no relevance judgement."),
 ) -> None:
     """Search the index; prints citation lines and provision text (or JSON)."""
     from app.export import response_json
@@ -176,6 +177,8 @@ def search(
     # validated before the index is loaded: a bad option is reported at once (the same check as every surface)
     first = SearchRequest.parse(query or "", k, mode, doc, region, issuer, year)
     searcher = _load_searcher(index)
+    if fast:
+        searcher = searcher.with_settings(relevance=False)
     if queries is not None:
         from index.request import read_query_file
 
@@ -204,8 +207,12 @@ def _print_hits(resp) -> None:
 
     if not resp.hits:
         typer.echo(f"（无结果）{resp.reason or ''}")
+    elif resp.reason:
+        typer.echo(f"（{resp.reason}；以下为最接近的条款）")
     for i, hit in enumerate(resp.hits, 1):
-        typer.echo(f"[{i}] {hit_citation(hit)}  (score {hit.score:.3f})")
+        judged = "" if hit.relevance is None else f", 相关度 relevance {hit.relevance:.2f}" + (
+            "" if hit.confident else " 弱 weak")
+        typer.echo(f"[{i}] {hit_citation(hit)}  (score {hit.score:.3f}{judged})")
         if hit.lead_units or hit.resp_units:
             typer.echo(f"    牵头单位: {hit.lead_units or '-'}  责任单位: {hit.resp_units or '-'}")
         typer.echo("    " + hit.text.replace("\n", "\n    "))
