@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from index.embed import EmbedderError, query_threads
+from index.embed_policy import EmbedderError, query_threads
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer

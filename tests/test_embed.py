@@ -39,12 +39,14 @@ def test_cpu_without_cpuinfo_means_fp32(tmp_path):
 
 
 def test_precision_auto_follows_the_cpu_and_env_forces_it(monkeypatch):
+    from index import embed_policy
+
     monkeypatch.delenv("POLICYQA_PRECISION", raising=False)
-    monkeypatch.setattr(embed, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(embed_policy, "cpu_has_bf16", lambda: True)
     assert embed.passage_precision() == "bf16"
-    monkeypatch.setattr(embed, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(embed_policy, "cpu_has_bf16", lambda: False)
     assert embed.passage_precision() == "fp32"
-    monkeypatch.setattr(embed, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(embed_policy, "cpu_has_bf16", lambda: True)
     monkeypatch.setenv("POLICYQA_PRECISION", "FP32")
     assert embed.passage_precision() == "fp32"
     assert embed.passage_precision("bf16") == "bf16"  # an explicit argument wins over the environment

@@ -86,8 +86,31 @@ def crossfit_ece(kind: str, items, scores, sets) -> dict:
     out = {}
     for name, sel in sets.items():
         p, y = flat([items[i] for i in sel], [probs[i] for i in sel])
-        out[name] = {"ece": round(ece(p, y), 4), "pairs": int(len(p)), "positives": int(y.sum())}
+        # the top candidate's probability is what the "confident" decision reads: its ECE on its own (answerable
+        # and out-of-corpus questions alike; label = the top candidate is gold)
+        top = [(float(np.max(probs[i])), float(items[i].labels[int(np.argmax(scores[i]))]))
+               for i in sel if len(scores[i])]
+        tp, ty = (np.asarray(v) for v in zip(*top))
+        out[name] = {"ece": round(ece(p, y), 4), "pairs": int(len(p)), "positives": int(y.sum()),
+                     "ece_top1": round(ece(tp, ty), 4), "top1_mean_p": round(float(tp.mean()), 3),
+                     "top1_gold_rate": round(float(ty.mean()), 3)}
     return out, probs
+
+
+def heuristic(items) -> dict:
+    """Today's abstention rule (index/search.py: best cosine < 0.85 and no top-5 hit covering 45 % of the query's
+    IDF-weighted words -> "未找到") on the same questions, as the baseline operating point."""
+    from eval.relevance.candidates import POLICIES_INDEX
+    from index.search import Searcher
+
+    s = Searcher.load(POLICIES_INDEX)
+    abst = {i.qid: not s.query(i.query, 10).hits for i in items}
+    ans = [i for i in items if i.answerable]
+    ooc = [i for i in items if not i.answerable]
+    return {"answerable": len(ans), "ooc": len(ooc),
+            "answerable_without_confident": sum(abst[i.qid] for i in ans),
+            "ooc_false_confident": sum(not abst[i.qid] for i in ooc),
+            "ooc_false_confident_rate": round(sum(not abst[i.qid] for i in ooc) / max(len(ooc), 1), 3)}
 
 
 def main() -> None:
@@ -136,6 +159,7 @@ def main() -> None:
             bw = max((c for c in combos if c["k"] == k), key=lambda c: c["mean_mrr"])["w"]
             table[f"lgbm+ce@{k}"] = [combine(l, ce[key(i)], bw, k) for l, i in zip(table[best_lgbm], dev)]
             res.setdefault("combo_w", {})[k] = bw
+    res["heuristic_today"] = heuristic([i for i in dev if i.source == "policies"])
     for name, scores in table.items():
         entry = {"ranking": figures(scores)}
         for kind in ("isotonic", "platt"):
@@ -146,14 +170,18 @@ def main() -> None:
             tops_ans = [float(np.max(p)) for i, p in zip(items_p, probs_p) if i.answerable and len(p)]
             t = min(tops_ans) if tops_ans else 0.5
             entry[kind] = {"ece": e, "zero_miss": abstention(items_p, probs_p, t),
-                           "miss_5pct": abstention(items_p, probs_p, float(np.quantile(tops_ans, 0.05)))}
+                           "miss_5pct": abstention(items_p, probs_p, float(np.quantile(tops_ans, 0.05))),
+                           "operating_points": [abstention(items_p, probs_p, float(np.quantile(tops_ans, m)))
+                                                for m in (0.1, 0.2, 0.3, 0.5)]}
         res["scorers"][name] = entry
         print(name, json.dumps(entry["ranking"], ensure_ascii=False), flush=True)
     # the winner by mean dev MRR@10; ``--stage`` names the one to ship (e.g. the best that fits the latency budget)
     mean = lambda n: np.mean([f["MRR@10"] for f in res["scorers"][n]["ranking"].values()])  # noqa: E731
     res["winner"] = max(res["scorers"], key=mean)
     name = args.stage or res["winner"]
-    cal_kind = min(("isotonic", "platt"), key=lambda k: np.mean([v["ece"] for v in res["scorers"][name][k]["ece"].values()]))
+    # choose the calibrator by the top candidate's ECE (what the confident/not decision reads), mean of the two sets
+    cal_kind = min(("isotonic", "platt"),
+                   key=lambda k: np.mean([v["ece_top1"] for v in res["scorers"][name][k]["ece"].values()]))
     cal = fit_calibrator(cal_kind, *flat(dev, table[name]))
     pol_dev = [i for i in dev if i.source == "policies"]
     probs = [cal(table[name][n]) for n in sets["policies_dev"]]
