@@ -10,7 +10,7 @@ import pytrec_eval
 #: Recall cut-offs reported everywhere (Recall@100 needs runs at least 100 deep).
 RECALL_CUTS = (5, 10, 20, 100)
 #: Metric names in report order.
-METRIC_NAMES = tuple(f"recall@{c}" for c in RECALL_CUTS) + ("mrr@10", "ndcg@10")
+METRIC_NAMES = ("hit@1",) + tuple(f"recall@{c}" for c in RECALL_CUTS) + ("mrr@10", "ndcg@10")
 
 Run = Mapping[str, Sequence[str]]  # query id -> ranked item ids, best first
 Qrels = Mapping[str, Mapping[str, int]]  # query id -> {relevant item id: grade}
@@ -42,13 +42,14 @@ def ir_metrics(run: Run, qrels: Qrels) -> dict[str, dict[str, float]]:
     full = {q: _scored(run.get(q, ())) for q in judged}
     # trec_eval's recip_rank has no cut-off: MRR@10 is recip_rank on the run truncated to 10.
     top10 = {q: _scored(run.get(q, ()), 10) for q in judged}
-    measures = {"recall." + ",".join(map(str, RECALL_CUTS)), "ndcg_cut.10"}
+    measures = {"recall." + ",".join(map(str, RECALL_CUTS)), "ndcg_cut.10", "success.1"}
     res_full = pytrec_eval.RelevanceEvaluator(judged, measures).evaluate({q: r for q, r in full.items() if r})
     res_top = pytrec_eval.RelevanceEvaluator(judged, {"recip_rank"}).evaluate({q: r for q, r in top10.items() if r})
     out: dict[str, dict[str, float]] = {}
     for q in judged:
         f, t = res_full.get(q, {}), res_top.get(q, {})
-        row = {f"recall@{c}": float(f.get(f"recall_{c}", 0.0)) for c in RECALL_CUTS}
+        row = {"hit@1": float(f.get("success_1", 0.0))}
+        row.update({f"recall@{c}": float(f.get(f"recall_{c}", 0.0)) for c in RECALL_CUTS})
         row["mrr@10"] = float(t.get("recip_rank", 0.0))
         row["ndcg@10"] = float(f.get("ndcg_cut_10", 0.0))
         out[q] = row
@@ -72,7 +73,8 @@ def latency_summary(ms: Sequence[float]) -> dict[str, float]:
 
 
 def abstention(n_hits: Mapping[str, int], answerable: Iterable[str], unanswerable: Iterable[str]) -> dict[str, float | int | None]:
-    """How often the system returned nothing: for unanswerable questions (good) and answerable ones (bad)."""
+    """How often the system gave no answer (``n_hits`` 0: no hit, or no hit presented as an answer, i.e. confident):
+    for unanswerable questions (good) and answerable ones (bad)."""
     ans, una = list(answerable), list(unanswerable)
     abstained = lambda qs: sum(1 for q in qs if n_hits.get(q, 0) == 0)  # noqa: E731
     return {
@@ -135,3 +137,20 @@ def calibrate_min_score(
             best = cal
     assert best is not None
     return replace(best, curve=tuple(curve))
+
+
+def calibration_error(probs: Sequence[float], labels: Sequence[int], bins: int = 10) -> dict:
+    """Expected calibration error (equal-width bins of the predicted probability, weighted by their share) and the
+    reliability table (mean prediction, observed rate, count per non-empty bin)."""
+    p, y = np.asarray(probs, float), np.asarray(labels, float)
+    if not len(p):
+        return {"ece": None, "n": 0, "bins": []}
+    idx = np.minimum((p * bins).astype(int), bins - 1)
+    table, ece = [], 0.0
+    for b in range(bins):
+        sel = idx == b
+        if sel.any():
+            conf, acc = float(p[sel].mean()), float(y[sel].mean())
+            ece += sel.mean() * abs(conf - acc)
+            table.append({"bin": b, "mean_p": round(conf, 4), "rate": round(acc, 4), "n": int(sel.sum())})
+    return {"ece": float(ece), "n": int(len(p)), "bins": table}

@@ -61,14 +61,18 @@ def render_markdown(result: dict) -> str:
         lines.append(f"- calibration (dev): `{json.dumps(cal, sort_keys=True)}`")
     if first.get("unresolved"):
         lines.append(f"- **{len(first['unresolved'])} gold anchors matched no provision** (see JSON `unresolved`)")
-    lines += ["", "## Overall (answerable questions; abstention on out-of-corpus ones)", ""]
-    head = ["run", "split", "n", *METRIC_NAMES, "OOC abstain", "false abstain", "p50 ms", "p95 ms"]
+    lines += ["", "## Overall (answerable questions; abstention on out-of-corpus ones)", "",
+              "OOC abstain: out-of-corpus questions given no answer (no hit, or none presented as an answer); false "
+              "abstain: answerable questions given none; ECE: expected calibration error of the relevance of the "
+              "first 10 hits (10 bins), where the index has a relevance stage.", ""]
+    head = ["run", "split", "n", *METRIC_NAMES, "OOC abstain", "false abstain", "ECE", "p50 ms", "p95 ms"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in runs.items():
         for split, s in r["splits"].items():
             m, a, lat = s["overall"], s["abstention"], s["latency_ms"]
             cells = [name, split, str(s["n"]), *(_fmt(m.get(x)) for x in METRIC_NAMES),
-                     _fmt(a["ooc_abstain_rate"]), _fmt(a["answerable_false_abstain_rate"]), f"{lat['p50']:.1f}", f"{lat['p95']:.1f}"]
+                     _fmt(a["ooc_abstain_rate"]), _fmt(a["answerable_false_abstain_rate"]),
+                     _fmt((s.get("calibration") or {}).get("ece")), f"{lat['p50']:.1f}", f"{lat['p95']:.1f}"]
             lines.append("| " + " | ".join(cells) + " |")
     kinds = sorted({k for r in runs.values() for s in r["splits"].values() for k in s["by_kind"]})
     if len(kinds) > 1:

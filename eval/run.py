@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass, is_dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from eval.metrics import Calibration, abstention, calibrate_min_score, ir_metrics, latency_summary, mean_metrics
+from eval.metrics import (
+    Calibration, abstention, calibrate_min_score, calibration_error, ir_metrics, latency_summary, mean_metrics)
 from eval.questions import Question, qrels_level, resolve_gold
 
 #: Runs are retrieved this deep so Recall@100 is measurable; the product shows ``k`` of them.
@@ -25,7 +26,9 @@ class QuestionRun:
     items: tuple[str, ...]  # ranked ids at the qrels level (provision or doc), deduplicated
     scores: tuple[float, ...]  # score of the first hit for each item
     ms: float
-    reason: str | None  # the searcher's reason for returning nothing, if any
+    reason: str | None  # the searcher's reason for returning nothing (or no answer), if any
+    answered: bool = True  # at least one hit presented as an answer (``confident``; every hit where no stage judges)
+    relevance: tuple[float | None, ...] = ()  # the calibrated relevance of each item's first hit
 
 
 def _search(searcher, query: str, k: int, mode: str) -> tuple[list, str | None]:
@@ -34,6 +37,10 @@ def _search(searcher, query: str, k: int, mode: str) -> tuple[list, str | None]:
         resp = searcher.query(query, k=k, mode=mode)
         return list(resp.hits), getattr(resp, "reason", None)
     return list(searcher.search(query, k=k, mode=mode)), None
+
+
+def _answered(hits) -> bool:
+    return any(getattr(h, "confident", True) for h in hits)
 
 
 def run_questions(searcher, questions: Sequence[Question], *, mode: str = "hybrid", depth: int = DEPTH,
@@ -46,9 +53,12 @@ def run_questions(searcher, questions: Sequence[Question], *, mode: str = "hybri
         hits, reason = _search(searcher, q.query, depth, mode)
         ms = (time.perf_counter() - t0) * 1000
         first: dict[str, float] = {}
+        rel: dict[str, float | None] = {}
         for h in hits:
             first.setdefault(getattr(h, attr), float(h.score))
-        out.append(QuestionRun(q.id, tuple(first), tuple(first.values()), ms, reason))
+            rel.setdefault(getattr(h, attr), getattr(h, "relevance", None))
+        out.append(QuestionRun(q.id, tuple(first), tuple(first.values()), ms, reason, _answered(hits),
+                               tuple(rel.values())))
     return out
 
 
@@ -74,7 +84,7 @@ def _summary(qs: Sequence[Question], qrels: Mapping, per_q: Mapping, runs: Mappi
     """Metrics, per kind, abstention and latency for one subset of questions."""
     answerable = [q.id for q in qs if qrels.get(q.id)]
     unanswerable = [q.id for q in qs if not qrels.get(q.id)]
-    n_hits = {q.id: len(runs[q.id].items) for q in qs}
+    n_hits = {q.id: len(runs[q.id].items) if runs[q.id].answered else 0 for q in qs}
     by_kind = {}
     for kind in sorted({q.kind for q in qs}):
         ids = [q.id for q in qs if q.kind == kind]
@@ -90,7 +100,20 @@ def _summary(qs: Sequence[Question], qrels: Mapping, per_q: Mapping, runs: Mappi
         "by_kind": by_kind,
         "abstention": abstention(n_hits, answerable, unanswerable),
         "latency_ms": latency_summary([runs[q.id].ms for q in qs]),
+        "calibration": _calibration(qs, qrels, runs),
     }
+
+
+def _calibration(qs, qrels, runs, k: int = 10) -> dict | None:
+    """ECE of the relevance of the first ``k`` hits of every question (relevant = gold), when hits carry one."""
+    probs, labels = [], []
+    for q in qs:
+        r, rel = runs[q.id], qrels.get(q.id, {})
+        for item, p in list(zip(r.items, r.relevance))[:k]:
+            if p is not None:
+                probs.append(p)
+                labels.append(int(rel.get(item, 0) > 0))
+    return calibration_error(probs, labels) if probs else None
 
 
 def evaluate(searcher, questions: Sequence[Question], k: int = 10, mode: str = "hybrid", *,

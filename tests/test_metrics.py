@@ -107,3 +107,18 @@ def test_calibration_keeps_no_threshold_when_nothing_separates():
     cal = calibrate_min_score(ranked, {"a": 1, "o": 0})
     # any threshold that silences "o" (>0.3) also silences "a": 1-1 = 0 vs no threshold 1-1 = 0 -> keep None
     assert cal.threshold is None and cal.recall == 1.0
+
+
+def test_calibration_error_by_hand():
+    from eval.metrics import calibration_error
+
+    res = calibration_error([0.1, 0.9, 0.9, 0.1], [0, 1, 0, 1])
+    assert res["ece"] == pytest.approx(0.4) and [b["n"] for b in res["bins"]] == [2, 2]
+    assert calibration_error([0.25, 0.75], [0, 1])["ece"] == pytest.approx(0.25)
+    assert calibration_error([1.0, 1.0], [1, 1])["ece"] == 0.0  # p = 1 falls in the last bin
+    assert calibration_error([], [])["ece"] is None
+
+
+def test_hit_at_1_is_the_share_with_a_relevant_first_item():
+    per_q = ir_metrics({"a": ["x", "y"], "b": ["y", "x"]}, {"a": {"x": 1}, "b": {"x": 1}})
+    assert per_q["a"]["hit@1"] == 1.0 and per_q["b"]["hit@1"] == 0.0
