@@ -185,9 +185,13 @@ def _default_variants(searcher, modes: Iterable[str], questions: Sequence[Questi
     if settings is None or not hasattr(searcher, "with_settings"):
         return []
     out = []
+    if getattr(settings, "relevance", False) and getattr(searcher, "relevance_stage", lambda: None)() is not None:
+        # today's fast path: the hybrid order and the heuristic abstention, without the relevance stage
+        out.append(("no-relevance", {"relevance": False}, [m for m in modes if m == "hybrid"]))
     if getattr(settings, "query_adapter", False) and _has_adapter(searcher):
         out.append(("no-adapter", {"query_adapter": False}, [m for m in modes if m != "bm25"]))
-    if getattr(settings, "abstain", False) and getattr(searcher, "abstain_thresholds", lambda: None)():
+    staged = getattr(searcher, "relevance_stage", lambda: None)() is not None
+    if getattr(settings, "abstain", False) and getattr(searcher, "abstain_thresholds", lambda: None)() and not staged:
         out.append(("no-abstain", {"abstain": False}, [m for m in modes if m == "hybrid"]))
     if getattr(settings, "translate", False) and _has_english(searcher, questions):
         out.append(("no-translate", {"translate": False}, list(modes)))
