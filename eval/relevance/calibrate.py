@@ -207,6 +207,14 @@ def main() -> None:
             spec["w"] = res["combo_w"][k]
     spec["calibration"] = cal.to_json()
     spec["name"] = name
+    if spec["score"] != "fused":
+        from eval.relevance.scoring import FEATURES
+
+        spec["features"] = list(FEATURES)  # the column order the LightGBM model was trained on
+    spec["data"] = {"policies_questions_sha256_16": pinfo.get("sha256_16"), "stard": sinfo,
+                    "policies_index_corpus_sha256": pinfo.get("index_corpus_sha256")}
+    spec["trained_by"] = ("python -m eval.relevance.train_ranker && python -m eval.relevance.train_reranker "
+                          f"&& python -m eval.relevance.calibrate --ce {args.ce} --stage {name}")
     (OUT / "stage.json").write_text(json.dumps(spec, indent=1))
     (OUT / "tradeoff.json").write_text(json.dumps(curve, indent=0))
     (OUT / "calibration.json").write_text(json.dumps({"scorer": name, **cal.to_json()}, indent=1))
