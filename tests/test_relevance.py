@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from app.export import response_json
 from fakes import HashEmbedder
+from index.normalize import clean_query
 from index.relevance import FEATURES, Calibrator, RelevanceStage
 from index.request import REASON_NO_ANSWER
 from index.search import Searcher
@@ -133,3 +134,21 @@ def test_the_page_says_when_nothing_answers_and_quotes_only_answers(searcher):
     good = searcher.query(QUESTION, k=5)
     html = render.render_results(QUESTION, good.hits, searcher.documents, reason=good.reason)
     assert render.NO_ANSWER_NOTE not in html and "直接相关" in html
+
+
+def test_the_training_side_computes_the_same_features_as_the_product(searcher):
+    # eval/relevance/scoring.py (training) and index/relevance.py (search) must agree exactly: train/serve skew
+    # would silently change every relevance
+    from eval.relevance import scoring
+    from index.relevance import features
+
+    s = searcher.with_settings(relevance=False, abstain=False)
+    for question in (QUESTION, OUT_OF_CORPUS, "Which provisions cover medical insurance settlement?", "高铁"):
+        hits = list(s.query(question, 10).hits)
+        text = clean_query(question).text
+        ranked = s._rank(text, "hybrid", 100, None, s.translation(text))
+        at = [int(np.flatnonzero(ranked.rows == s._row_of[h.chunk_id])[0]) for h in hits]
+        mine = features(s._evidence(text, hits, ranked, at))
+        theirs = scoring.features(scoring.gather(s, question, hits))
+        assert mine.shape == theirs.shape == (len(hits), len(FEATURES))
+        assert np.allclose(mine, theirs, atol=1e-6), question
