@@ -29,6 +29,7 @@ from eval.relevance.candidates import (  # noqa: E402
     CACHE, POLICIES_INDEX, STARD_INDEX, Item, fill, load_policies, load_stard)
 from eval.relevance.metrics import ranking  # noqa: E402
 from eval.relevance.scoring import FEATURES, features  # noqa: E402
+from eval.relevance.small import small_items  # noqa: E402
 from eval.relevance.train_ranker import PARAMS  # noqa: E402
 
 OUT = ROOT / "data" / "relevance"
@@ -88,6 +89,7 @@ def main() -> int:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--portable", action="store_true", help="leave out the collection-bound features")
+    ap.add_argument("--small", action="store_true", help="also small 5-document collections (eval/relevance/small.py)")
     args = ap.parse_args()
     names = [f for f in FEATURES if not (args.portable and f in COLLECTION_BOUND)]
     COLUMNS[:] = [FEATURES.index(f) for f in names]
@@ -95,9 +97,10 @@ def main() -> int:
     pol, pinfo = load_policies()
     st, sinfo = load_stard()
     to_stard, to_pol = cross_items(pol, st)
+    small = small_items(pol) if args.small else []
     by = lambda xs, s: [i for i in xs if i.split == s]  # noqa: E731
-    train = by(pol, "train") + by(st, "stard-a") + by(to_stard, "train") + by(to_pol, "train")
-    dev = by(pol, "dev") + by(st, "stard-b") + by(to_stard, "dev") + by(to_pol, "dev")
+    train = by(pol, "train") + by(st, "stard-a") + by(to_stard, "train") + by(to_pol, "train") + by(small, "train")
+    dev = by(pol, "dev") + by(st, "stard-b") + by(to_stard, "dev") + by(to_pol, "dev") + by(small, "dev")
     x, y = matrix(train)
     print(f"train rows {len(y)} ({int(y.sum())} positive), {len(train)} questions; {time.time() - t0:.0f} s", flush=True)
     grid, best = [], None
@@ -123,10 +126,10 @@ def main() -> int:
         return 1.0 / (1.0 + np.exp(-(a * np.asarray(s) + b0)))
 
     # the threshold: answerable dev questions keep a confident hit (within MAX_FALSE_ABSTAIN), OOC get as few as can be
-    answerable = [i for i in by(pol, "dev") + by(st, "stard-b") if i.answerable and i.labels is not None
-                  and i.labels.any()]
+    answerable = [i for i in by(pol, "dev") + by(st, "stard-b") + by(small, "dev") if i.answerable
+                  and i.labels is not None and i.labels.any()]
     ooc_team = [i for i in by(pol, "dev") if not i.answerable]
-    ooc_cross = by(to_stard, "dev") + by(to_pol, "dev")
+    ooc_cross = by(to_stard, "dev") + by(to_pol, "dev") + [i for i in by(small, "dev") if not i.answerable]
     pa, pt, pc = (top_prob(booster, s, cal) for s in (answerable, ooc_team, ooc_cross))
     curve = []
     for t in sorted(set(np.round(np.linspace(0.0, 0.6, 121), 4))):
@@ -141,7 +144,8 @@ def main() -> int:
              "calibration": {"kind": "platt", "a": a, "b": b0, "threshold": chosen["threshold"]},
              "trained_by": "python -m eval.relevance.train_relevance && python -m eval.relevance.ship",
              "data": {"policies": {k: pinfo[k] for k in ("files", "sha256_16")}, "stard": sinfo,
-                      "cross_questions": {"policies->stard": len(to_stard), "stard->policies": len(to_pol)}},
+                      "cross_questions": {"policies->stard": len(to_stard), "stard->policies": len(to_pol)},
+                      "small_collection_questions": len(small)},
              "operating_point": chosen, "max_false_abstain": MAX_FALSE_ABSTAIN}
     (OUT / "stage.json").write_text(json.dumps(stage, ensure_ascii=False, indent=1), encoding="utf-8")
     (OUT / "relevance.json").write_text(json.dumps({"grid": grid, "rounds": best[1], "curve": curve,
