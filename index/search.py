@@ -225,6 +225,8 @@ class Searcher:
             from index.translate import QueryTranslator
 
             QueryTranslator.default()
+        if self._ix.relevance is not None:
+            self._ix.relevance.warm_up()
 
     def translation(self, text: str) -> tuple[Concept, ...]:
         """The CC-CEDICT concepts of a query without Chinese characters (empty for Chinese, or when switched off)."""

