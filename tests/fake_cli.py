@@ -3,8 +3,8 @@
     python tests/fake_cli.py ingest corpus/ --index /tmp/ix      # same arguments as `policyqa`
 
 Every embedder the CLI would load (ingest, search, serve) is the hashed n-gram fake, so subprocess tests
-(kill -9, locks, corruption, bad input, load) run the shipped entry point in seconds without the model.
-Nothing in the product reads a test switch: the patch lives here only.
+(kill -9, locks, corruption, bad input, load) run the shipped entry point in seconds without the model.  No patching:
+the fake is a registered embedder (index/fake.py), chosen the way a user chooses a model, ``POLICYQA_MODEL``.
 """
 from __future__ import annotations
 
@@ -17,10 +17,9 @@ sys.path.insert(1, str(HERE.parent))
 
 
 def main() -> None:
-    import index.embed
-    from fakes import HashEmbedder
+    import os
 
-    index.embed.load_embedder = lambda spec=None: HashEmbedder()  # looked up at call time by pipeline and search
+    os.environ["POLICYQA_MODEL"] = "fake-hash-ngrams"  # index/embed.py's registry builds index.fake.HashEmbedder
     from app.cli import main as cli_main
 
     sys.argv[0] = "policyqa"
