@@ -15,7 +15,7 @@ import pytest
 from app import serve as serve_mod
 from app.api import INTERNAL_ERROR, SearchAPI
 from app.ui import SearchApp
-from ui_stub import SlowStub, StubSearcher, free_port
+from ui_stub import SlowStub, StubSearcher, free_port, not_found
 
 
 @pytest.fixture(scope="module")
@@ -110,14 +110,9 @@ class _Gate(StubSearcher):
         return super().run(request)
 
 
-async def _not_found(scope, receive, send):
-    await send({"type": "http.response.start", "status": 404, "headers": []})
-    await send({"type": "http.response.body", "body": b""})
-
-
 def test_beyond_the_waiting_limit_requests_get_503_not_a_growing_queue():
     gate = _Gate()
-    api = SearchAPI(_not_found, SearchApp(gate), concurrency=2, max_waiting=1)
+    api = SearchAPI(not_found, SearchApp(gate), concurrency=2, max_waiting=1)
 
     async def run() -> list[httpx.Response]:
         transport = httpx.ASGITransport(app=api)

@@ -22,6 +22,7 @@ from index.request import REASON_FILTERED, RequestError, SearchRequest
 from index.search import Searcher
 from index.store import IndexSettings, build_index
 from index_fixtures import GBA_MED, GBA_TITLE, corpus
+from ui_stub import not_found
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTION = "哪些条款涉及医保异地结算"
@@ -39,13 +40,8 @@ def searcher(index_dir) -> Searcher:
     return Searcher.load(index_dir)  # the fake is registered by name: rebuilt from the manifest like the real model
 
 
-async def _not_found(scope, receive, send):
-    await send({"type": "http.response.start", "status": 404, "headers": []})
-    await send({"type": "http.response.body", "body": b""})
-
-
 def _api(searcher, *requests: dict) -> list[httpx.Response]:
-    api = SearchAPI(_not_found, SearchApp(searcher))
+    api = SearchAPI(not_found, SearchApp(searcher))
 
     async def run():
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api), base_url="http://t") as client:

@@ -103,3 +103,9 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+async def not_found(scope, receive, send):
+    """The ASGI app behind ``SearchAPI`` in tests: every other path is a 404."""
+    await send({"type": "http.response.start", "status": 404, "headers": []})
+    await send({"type": "http.response.body", "body": b""})

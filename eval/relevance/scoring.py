@@ -77,8 +77,7 @@ def gather(searcher, query: str, hits) -> Signals:
 
         cos = np.asarray(exact_scores(ix.vectors, searcher.query_vector(text), rows), dtype=np.float64)
     cov = lexical.coverage(text, rows) if len(rows) else np.zeros(0)
-    tokens = sorted(set(lexical.tokenizer.tokenize(text))) if lexical.size else []
-    idf, unknown = _idf(lexical, tokens)
+    idf, unknown, n_tokens = lexical.idf_split(text)
     total = sum(idf.values()) or 1.0
     title_cov, path_cov, big, tlen = [], [], [], []
     qb = _bigrams(text)
@@ -101,24 +100,8 @@ def gather(searcher, query: str, hits) -> Signals:
         text_len=np.asarray(tlen, dtype=np.float64), same_doc=np.asarray([count[d] for d in docs], dtype=np.float64),
         doc_first_rank=np.asarray([first[d] for d in docs], dtype=np.float64),
         piece=np.asarray(["~" in h.chunk_id for h in hits], dtype=np.float64),
-        q_tokens=len(tokens), q_chars=len(text), q_unknown=unknown / (sum(idf.values()) + unknown or 1.0),
+        q_tokens=n_tokens, q_chars=len(text), q_unknown=unknown / (sum(idf.values()) + unknown or 1.0),
         cjk=int(bool(_CJK.search(text))))
-
-
-def _idf(lexical, tokens: list[str]) -> tuple[dict[str, float], float]:
-    """Lucene BM25 IDF of each query token the index knows, and the summed IDF of those it does not."""
-    vocab, indptr = lexical.bm25.vocab_dict, lexical.bm25.scores["indptr"]
-    out: dict[str, float] = {}
-    unknown = 0.0
-    for t in tokens:
-        tid = vocab.get(t)
-        df = int(indptr[tid + 1] - indptr[tid]) if tid is not None else 0
-        w = float(np.log(1.0 + (lexical.size - df + 0.5) / (df + 0.5)))
-        if df:
-            out[t] = w
-        else:
-            unknown += w
-    return out, unknown
 
 
 FEATURES = (

@@ -51,24 +51,18 @@ def stage_digest(index_dir: Path, manifest: IndexManifest) -> str | None:
 
 def replace_stage(index_dir: Path, manifest: IndexManifest, embedder: Embedder) -> IndexManifest:
     """Put the model's current relevance stage (or none) into the index and record it (called under the lock)."""
-    target = Path(index_dir) / RELEVANCE
-    shutil.rmtree(target, ignore_errors=True)
+    shutil.rmtree(Path(index_dir) / RELEVANCE, ignore_errors=True)
     files = {k: v for k, v in manifest.files.items() if not k.startswith(RELEVANCE + "/")}
-    folder, name = shipped_stage_dir(embedder), None
-    if folder is not None and shipped_stage_digest(embedder) is not None:
-        from index.relevance import RelevanceStage
-
-        target.mkdir()
-        for f in RelevanceStage.load(folder).files():
-            shutil.copy2(folder / f, target / f)
-            files[f"{RELEVANCE}/{f}"] = (target / f).stat().st_size
-        name = RELEVANCE
+    name = copy_shipped_stage(embedder, Path(index_dir))
+    if name is not None:
+        files.update({p.relative_to(index_dir).as_posix(): p.stat().st_size
+                      for p in sorted((Path(index_dir) / name).iterdir())})
     new = manifest.with_query(relevance=name)
     return IndexManifest(new.build, new.query, files, file_digests(index_dir, files))
 
 
 def copy_shipped_stage(embedder: Embedder, folder: Path) -> str | None:
-    """Copy the model's relevance stage into the index being built in ``folder``; its folder name, or None."""
+    """Copy the model's relevance stage into the index (being built) in ``folder``; its folder name, or None."""
     from index.relevance import RelevanceStage
 
     source = shipped_stage_dir(embedder)
