@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
+import os
 import re
 from pathlib import Path
 
@@ -25,9 +25,31 @@ class ReadError(Exception):
     """A file that cannot be read as a document; ``reason`` says why in plain words."""
 
     def __init__(self, path: Path | str, reason: str):
-        super().__init__(f"{path}: {reason}")
-        self.path = str(path)
+        super().__init__(f"{display_path(path)}: {reason}")
+        self.path = display_path(path)
         self.reason = reason
+
+
+def display_path(path: Path | str) -> str:
+    r"""``path`` as valid text, for messages, document ids and the index's JSON.
+
+    A name that is not UTF-8 on disk (typically GBK bytes: a file unzipped from a Chinese Windows archive, a Samba
+    share) reaches Python with lone surrogates, which no UTF-8 file can hold.  Each such name part is decoded as
+    GB18030 when its bytes are valid GB18030 (the GBK bytes of ``医保办法.txt`` give ``医保办法.txt``), else written with
+    ``\xNN`` escapes; the file itself is still read through its real (bytes) name."""
+    text = str(path)
+    if not any("\ud800" <= ch <= "\udfff" for ch in text):
+        return text
+    parts = []
+    for part in os.fsencode(text).split(b"/"):
+        try:
+            parts.append(part.decode("utf-8"))
+        except UnicodeDecodeError:
+            try:
+                parts.append(part.decode("gb18030"))
+            except UnicodeDecodeError:
+                parts.append(part.decode("utf-8", "backslashreplace"))
+    return "/".join(parts)
 
 
 def doc_id_for(path: Path, root: Path | None) -> str:
@@ -36,14 +58,14 @@ def doc_id_for(path: Path, root: Path | None) -> str:
         rel = path.resolve().relative_to(root.resolve()) if root is not None else Path(path.name)
     except ValueError:
         rel = Path(path.name)
-    return rel.with_suffix("").as_posix()
+    return display_path(rel.with_suffix("").as_posix())
 
 
 def _source_path(path: Path, root: Path | None) -> str:
     try:
-        return path.resolve().relative_to(root.resolve()).as_posix() if root is not None else str(path)
+        return display_path(path.resolve().relative_to(root.resolve()).as_posix() if root is not None else path)
     except ValueError:
-        return str(path)
+        return display_path(path)
 
 
 _CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f]")
@@ -206,33 +228,6 @@ def pdf_to_text(data: bytes, path: Path | str) -> str:
     return text
 
 
-def docx_to_text(data: bytes, path: Path | str) -> str:
-    """Paragraphs and tables of a .docx in document order, one line each; a table row as a Markdown row
-    ("| 任务 | 牵头单位 |"), a merged cell once.  Page headers and footers are left out (page furniture)."""
-    import docx
-    from docx.table import Table
-
-    try:
-        document = docx.Document(io.BytesIO(data))
-        blocks = list(document.iter_inner_content())
-    except Exception as exc:
-        raise ReadError(path, f"not a readable .docx ({type(exc).__name__}: {exc})") from exc
-    lines = []
-    for block in blocks:
-        if not isinstance(block, Table):
-            lines.append(block.text)
-            continue
-        for row in block.rows:
-            cells: list[str] = []
-            for cell in row.cells:  # python-docx repeats a merged cell's text in every grid column it spans
-                text = " ".join(cell.text.split())
-                if not cells or text != cells[-1]:
-                    cells.append(text)
-            if any(cells):
-                lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def _jsonl_record(obj: dict, file_id: str) -> tuple[str, str, str | None, dict]:
     """(doc_id, text, title, meta_hint) of one line: BEIR (_id/title/text) or the policies layout (content/dept/…)."""
     if "_id" in obj:
@@ -253,25 +248,43 @@ def _jsonl_record(obj: dict, file_id: str) -> tuple[str, str, str | None, dict]:
     raise ValueError("missing '_id' (BEIR layout: _id, title, text)")
 
 
+def _valid_unicode(*texts: object) -> bool:
+    # JSON may escape a lone surrogate ("\udc80"): such text cannot be written to the index's UTF-8 files
+    try:
+        for text in texts:
+            str(text).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def read_jsonl(path: Path, data: bytes, root: Path | None, problems: list[ReadError] | None) -> list[RawDocument]:
-    """One RawDocument per line; bad lines, missing ids and duplicate ids are reported to ``problems`` and skipped."""
-    text, encoding = decode_text(data, path)
+    """One RawDocument per line; bad lines (NUL bytes, not text, bad or too deeply nested JSON), missing ids and
+    duplicate ids are reported to ``problems`` as ``file:line`` and skipped — the good lines are kept."""
+    from index.jsonl import parse_line, split_lines
+
+    split = split_lines(data, lambda whole: decode_text(whole, path))
+    encoding = split.encoding
     file_id = doc_id_for(path, root)
     source_path = _source_path(path, root)
     docs: list[RawDocument] = []
     seen: dict[str, int] = {}
-    issues: list[ReadError] = []
-    for n, line in enumerate(text.splitlines(), start=1):
+    issues: list[ReadError] = [ReadError(f"{display_path(path)}:{n}", f"bad line skipped: {reason}")
+                               for n, reason in split.bad]
+    for n, line in split.lines:
         if not line.strip():
             continue
-        where = f"{path}:{n}"
+        where = f"{display_path(path)}:{n}"
         try:
-            obj = json.loads(line)
+            obj = parse_line(line)
             if not isinstance(obj, dict):
                 raise ValueError("not a JSON object")
             doc_id, body, title, hint = _jsonl_record(obj, file_id)
-        except ValueError as exc:  # json.JSONDecodeError is a ValueError
-            issues.append(ReadError(where, f"bad line skipped: {exc}"))
+            if not _valid_unicode(doc_id, body, title or "", *hint.values()):
+                raise ValueError("a string holds an unpaired surrogate escape (\\udXXX): not valid Unicode text")
+        except (ValueError, RecursionError) as exc:  # RecursionError: str() of a deeply nested '_id'
+            reason = "JSON nested too deeply" if isinstance(exc, RecursionError) else exc
+            issues.append(ReadError(where, f"bad line skipped: {reason}"))
             continue
         if doc_id in seen:
             issues.append(ReadError(where, f"duplicate id {doc_id!r} (first on line {seen[doc_id]}); line skipped"))
@@ -283,6 +296,7 @@ def read_jsonl(path: Path, data: bytes, root: Path | None, problems: list[ReadEr
         sha = hashlib.sha256(body.encode("utf-8")).hexdigest()
         source = Source(f"{source_path}#{doc_id}", "jsonl", sha, hint.get("url"), encoding)
         docs.append(RawDocument(doc_id, body, source, title, hint))
+    issues.sort(key=lambda e: int(e.path.rsplit(":", 1)[1]))
     if problems is not None:
         problems.extend(issues)
     if not docs:
@@ -359,6 +373,8 @@ def _read_pdf(data: bytes, path: Path) -> tuple[str, str | None, str | None, str
 
 
 def _read_docx(data: bytes, path: Path) -> tuple[str, str | None, str | None, str | None]:
+    from index.office import docx_to_text
+
     return docx_to_text(data, path), None, None, None
 
 
