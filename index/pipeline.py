@@ -63,7 +63,8 @@ def _discard_if_damaged(index_dir: Path, embedder) -> None:
     """Make the next build a full rebuild when the index on disk does not load (altered bytes or manifest, another
     model): ``build_index`` trusts an index whose corpus, settings and file sizes match, so an error message's fix
     ("rebuild it with `policyqa ingest …`") would otherwise leave the damage in place."""
-    from index.store import MANIFEST, IndexCorruptError, IndexMismatchError, IndexNotFoundError, index_lock, load_index
+    from index.store import (
+        MANIFEST, IndexAlteredError, IndexCorruptError, IndexMismatchError, IndexNotFoundError, index_lock, load_index)
     from index.store.errors import write_error
 
     if not (index_dir / MANIFEST).is_file():
@@ -71,8 +72,8 @@ def _discard_if_damaged(index_dir: Path, embedder) -> None:
     try:
         load_index(index_dir, embedder)
         return
-    except IndexNotFoundError:
-        return
+    except (IndexNotFoundError, IndexAlteredError):
+        return  # altered files: build_index checks every digest itself and reuses only the intact vectors
     except (IndexCorruptError, IndexMismatchError):
         pass
     with index_lock(index_dir):  # the manifest goes; the build that follows writes a complete new index

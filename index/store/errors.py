@@ -22,6 +22,10 @@ class IndexCorruptError(IndexStoreError):
     """A file of the index is missing, truncated or unreadable."""
 
 
+class IndexAlteredError(IndexCorruptError):
+    """A file of the index has its recorded size but not its recorded sha256: altered or damaged in place."""
+
+
 class IndexLockedError(IndexStoreError):
     """Another build holds the index lock."""
 
