@@ -68,7 +68,7 @@ def scan_files(paths: list[Path], index_dir: Path | None = None) -> tuple[list[t
     excluded = never_read(index_dir, [Path(p) for p in paths])
     for given in paths:
         given = Path(given)
-        if is_never_read(given, excluded):
+        if is_never_read(given, excluded, given=True):
             errors.append(IngestError(display_path(given), "is an index folder (or inside one), never read as input"))
             continue
         if given.is_dir():

@@ -205,7 +205,38 @@ def _flip_bytes(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+def _resealed(change):
+    """A manifest edited and sealed again (as a careful hand edit would), so only the content is wrong."""
+    def damage(ix: Path) -> None:
+        from index.store.manifest import seal_of
+
+        m = json.loads((ix / MANIFEST).read_text(encoding="utf-8"))
+        change(m)
+        m["manifest_sha256"] = seal_of(m)
+        (ix / MANIFEST).write_text(json.dumps(m), encoding="utf-8")
+    return damage
+
+
+def _same_length_edit(path: Path) -> None:
+    """Replace one Chinese character with another: the size stays, only the sha256 can tell."""
+    text = path.read_text(encoding="utf-8")
+    at = text.index("医保")
+    path.write_text(text[:at] + "社保" + text[at + 2:], encoding="utf-8")
+
+
 CORRUPTIONS = [
+    pytest.param(_resealed(lambda m: m.__setitem__("files", {})), ("manifest.json", "incomplete", "'files'"),
+                 id="manifest-files-empty"),
+    pytest.param(_resealed(lambda m: m["build"].pop("model")), ("manifest.json", "incomplete", "model"),
+                 id="manifest-without-model"),
+    pytest.param(_resealed(lambda m: m["build"].pop("counts")), ("manifest.json", "incomplete", "counts"),
+                 id="manifest-without-counts"),
+    pytest.param(lambda ix: _same_length_edit(ix / "documents.jsonl"),
+                 ("documents.jsonl", "does not match its recorded sha256"), id="documents-same-length-edit"),
+    pytest.param(lambda ix: _same_length_edit(ix / "chunks.jsonl"),
+                 ("chunks.jsonl", "does not match its recorded sha256"), id="chunks-same-length-edit"),
+    pytest.param(lambda ix: _flip_bytes(ix / "vectors.npy"), ("vectors.npy", "does not match its recorded sha256"),
+                 id="vectors-bytes-flipped"),
     pytest.param(lambda ix: _truncate(ix / "dense.faiss"), ("dense.faiss", "missing or truncated"),
                  id="faiss-truncated"),
     pytest.param(lambda ix: _truncate(_bm25_file(ix)), ("bm25", "missing or truncated"), id="bm25-truncated"),

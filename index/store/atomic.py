@@ -64,6 +64,8 @@ def is_locked(target: Path) -> bool:
         lock.acquire(timeout=0)
     except Timeout:
         return True
+    except OSError:
+        return False  # cannot even open it (read-only, no permission): the build itself says so, with the fix
     lock.release()
     return False
 

@@ -58,10 +58,11 @@ def never_read(index_dir: Path | None, roots: list[Path]) -> frozenset[Path]:
     return frozenset(Path(os.path.realpath(p)) for p in out)
 
 
-def is_never_read(path: Path, excluded: frozenset[Path]) -> bool:
-    """``path`` (its real location) is one of ``excluded`` or inside one of them."""
-    if not excluded:
-        return False
+def is_never_read(path: Path, excluded: frozenset[Path], given: bool = False) -> bool:
+    """``path`` (its real location) is one of ``excluded`` or inside one of them; a path ``given`` explicitly is
+    also refused when any folder above it is an index (``policyqa ingest ix/bm25/stopwords.txt``)."""
     path = Path(path)
     real = Path(os.path.realpath(path.parent)) / path.name  # where the entry is (a symlink's target is not asked)
-    return real in excluded or any(parent in excluded for parent in real.parents)
+    if real in excluded or any(parent in excluded for parent in real.parents):
+        return True
+    return given and any(looks_like_index(parent) for parent in (real, *real.parents))
