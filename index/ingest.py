@@ -73,6 +73,8 @@ def scan_files(paths: list[Path], index_dir: Path | None = None) -> tuple[list[t
             continue
         if given.is_dir():
             real_root = os.path.realpath(given)
+            # excluded folders as paths relative to this root: a walk entry is matched by its parts, no syscalls
+            skip = {e.relative_to(real_root).parts for e in excluded if Path(real_root) in e.parents}
             try:
                 candidates = sorted(p for p in given.rglob("*") if p.is_file() or p.is_symlink())
             except OSError as exc:  # an unreadable sub-directory
@@ -83,10 +85,14 @@ def scan_files(paths: list[Path], index_dir: Path | None = None) -> tuple[list[t
                 rel_parts = path.relative_to(given).parts
                 if any(part.startswith(".") for part in rel_parts) or _skipped_by_name(path):
                     continue
-                if is_never_read(path, excluded):
+                if any(rel_parts[:i] in skip for i in range(1, len(rel_parts) + 1)):
                     continue
-                target = _outside(path, real_root)
-                if path.is_symlink() and path.is_dir():
+                # rglob does not descend into symlinked folders: only a symlink can lead out of the root
+                link = path.is_symlink()
+                target = _outside(path, real_root) if link else None
+                if link and is_never_read(Path(os.path.realpath(path)), excluded):
+                    continue
+                if link and path.is_dir():
                     errors.append(IngestError(display_path(path), "symlink to a directory (not followed, to avoid "
                                                                   "loops)"))
                 elif target is not None:

@@ -168,7 +168,7 @@ def ingest_paths(
     if not documents:
         why = "; ".join(f"{e.path}: {e.reason}" for e in result.errors[:3])
         more = f" (and {len(result.errors) - 3} more)" if len(result.errors) > 3 else ""
-        raise ValueError("no document could be read from " + ", ".join(map(str, paths))
+        raise ValueError("no document could be read from " + ", ".join(map(display_path, paths))
                          + (f" — {why}{more}" if why else "") + "; the index is unchanged")
     _discard_if_damaged(Path(index_dir), embedder)
     report = build_index(documents, index_dir, embedder, settings, progress=progress,

@@ -159,6 +159,18 @@ def test_a_same_length_edit_is_refused_and_a_reingest_restores_the_text(tmp_path
     load_index(ix, HashEmbedder())
 
 
+def test_tune_never_seals_an_altered_index_again(tmp_path, run_cli):
+    """`policyqa tune` rewrites the manifest with every file's digest: on an altered index it refuses instead."""
+    ix = tmp_path / "ix"
+    build_index(corpus(), ix, HashEmbedder(), progress=False)
+    path = ix / DOCUMENTS
+    path.write_text(path.read_text(encoding="utf-8").replace("医保", "社保", 1), encoding="utf-8")
+    before = _snapshot(ix)
+    code, _, err = run_cli("tune", "--remove", "--index", ix)
+    assert code == 2 and "documents.jsonl does not match its recorded sha256" in err, err
+    assert _snapshot(ix) == before
+
+
 def test_flipped_vector_bytes_are_never_reused(tmp_path):
     import numpy as np
 

@@ -257,7 +257,9 @@ def _carried_query_section(old: IndexManifest | None, embedder: Embedder, index_
     adapter = fusion = None
     if old and old.query.adapter and old.build.model.name == embedder.name and old.build.model.dim == embedder.dim:
         src = index_dir / old.query.adapter
-        if src.is_file():
+        name = old.query.adapter
+        if src.is_file() and name in old.files and altered_file(index_dir, {name: old.files[name]},
+                                                                  old.file_sha256) is None:  # never an altered one
             shutil.copy2(src, tmp / old.query.adapter)
             adapter, fusion = old.query.adapter, old.query.adapter_fusion
     return QuerySection(settings.query, dict(abstain) if abstain else None, adapter, fusion, relevance)

@@ -19,8 +19,8 @@ def check_index_target(index_dir: Path) -> None:
     index_dir = Path(index_dir)
     if not os.path.lexists(index_dir):
         return
-    if index_dir.is_symlink() or not index_dir.is_dir():
-        kind = "a symlink" if index_dir.is_symlink() else "a file"
+    if not index_dir.is_dir():  # a symlink to a folder is followed (data/index -> /mnt/big/index)
+        kind = "a symlink that leads to no folder" if index_dir.is_symlink() else "a file"
         raise NotAnIndexError(f"--index {index_dir} 不是索引文件夹 / is {kind}, not an index folder; it is left as "
                               "it is — give --index a new or empty folder (or an existing index)")
     try:

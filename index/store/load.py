@@ -80,7 +80,9 @@ def check_embedder(manifest: IndexManifest, embedder: Embedder, index_dir: Path)
             f"{embedder.name} (dim {embedder.dim}); {FIX} (or set POLICYQA_MODEL={model.name})")
 
 
-def _altered(index_dir: Path, name: str) -> IndexAlteredError:
+def _altered(index_dir: Path, name: str) -> IndexCorruptError:
+    if not (index_dir / name).is_file():
+        return IndexCorruptError(f"{index_dir / name} is missing; {FIX}")
     return IndexAlteredError(f"{index_dir / name} does not match its recorded sha256: it was altered or damaged "
                              f"after the index was built, and is not served; {FIX}")
 
@@ -163,6 +165,9 @@ def attach_adapter(index_dir: Path, adapter_file: Path | None) -> IndexManifest:
     with folder_lock(index_dir):
         manifest = read_manifest(index_dir)
         files = {k: v for k, v in manifest.files.items() if k != ADAPTER}
+        bad = altered_file(index_dir, files, manifest.file_sha256)
+        if bad:  # the new manifest records every file's digest again: it must never vouch for an altered file
+            raise _altered(index_dir, bad)
         if adapter_file is None:
             (index_dir / ADAPTER).unlink(missing_ok=True)
             new = manifest.with_query(adapter=None, adapter_fusion=None)
