@@ -61,7 +61,8 @@ def doc_id_for(path: Path, root: Path | None) -> str:
     return display_path(rel.with_suffix("").as_posix())
 
 
-def _source_path(path: Path, root: Path | None) -> str:
+def source_path(path: Path, root: Path | None) -> str:
+    """``path`` relative to the ingest root, '/'-separated, as recorded in ``Source.path``."""
     try:
         return display_path(path.resolve().relative_to(root.resolve()).as_posix() if root is not None else path)
     except ValueError:
@@ -228,83 +229,6 @@ def pdf_to_text(data: bytes, path: Path | str) -> str:
     return text
 
 
-def _jsonl_record(obj: dict, file_id: str) -> tuple[str, str, str | None, dict]:
-    """(doc_id, text, title, meta_hint) of one line: BEIR (_id/title/text) or the policies layout (content/dept/…)."""
-    if "_id" in obj:
-        text = obj.get("text")
-        if not isinstance(text, str):
-            raise ValueError("no 'text' string")
-        return str(obj["_id"]), text, obj.get("title") or None, {"layout": "beir"}
-    if "content" in obj:  # ../shared/corpora/policies.jsonl: release_time, source (URL), dept, title_en, content
-        text = obj["content"]
-        if not isinstance(text, str):
-            raise ValueError("'content' is not a string")
-        source = str(obj.get("source") or "")
-        hint = {"layout": "policies", "issuer": obj.get("dept") or None, "date": obj.get("release_time") or None,
-                "url": source if source.startswith("http") else None, "collection": obj.get("sheet")}
-        key = "\x1f".join(str(obj.get(k, "")) for k in ("title", "title_en", "release_time", "dept")) + text[:500]
-        doc_id = f"{file_id}/{hashlib.sha1(key.encode('utf-8')).hexdigest()[:12]}"
-        return doc_id, text, obj.get("title") or obj.get("title_en") or None, hint
-    raise ValueError("missing '_id' (BEIR layout: _id, title, text)")
-
-
-def _valid_unicode(*texts: object) -> bool:
-    # JSON may escape a lone surrogate ("\udc80"): such text cannot be written to the index's UTF-8 files
-    try:
-        for text in texts:
-            str(text).encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def read_jsonl(path: Path, data: bytes, root: Path | None, problems: list[ReadError] | None) -> list[RawDocument]:
-    """One RawDocument per line; bad lines (NUL bytes, not text, bad or too deeply nested JSON), missing ids and
-    duplicate ids are reported to ``problems`` as ``file:line`` and skipped — the good lines are kept."""
-    from index.jsonl import parse_line, split_lines
-
-    split = split_lines(data, lambda whole: decode_text(whole, path))
-    encoding = split.encoding
-    file_id = doc_id_for(path, root)
-    source_path = _source_path(path, root)
-    docs: list[RawDocument] = []
-    seen: dict[str, int] = {}
-    issues: list[ReadError] = [ReadError(f"{display_path(path)}:{n}", f"bad line skipped: {reason}")
-                               for n, reason in split.bad]
-    for n, line in split.lines:
-        if not line.strip():
-            continue
-        where = f"{display_path(path)}:{n}"
-        try:
-            obj = parse_line(line)
-            if not isinstance(obj, dict):
-                raise ValueError("not a JSON object")
-            doc_id, body, title, hint = _jsonl_record(obj, file_id)
-            if not _valid_unicode(doc_id, body, title or "", *hint.values()):
-                raise ValueError("a string holds an unpaired surrogate escape (\\udXXX): not valid Unicode text")
-        except (ValueError, RecursionError) as exc:  # RecursionError: str() of a deeply nested '_id'
-            reason = "JSON nested too deeply" if isinstance(exc, RecursionError) else exc
-            issues.append(ReadError(where, f"bad line skipped: {reason}"))
-            continue
-        if doc_id in seen:
-            issues.append(ReadError(where, f"duplicate id {doc_id!r} (first on line {seen[doc_id]}); line skipped"))
-            continue
-        if not body.strip():
-            issues.append(ReadError(where, f"record {doc_id!r} has no text; line skipped"))
-            continue
-        seen[doc_id] = n
-        sha = hashlib.sha256(body.encode("utf-8")).hexdigest()
-        source = Source(f"{source_path}#{doc_id}", "jsonl", sha, hint.get("url"), encoding)
-        docs.append(RawDocument(doc_id, body, source, title, hint))
-    issues.sort(key=lambda e: int(e.path.rsplit(":", 1)[1]))
-    if problems is not None:
-        problems.extend(issues)
-    if not docs:
-        reason = issues[0].reason if issues else "no records"
-        raise ReadError(path, f"no usable JSONL records ({len(issues)} bad lines; first: {reason})")
-    return docs
-
-
 def read_path(path: Path, root: Path | None = None, max_bytes: int = DEFAULT_MAX_BYTES,
               problems: list[ReadError] | None = None) -> list[RawDocument]:
     """Read one file into RawDocument(s); raise ReadError with a plain reason for anything that is not a document.
@@ -340,11 +264,13 @@ def read_path(path: Path, root: Path | None = None, max_bytes: int = DEFAULT_MAX
     if not data.strip():
         raise ReadError(path, "empty file (no text)")
     if fmt == "jsonl":
+        from index.jsonl import read_jsonl
+
         return read_jsonl(path, data, root, problems)
     doc_id = doc_id_for(path, root)
     sha = hashlib.sha256(data).hexdigest()
     text, title, url, encoding = _TEXT_READERS[fmt](data, path)
-    source = Source(_source_path(path, root), fmt, sha, url, encoding)
+    source = Source(source_path(path, root), fmt, sha, url, encoding)
     # LawRefBook names each version of a law "…(YYYY-MM-DD).md": the version date, when the text gives none.
     dated = re.search(r"\((\d{4}-\d{2}-\d{2})\)$", path.stem)
     hint = {"file_date": dated.group(1)} if dated else {}

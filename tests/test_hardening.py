@@ -5,7 +5,6 @@ one-row cases; these are the ones that need more than one step."""
 from __future__ import annotations
 
 import errno
-import json
 import os
 import shutil
 import subprocess
@@ -21,7 +20,7 @@ from fakes import HashEmbedder
 from index.pipeline import ingest_paths
 from index.store import (
     DOCUMENTS, VECTORS, IndexAlteredError, build_index, load_index, read_documents, read_manifest)
-from index.store.errors import IndexWriteError, NotAnIndexError
+from index.store.errors import NotAnIndexError
 from index_fixtures import corpus
 
 ROOT = Path(__file__).resolve().parent.parent

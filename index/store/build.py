@@ -19,10 +19,11 @@ from index.lexical import LexicalIndex
 from index.store.atomic import build_folder, folder_lock, swap_in
 from index.store.errors import IndexStoreError, write_error
 from index.store.guard import check_index_target
+from index.store.reuse import reusable_vectors
 from index.store.layout import BM25_DIR, CHUNKS, DENSE, DOCUMENTS, VECTORS
 from index.store.manifest import (
-    SCHEMA_VERSION, BuildSection, IndexManifest, ModelInfo, QuerySection, altered_file, file_digests, files_intact,
-    read_manifest, read_manifest_json, seal_of, write_manifest)
+    SCHEMA_VERSION, BuildSection, IndexManifest, ModelInfo, QuerySection, altered_file, file_digests, read_manifest,
+    write_manifest)
 from index.store.settings import BuildSettings, IndexSettings
 from index.store.stage import copy_shipped_stage, replace_stage, shipped_stage_digest, stage_digest
 from index.tokenize import ChineseTokenizer, default_stopwords, policy_terms
@@ -90,29 +91,6 @@ def build_fingerprint(embedder: Embedder, settings: BuildSettings, max_tokens: i
     model = [embedder.name, embedder.dim, embedder.query_prompt, embedder.passage_prompt, max_tokens]
     packaged = [policy_terms(), default_stopwords()]
     return _sha(json.dumps([SCHEMA_VERSION, asdict(settings), model, packaged], ensure_ascii=False, sort_keys=True))
-
-
-def _reusable_vectors(index_dir: Path, embedder: Embedder) -> dict[str, np.ndarray]:
-    # Vectors of the live index, by content key, when it was built by the same model and its chunks and vectors are
-    # the recorded bytes (sha256, where recorded; else sizes); else nothing to reuse — an altered vector or chunk key
-    # is never carried into the new index.  Read from the raw JSON so that an index of an older schema still gives
-    # its vectors to the rebuild.
-    try:
-        raw = read_manifest_json(index_dir)
-        model = (raw.get("build") or raw).get("model") or {}
-        if model.get("name") != embedder.name or model.get("dim") != embedder.dim:
-            return {}
-        files, digests = raw.get("files") or {}, raw.get("file_sha256") or {}
-        if any(name not in files for name in (CHUNKS, VECTORS)) or altered_file(
-                index_dir, {n: files[n] for n in (CHUNKS, VECTORS)}, {n: digests[n] for n in digests
-                                                                      if n in (CHUNKS, VECTORS)}):
-            return {}
-        vectors = np.load(index_dir / VECTORS, mmap_mode="r", allow_pickle=False)
-        with open(index_dir / CHUNKS, encoding="utf-8") as fh:
-            keys = [json.loads(line)["key"] for line in fh]
-        return {key: vectors[i] for i, key in enumerate(keys)} if len(keys) == len(vectors) else {}
-    except (IndexStoreError, OSError, ValueError, KeyError, AttributeError, TypeError, RecursionError):
-        return {}
 
 
 def _encode(embedder: Embedder, texts: list[str], progress: bool) -> np.ndarray:
@@ -187,7 +165,7 @@ def _build_locked(docs: list[Document], index_dir: Path, embedder: Embedder, set
 
     chunks = chunk_documents(docs, embedder.count_tokens, max_tokens, bs.chunk_overlap, bs.embed_context)
     keys = [chunk_key(embedder, c.embed_text) for c in chunks]
-    reuse = _reusable_vectors(index_dir, embedder)
+    reuse = reusable_vectors(index_dir, embedder)
     todo = [i for i, key in enumerate(keys) if key not in reuse]
     vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
     for i, key in enumerate(keys):
@@ -290,27 +268,4 @@ def _dist_version(name: str) -> str | None:
     try:
         return version(name)
     except PackageNotFoundError:
-        return None
-
-
-def unchanged_index(index_dir: Path, inputs_sha256: str, embedder: Embedder, settings: IndexSettings
-                    ) -> IndexManifest | None:
-    """The manifest of the index at ``index_dir`` if it was built from exactly these source files (same fingerprint,
-    recorded only by an ingest without errors), with this model and these settings, and every one of its files is
-    intact to the byte; else None and the ingest takes its normal path.  Called under the index lock."""
-    try:
-        raw = read_manifest_json(Path(index_dir))
-        manifest = IndexManifest.from_json(raw, index_dir)
-        max_tokens = min(settings.build.chunk_max_tokens, embedder.max_tokens)
-        if (raw.get("manifest_sha256") != seal_of(raw) or manifest.build.inputs_sha256 != inputs_sha256
-                or manifest.query.settings != settings.query
-                or stage_digest(Path(index_dir), manifest) != shipped_stage_digest(embedder)
-                or manifest.build.fingerprint != build_fingerprint(embedder, settings.build, max_tokens)
-                or not files_intact(Path(index_dir), manifest)):
-            return None
-        digests = dict(manifest.file_sha256)
-        if not digests or set(digests) != set(manifest.files):
-            return None
-        return manifest if file_digests(Path(index_dir), manifest.files) == digests else None
-    except (IndexStoreError, OSError, ValueError, KeyError, TypeError):
         return None
