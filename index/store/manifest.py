@@ -168,8 +168,12 @@ def write_manifest(index_dir: Path, manifest: IndexManifest) -> dict:
     data = manifest.to_json()
     path = Path(index_dir) / MANIFEST
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:  # a full disk: no half-written temp file is left beside the intact manifest
+        tmp.unlink(missing_ok=True)
+        raise
     return data
 
 
