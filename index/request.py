@@ -134,8 +134,8 @@ def read_query_file(path, problems: list[str] | None = None) -> list[tuple[str, 
     data = Path(path).read_bytes()
     split = split_lines(data)
     bad: list[tuple[int, str]] = [(n, f"{path}:{n}: 不是 UTF-8 文本 / not UTF-8 text ({reason}); save it as UTF-8"
-                                   if reason.startswith("not valid UTF-8") else f"{path}:{n}: {reason}")
-                                  for n, reason in split.bad]
+                                   if reason.startswith("not valid UTF-8") else f"{path}:{n}: 含有 NUL 字节 / {reason}")
+                                  for n, reason in split.bad]  # the splitter refuses a line for these two reasons
     out = []
     for n, line in split.lines:
         if not line.strip():
