@@ -318,6 +318,14 @@ def test_an_index_inside_the_corpus_folder_is_never_read(tmp_path, run_cli):
     assert code == 2 and "index folder" in err, err  # named explicitly: still refused
 
 
+def test_documents_without_one_searchable_word_are_refused_in_one_line(tmp_path, run_cli):
+    """Found while naming an index's own bm25/stopwords.txt as input: BM25 over an empty vocabulary crashed."""
+    (tmp_path / "a.txt").write_text("的\n了\n是\n", encoding="utf-8")
+    code, _, err = run_cli("ingest", tmp_path / "a.txt", "--index", tmp_path / "ix", "--no-progress")
+    assert code == 2 and "no searchable words" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "ix").exists()
+
+
 def test_a_manifest_nested_too_deeply_is_one_line(tmp_path, run_cli):
     ix = tmp_path / "ix"
     build_index(corpus(), ix, HashEmbedder(), progress=False)
