@@ -146,15 +146,16 @@ def _jsonl(*records: object) -> object:
     return _write("\n".join(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in records) + "\n")
 
 
-def _docx(xml_padding: int = 0) -> bytes:
-    """A real .docx (python-docx) with ``xml_padding`` bytes of spaces inside word/document.xml."""
+def _docx(xml_padding: int = 0, paragraphs: int = 0) -> bytes:
+    """A real .docx (python-docx) with ``xml_padding`` bytes of spaces and ``paragraphs`` tiny paragraphs more inside
+    word/document.xml."""
     import docx
 
     document = docx.Document()
     document.add_paragraph(GBK_TEXT)
     buf = io.BytesIO()
     document.save(buf)
-    if not xml_padding:
+    if not xml_padding and not paragraphs:
         return buf.getvalue()
     src, out = zipfile.ZipFile(io.BytesIO(buf.getvalue())), io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
@@ -168,6 +169,7 @@ def _docx(xml_padding: int = 0) -> bytes:
                 fh.write(head + b"<w:body>")
                 for start in range(0, xml_padding, MB):
                     fh.write(b" " * min(MB, xml_padding - start))
+                fh.write(b"<w:p><w:r><w:t>x</w:t></w:r></w:p>" * paragraphs)
                 fh.write(tail)
     return out.getvalue()
 
@@ -365,6 +367,8 @@ ROWS = [
     pytest.param(*f("bomb.docx", lambda p: p.write_bytes(_docx(25 * MB)), Refused(("MB of XML", "limit 20 MB",
                                                                                   "zip bomb"))),
                  id="docx-inflates-to-25MB-of-xml"),
+    pytest.param(*f("paras.docx", lambda p: p.write_bytes(_docx(paragraphs=100_001)),
+                    Refused(("paragraphs in word/document.xml", "limit 100,000"))), id="docx-100001-tiny-paragraphs"),
     pytest.param(*f("liar.docx", _lying_docx, Refused(("not a readable .docx", "CRC"))), id="docx-lying-zip-header"),
     pytest.param(*f("ok.docx", lambda p: p.write_bytes(_docx()), Indexed(finds="异地就医直接结算", docs=1)),
                  id="docx-normal"),
