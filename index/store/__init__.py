@@ -18,7 +18,7 @@ from index.store.settings import BuildSettings, IndexSettings, QuerySettings
 __all__ = [
     "ADAPTER", "BM25_DIR", "CHUNKS", "DENSE", "DOCUMENTS", "FIX", "MANIFEST", "SCHEMA_VERSION", "VECTORS",
     "BuildReport", "BuildSettings", "IndexAlteredError", "IndexCorruptError", "IndexLockedError", "IndexManifest",
-    "IndexMismatchError", "IndexNotFoundError", "IndexSettings", "IndexStoreError", "LoadedIndex", "QuerySettings", "attach_adapter",
-    "build_fingerprint", "build_index", "check_embedder", "chunk_key", "corpus_hash", "document_from_dict",
+    "IndexMismatchError", "IndexNotFoundError", "IndexSettings", "IndexStoreError", "LoadedIndex", "QuerySettings",
+    "attach_adapter", "build_fingerprint", "build_index", "check_embedder", "chunk_key", "corpus_hash", "document_from_dict",
     "index_lock", "load_index", "read_documents", "read_manifest", "read_manifest_json", "unchanged_index",
     "with_settings"]
