@@ -36,8 +36,9 @@ def _index_dir(index: Optional[Path]) -> Path:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exception classes whose message is meant for the user."""
-    classes: list[type[BaseException]] = [CliError, ValueError, FileNotFoundError, PermissionError]
+    """Exception classes whose message is meant for the user.  OSError: the machine's answer (a read-only or full
+    disk, a missing file) names the path and is the user's to fix; one line, not a traceback."""
+    classes: list[type[BaseException]] = [CliError, ValueError, OSError]
     for module, names in (
         ("index.store", ("IndexStoreError",)),
         ("index.read", ("ReadError",)),
@@ -191,7 +192,8 @@ def search(
     if queries is not None:
         from index.request import read_query_file
 
-        for qid, text, _ in read_query_file(queries):
+        skipped: list[str] = []  # bad lines: reported, the good ones still answered
+        for qid, text, _ in read_query_file(queries, skipped):
             request = SearchRequest.parse(text, k, mode, doc, region, issuer, year)
             resp = searcher.run(request)
             if as_json:
@@ -199,6 +201,10 @@ def search(
             else:
                 typer.echo(f"# {qid}\t{text}")
                 _print_hits(resp)
+        for problem in skipped:
+            typer.echo(f"跳过 skipped: {problem}", err=True)
+        if skipped:
+            raise typer.Exit(1)
         return
     resp = searcher.run(first)
     for warning in resp.warnings:

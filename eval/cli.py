@@ -20,7 +20,10 @@ def _has_gold(path: Path) -> bool:
     with open(path, encoding="utf-8") as f:
         for line in f:
             if line.strip():
-                return "gold" in json.loads(line)
+                try:
+                    return "gold" in json.loads(line)
+                except (ValueError, RecursionError, TypeError):
+                    return False  # a bad first line: read as queries, which reports it with file:line
     return False
 
 

@@ -111,12 +111,23 @@ def resolve_gold(questions: Iterable[Question], documents: Mapping[str, Document
     return Resolution(qrels, tuple(unresolved))
 
 
-def load_queries(path: Path | str) -> list[Question]:
-    """Read a queries JSONL file (``index.request.read_query_file``: ours ``id``/``query`` or BEIR ``_id``/``text``)."""
+def load_queries(path: Path | str, problems: list[str] | None = None) -> list[Question]:
+    """Read a queries JSONL file (``index.request.read_query_file``: ours ``id``/``query`` or BEIR ``_id``/``text``).
+
+    Bad lines are skipped with ``file:line`` and the reason: added to ``problems``, or printed to stderr."""
+    import sys
+
     from index.request import read_query_file
 
-    return [Question(qid, text, str(rec.get("kind", "query")), str(rec.get("split", "all")))
-            for qid, text, rec in read_query_file(path)]
+    skipped: list[str] = []
+    questions = [Question(qid, text, str(rec.get("kind", "query")), str(rec.get("split", "all")))
+                 for qid, text, rec in read_query_file(path, skipped)]
+    if problems is not None:
+        problems.extend(skipped)
+    else:
+        for problem in skipped:
+            print(f"跳过 skipped: {problem}", file=sys.stderr)
+    return questions
 
 
 def load_qrels(path: Path | str) -> dict[str, dict[str, int]]:

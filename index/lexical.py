@@ -25,6 +25,9 @@ class LexicalIndex:
         """Tokenize ``texts`` with ``tokenizer`` and index them with BM25 (Lucene variant)."""
         tokens = [tokenizer.tokenize(t) for t in _progress(texts, progress, "tokenizing")]
         bm25 = bm25s.BM25(k1=k1, b=b, method="lucene")
+        if texts and not any(tokens):  # bm25s fails on an empty vocabulary ("max() arg is an empty sequence")
+            raise ValueError("没有可检索的词 / the documents hold no searchable words (only stopwords, punctuation or "
+                             "digits); the index is unchanged")
         if texts:
             bm25.index(tokens, show_progress=False)  # bm25s' own bars ("BM25S Create Vocab"...) are noise
         return cls(bm25, tokenizer, len(texts))

@@ -44,9 +44,16 @@ class IngestReport:
 
 
 def _previous_documents(index_dir: Path) -> dict[str, Document]:
-    from index.store import read_documents
+    """The indexed documents, when documents.jsonl is the one the manifest records (sha256): an altered file never
+    gives its text to the new index."""
+    from index.store import DOCUMENTS, read_documents, read_manifest
+    from index.store.manifest import altered_file
 
     try:
+        manifest = read_manifest(index_dir)
+        if DOCUMENTS not in manifest.file_sha256 or altered_file(
+                index_dir, {DOCUMENTS: manifest.files[DOCUMENTS]}, manifest.file_sha256):
+            return {}
         return read_documents(index_dir)
     except Exception:  # no index yet, or an unreadable one: nothing to keep
         return {}
@@ -56,23 +63,28 @@ def _discard_if_damaged(index_dir: Path, embedder) -> None:
     """Make the next build a full rebuild when the index on disk does not load (altered bytes or manifest, another
     model): ``build_index`` trusts an index whose corpus, settings and file sizes match, so an error message's fix
     ("rebuild it with `policyqa ingest …`") would otherwise leave the damage in place."""
-    from index.store import MANIFEST, IndexCorruptError, IndexMismatchError, IndexNotFoundError, index_lock, load_index
+    from index.store import (
+        MANIFEST, IndexAlteredError, IndexCorruptError, IndexMismatchError, IndexNotFoundError, index_lock, load_index)
+    from index.store.errors import write_error
 
     if not (index_dir / MANIFEST).is_file():
         return
     try:
         load_index(index_dir, embedder)
         return
-    except IndexNotFoundError:
-        return
+    except (IndexNotFoundError, IndexAlteredError):
+        return  # altered files: build_index checks every digest itself and reuses only the intact vectors
     except (IndexCorruptError, IndexMismatchError):
         pass
     with index_lock(index_dir):  # the manifest goes; the build that follows writes a complete new index
-        (index_dir / MANIFEST).unlink(missing_ok=True)
+        try:
+            (index_dir / MANIFEST).unlink(missing_ok=True)
+        except OSError as exc:
+            raise write_error(exc, index_dir) from None
 
 
 # The modules that turn files into documents: a change to any of them re-reads the files.
-_READERS = ("types", "read", "clean", "parse", "meta", "dedup", "ingest")
+_READERS = ("types", "read", "jsonl", "office", "clean", "parse", "meta", "dedup", "ingest")
 _READER_LIBS = ("charset-normalizer", "pypdf", "python-docx", "selectolax", "opencc", "datasketch")
 
 
@@ -90,7 +102,9 @@ def inputs_fingerprint(files: list[tuple[Path, Path]], max_bytes: int) -> str | 
         for path, root in files:
             if path.stat().st_size > max_bytes:
                 return None
-            h.update(f"\0{root}\0{path}\0".encode())
+            # names as the file system's bytes: a name that is not UTF-8 (GBK bytes from an old zip or share) has
+            # surrogates in its str, which str.encode() refuses
+            h.update(b"\0" + os.fsencode(root) + b"\0" + os.fsencode(path) + b"\0")
             h.update(hashlib.sha256(path.read_bytes()).digest())
     except OSError:
         return None
@@ -112,15 +126,21 @@ def ingest_paths(
     """
     from index.embed import load_embedder
     from index.ingest import DEFAULT_MAX_BYTES, load_documents, scan_files
+    from index.read import display_path
     from index.store import MANIFEST, IndexSettings, build_index, index_lock, unchanged_index
+    from index.store.atomic import remove_stale_builds
+    from index.store.guard import check_index_target
 
     t0 = time.perf_counter()
-    missing = [str(p) for p in paths if not os.path.lexists(p)]  # a symlink loop is reported by the reader
+    missing = [display_path(p) for p in paths if not os.path.lexists(p)]  # a symlink loop is reported by the reader
     if missing:
         raise FileNotFoundError("no such file or folder: " + ", ".join(missing) + "; the index is unchanged")
+    check_index_target(Path(index_dir))  # before reading anything: a file named by mistake is refused at once
+    remove_stale_builds(Path(index_dir))  # what a killed ingest left, whatever path this one takes (not while a
+    # live build holds the lock)
     embedder = embedder or load_embedder(config.model_spec())
     settings = IndexSettings.of(embed_context=embed_context)
-    files, scan_errors = scan_files([Path(p) for p in paths])
+    files, scan_errors = scan_files([Path(p) for p in paths], index_dir=Path(index_dir))
     inputs = None if scan_errors else inputs_fingerprint(files, DEFAULT_MAX_BYTES)
     same = None
     if inputs and (Path(index_dir) / MANIFEST).is_file():
@@ -148,7 +168,7 @@ def ingest_paths(
     if not documents:
         why = "; ".join(f"{e.path}: {e.reason}" for e in result.errors[:3])
         more = f" (and {len(result.errors) - 3} more)" if len(result.errors) > 3 else ""
-        raise ValueError("no document could be read from " + ", ".join(map(str, paths))
+        raise ValueError("no document could be read from " + ", ".join(map(display_path, paths))
                          + (f" — {why}{more}" if why else "") + "; the index is unchanged")
     _discard_if_damaged(Path(index_dir), embedder)
     report = build_index(documents, index_dir, embedder, settings, progress=progress,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
+import os
 import re
 from pathlib import Path
 
@@ -25,9 +25,31 @@ class ReadError(Exception):
     """A file that cannot be read as a document; ``reason`` says why in plain words."""
 
     def __init__(self, path: Path | str, reason: str):
-        super().__init__(f"{path}: {reason}")
-        self.path = str(path)
+        super().__init__(f"{display_path(path)}: {reason}")
+        self.path = display_path(path)
         self.reason = reason
+
+
+def display_path(path: Path | str) -> str:
+    r"""``path`` as valid text, for messages, document ids and the index's JSON.
+
+    A name that is not UTF-8 on disk (typically GBK bytes: a file unzipped from a Chinese Windows archive, a Samba
+    share) reaches Python with lone surrogates, which no UTF-8 file can hold.  Each such name part is decoded as
+    GB18030 when its bytes are valid GB18030 (the GBK bytes of ``医保办法.txt`` give ``医保办法.txt``), else written with
+    ``\xNN`` escapes; the file itself is still read through its real (bytes) name."""
+    text = str(path)
+    if not any("\ud800" <= ch <= "\udfff" for ch in text):
+        return text
+    parts = []
+    for part in os.fsencode(text).split(b"/"):
+        try:
+            parts.append(part.decode("utf-8"))
+        except UnicodeDecodeError:
+            try:
+                parts.append(part.decode("gb18030"))
+            except UnicodeDecodeError:
+                parts.append(part.decode("utf-8", "backslashreplace"))
+    return "/".join(parts)
 
 
 def doc_id_for(path: Path, root: Path | None) -> str:
@@ -36,14 +58,15 @@ def doc_id_for(path: Path, root: Path | None) -> str:
         rel = path.resolve().relative_to(root.resolve()) if root is not None else Path(path.name)
     except ValueError:
         rel = Path(path.name)
-    return rel.with_suffix("").as_posix()
+    return display_path(rel.with_suffix("").as_posix())
 
 
-def _source_path(path: Path, root: Path | None) -> str:
+def source_path(path: Path, root: Path | None) -> str:
+    """``path`` relative to the ingest root, '/'-separated, as recorded in ``Source.path``."""
     try:
-        return path.resolve().relative_to(root.resolve()).as_posix() if root is not None else str(path)
+        return display_path(path.resolve().relative_to(root.resolve()).as_posix() if root is not None else path)
     except ValueError:
-        return str(path)
+        return display_path(path)
 
 
 _CONTROL_BYTES = re.compile(rb"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f]")
@@ -206,91 +229,6 @@ def pdf_to_text(data: bytes, path: Path | str) -> str:
     return text
 
 
-def docx_to_text(data: bytes, path: Path | str) -> str:
-    """Paragraphs and tables of a .docx in document order, one line each; a table row as a Markdown row
-    ("| 任务 | 牵头单位 |"), a merged cell once.  Page headers and footers are left out (page furniture)."""
-    import docx
-    from docx.table import Table
-
-    try:
-        document = docx.Document(io.BytesIO(data))
-        blocks = list(document.iter_inner_content())
-    except Exception as exc:
-        raise ReadError(path, f"not a readable .docx ({type(exc).__name__}: {exc})") from exc
-    lines = []
-    for block in blocks:
-        if not isinstance(block, Table):
-            lines.append(block.text)
-            continue
-        for row in block.rows:
-            cells: list[str] = []
-            for cell in row.cells:  # python-docx repeats a merged cell's text in every grid column it spans
-                text = " ".join(cell.text.split())
-                if not cells or text != cells[-1]:
-                    cells.append(text)
-            if any(cells):
-                lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def _jsonl_record(obj: dict, file_id: str) -> tuple[str, str, str | None, dict]:
-    """(doc_id, text, title, meta_hint) of one line: BEIR (_id/title/text) or the policies layout (content/dept/…)."""
-    if "_id" in obj:
-        text = obj.get("text")
-        if not isinstance(text, str):
-            raise ValueError("no 'text' string")
-        return str(obj["_id"]), text, obj.get("title") or None, {"layout": "beir"}
-    if "content" in obj:  # ../shared/corpora/policies.jsonl: release_time, source (URL), dept, title_en, content
-        text = obj["content"]
-        if not isinstance(text, str):
-            raise ValueError("'content' is not a string")
-        source = str(obj.get("source") or "")
-        hint = {"layout": "policies", "issuer": obj.get("dept") or None, "date": obj.get("release_time") or None,
-                "url": source if source.startswith("http") else None, "collection": obj.get("sheet")}
-        key = "\x1f".join(str(obj.get(k, "")) for k in ("title", "title_en", "release_time", "dept")) + text[:500]
-        doc_id = f"{file_id}/{hashlib.sha1(key.encode('utf-8')).hexdigest()[:12]}"
-        return doc_id, text, obj.get("title") or obj.get("title_en") or None, hint
-    raise ValueError("missing '_id' (BEIR layout: _id, title, text)")
-
-
-def read_jsonl(path: Path, data: bytes, root: Path | None, problems: list[ReadError] | None) -> list[RawDocument]:
-    """One RawDocument per line; bad lines, missing ids and duplicate ids are reported to ``problems`` and skipped."""
-    text, encoding = decode_text(data, path)
-    file_id = doc_id_for(path, root)
-    source_path = _source_path(path, root)
-    docs: list[RawDocument] = []
-    seen: dict[str, int] = {}
-    issues: list[ReadError] = []
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{n}"
-        try:
-            obj = json.loads(line)
-            if not isinstance(obj, dict):
-                raise ValueError("not a JSON object")
-            doc_id, body, title, hint = _jsonl_record(obj, file_id)
-        except ValueError as exc:  # json.JSONDecodeError is a ValueError
-            issues.append(ReadError(where, f"bad line skipped: {exc}"))
-            continue
-        if doc_id in seen:
-            issues.append(ReadError(where, f"duplicate id {doc_id!r} (first on line {seen[doc_id]}); line skipped"))
-            continue
-        if not body.strip():
-            issues.append(ReadError(where, f"record {doc_id!r} has no text; line skipped"))
-            continue
-        seen[doc_id] = n
-        sha = hashlib.sha256(body.encode("utf-8")).hexdigest()
-        source = Source(f"{source_path}#{doc_id}", "jsonl", sha, hint.get("url"), encoding)
-        docs.append(RawDocument(doc_id, body, source, title, hint))
-    if problems is not None:
-        problems.extend(issues)
-    if not docs:
-        reason = issues[0].reason if issues else "no records"
-        raise ReadError(path, f"no usable JSONL records ({len(issues)} bad lines; first: {reason})")
-    return docs
-
-
 def read_path(path: Path, root: Path | None = None, max_bytes: int = DEFAULT_MAX_BYTES,
               problems: list[ReadError] | None = None) -> list[RawDocument]:
     """Read one file into RawDocument(s); raise ReadError with a plain reason for anything that is not a document.
@@ -326,11 +264,13 @@ def read_path(path: Path, root: Path | None = None, max_bytes: int = DEFAULT_MAX
     if not data.strip():
         raise ReadError(path, "empty file (no text)")
     if fmt == "jsonl":
+        from index.jsonl import read_jsonl
+
         return read_jsonl(path, data, root, problems)
     doc_id = doc_id_for(path, root)
     sha = hashlib.sha256(data).hexdigest()
     text, title, url, encoding = _TEXT_READERS[fmt](data, path)
-    source = Source(_source_path(path, root), fmt, sha, url, encoding)
+    source = Source(source_path(path, root), fmt, sha, url, encoding)
     # LawRefBook names each version of a law "…(YYYY-MM-DD).md": the version date, when the text gives none.
     dated = re.search(r"\((\d{4}-\d{2}-\d{2})\)$", path.stem)
     hint = {"file_date": dated.group(1)} if dated else {}
@@ -359,6 +299,8 @@ def _read_pdf(data: bytes, path: Path) -> tuple[str, str | None, str | None, str
 
 
 def _read_docx(data: bytes, path: Path) -> tuple[str, str | None, str | None, str | None]:
+    from index.office import docx_to_text
+
     return docx_to_text(data, path), None, None, None
 
 

@@ -119,32 +119,48 @@ class SearchResponse:
         return any(h.confident for h in self.hits)
 
 
-def read_query_file(path) -> list[tuple[str, str, dict]]:
+def read_query_file(path, problems: list[str] | None = None) -> list[tuple[str, str, dict]]:
     """(id, text, the whole record) of each line of a JSON Lines queries file: ours ``{"id", "query"}`` or BEIR
     ``{"_id", "text"}`` (when a line has both, ours win).  The one reader of query files, for ``search --queries``
-    and ``eval``; a bad line is a RequestError naming ``file:line``."""
-    import json
+    and ``eval``.
+
+    A bad line (bad or too deeply nested JSON, a NUL byte, bytes that are not UTF-8, no id or query) is a
+    ``file:line: reason`` message: appended to ``problems`` and skipped, the good lines kept, when the caller
+    collects them; else a RequestError.  A file with no good line at all is a RequestError either way."""
     from pathlib import Path
 
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise RequestError("queries", f"{path} 不是 UTF-8 文本 / {path}: not UTF-8 text ({exc.reason} at byte "
-                                      f"{exc.start}); save it as UTF-8") from None
+    from index.jsonl import parse_line, split_lines
+
+    data = Path(path).read_bytes()
+    split = split_lines(data)
+    bad: list[tuple[int, str]] = [(n, f"{path}:{n}: 不是 UTF-8 文本 / not UTF-8 text ({reason}); save it as UTF-8"
+                                   if reason.startswith("not valid UTF-8") else f"{path}:{n}: 含有 NUL 字节 / {reason}")
+                                  for n, reason in split.bad]  # the splitter refuses a line for these two reasons
     out = []
-    for n, line in enumerate(lines, 1):
+    for n, line in split.lines:
         if not line.strip():
             continue
         try:
-            rec = json.loads(line)
+            rec = parse_line(line)
         except ValueError as exc:
-            raise RequestError("queries", f"{path}:{n}: 不是 JSON 对象 / not a JSON object ({exc})") from None
+            bad.append((n, f"{path}:{n}: 不是有效的 JSON / {exc}"))
+            continue
         if not isinstance(rec, dict):
-            raise RequestError("queries", f"{path}:{n}: 不是 JSON 对象 / not a JSON object")
+            bad.append((n, f"{path}:{n}: 不是 JSON 对象 / not a JSON object"))
+            continue
         qid = rec["id"] if rec.get("id") is not None else rec.get("_id")
         text = rec["query"] if rec.get("query") is not None else rec.get("text")
-        if qid is None or not isinstance(text, str):
-            raise RequestError("queries", f'{path}:{n}: 需要 "id" 和 "query" / needs "id" and "query" (or BEIR '
-                                          f'"_id" and "text")')
+        if qid is None or not isinstance(text, str) or isinstance(qid, (dict, list)):
+            bad.append((n, f'{path}:{n}: 需要 "id" 和 "query" / needs "id" and "query" (or BEIR "_id" and "text")'))
+            continue
         out.append((str(qid), text, rec))
+    bad.sort()
+    if bad and (problems is None or not out):
+        if not out and split.bad and len(split.bad) == len(bad) and all(r.startswith("not valid UTF-8")
+                                                                         for _, r in split.bad):
+            raise RequestError("queries", f"{path} 不是 UTF-8 文本 / {path}: not UTF-8 text; save it as UTF-8")
+        more = f" (and {len(bad) - 1} more bad lines)" if len(bad) > 1 else ""
+        raise RequestError("queries", bad[0][1] + more)
+    if problems is not None:
+        problems.extend(message for _, message in bad)
     return out

@@ -14,12 +14,15 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
 import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import zipfile
 
 import httpx
 import pytest
@@ -85,8 +88,17 @@ class CliRefused:
     says: tuple[str, ...]
 
 
-def c(*args, files=None, says=()):
-    return ("cli", dict(args=args, files=files or {}), CliRefused(tuple(says)))
+@dataclass(frozen=True)
+class CliSkipped:
+    """``policyqa ARGS`` exits 1: every word of ``says`` in its ``跳过 skipped:`` lines, ``answers`` results printed."""
+
+    says: tuple[str, ...]
+    answers: int
+
+
+def c(*args, files=None, says=(), answers=None):
+    expect = CliRefused(tuple(says)) if answers is None else CliSkipped(tuple(says), answers)
+    return ("cli", dict(args=args, files=files or {}), expect)
 
 
 def q(query, k=10, expect=Ok(), cli_args=(), **filters):
@@ -134,6 +146,72 @@ def _jsonl(*records: object) -> object:
     return _write("\n".join(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False) for r in records) + "\n")
 
 
+def _docx(xml_padding: int = 0, paragraphs: int = 0) -> bytes:
+    """A real .docx (python-docx) with ``xml_padding`` bytes of spaces and ``paragraphs`` tiny paragraphs more inside
+    word/document.xml."""
+    import docx
+
+    document = docx.Document()
+    document.add_paragraph(GBK_TEXT)
+    buf = io.BytesIO()
+    document.save(buf)
+    if not xml_padding and not paragraphs:
+        return buf.getvalue()
+    src, out = zipfile.ZipFile(io.BytesIO(buf.getvalue())), io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            body = src.read(info)
+            if info.filename != "word/document.xml":
+                dst.writestr(info.filename, body)
+                continue
+            head, tail = body.split(b"<w:body>", 1)
+            with dst.open(info.filename, "w") as fh:  # streamed: the padding never sits in memory
+                fh.write(head + b"<w:body>")
+                for start in range(0, xml_padding, MB):
+                    fh.write(b" " * min(MB, xml_padding - start))
+                fh.write(b"<w:p><w:r><w:t>x</w:t></w:r></w:p>" * paragraphs)
+                fh.write(tail)
+    return out.getvalue()
+
+
+def _lying_docx(path: Path) -> None:
+    """A docx bomb whose headers claim word/document.xml is 2 KB while it inflates to 30 MB."""
+    data = bytearray(_docx(30 * MB))
+    for sig, size_at in ((b"PK\x01\x02", 24), (b"PK\x03\x04", 22)):  # central directory and local header
+        at = -1
+        while (at := data.find(sig, at + 1)) >= 0:
+            name_len = int.from_bytes(data[at + (28 if sig == b"PK\x01\x02" else 26):][:2], "little")
+            name_at = at + (46 if sig == b"PK\x01\x02" else 30)
+            if bytes(data[name_at:name_at + name_len]) == b"word/document.xml":
+                data[at + size_at:at + size_at + 4] = (2048).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+
+
+def _symlinks_out(folder: Path) -> None:
+    """A folder with one document and three ways out of it: a plain symlink, a relative ../ one, a chain."""
+    outside = folder.parent.parent / "outside.txt"
+    outside.write_text("关于机密事项的通知\n\n第一条 这是文件夹以外的机密内容。\n", encoding="utf-8")
+    (folder / "sub").mkdir(parents=True)
+    (folder / "ok.txt").write_text(GBK_TEXT, encoding="utf-8")
+    (folder / "passwd.txt").symlink_to("/etc/passwd")
+    (folder / "sub" / "up.txt").symlink_to(Path("..") / ".." / ".." / "outside.txt")
+    (folder / "chain.txt").symlink_to(folder / "sub" / "up.txt")
+
+
+def _index_inside(folder: Path) -> None:
+    """A corpus folder with an index built inside it (its bm25/stopwords.txt, userdict.txt) and a lock beside it."""
+    from index_fixtures import corpus
+
+    folder.mkdir()
+    (folder / "ok.txt").write_text(GBK_TEXT, encoding="utf-8")
+    build_index(corpus()[:2], folder / "ix", HashEmbedder(), progress=False)
+
+
+def _many_provisions(path: Path) -> None:
+    path.write_text("\n".join(f"第{n}条 医保异地结算。" for n in range(1, 20_100)), encoding="utf-8")
+
+
+GBK_NAME = os.fsdecode("医保办法.txt".encode("gbk"))  # a name that is not UTF-8 on disk (surrogates in Python)
 REC = {"_id": "r1", "title": "医保办法", "text": "第一条 推进医保异地结算，方便群众就医。"}
 REC2 = {"_id": "r2", "title": "交通办法", "text": "第一条 推进城际铁路公交化运营。"}
 BIDI = "\u202e医保\u202c异地\u2066结算\u2069"
@@ -185,7 +263,13 @@ ROWS = [
                     says=("q.jsonl", "not UTF-8")), id="cli-queries-file-not-utf8"),
     pytest.param(*c("search", "--queries", "{tmp}/q.jsonl", "--index", "{ix}",
                     files={"q.jsonl": '{"id": 1, "query": "医保"}\n{oops\n'.encode()},
-                    says=("q.jsonl:2", "not a JSON object")), id="cli-queries-file-bad-line"),
+                    says=("q.jsonl:2", "not valid JSON"), answers=1), id="cli-queries-file-bad-line"),
+    pytest.param(*c("search", "--queries", "{tmp}/q.jsonl", "--index", "{ix}",
+                    files={"q.jsonl": b'{"id": 1, "query": "\xe5\x8c\xbb\xe4\xbf\x9d"}\n' + b"[" * 100_000
+                           + b"]" * 100_000 + b'\n{"id": 2, "query": "a\x00b"}\n{"id": 3, "query": "\xd2\xbd\xb1\xa3"}\n'
+                           + b'{"id": 4, "query": "\xe7\xbb\x93\xe7\xae\x97"}\n'},
+                    says=("q.jsonl:2", "nested too deeply", "q.jsonl:3", "NUL byte", "q.jsonl:4", "not UTF-8"),
+                    answers=2), id="cli-queries-file-deep-nul-gbk-lines"),
     pytest.param(*c("search", "--queries", "{tmp}/q.jsonl", "--index", "{ix}", files={"q.jsonl": b'{"q": 1}\n'},
                     says=("q.jsonl:1", 'needs "id" and "query"')), id="cli-queries-file-missing-field"),
     pytest.param(*c("search", "医保", "--queries", "{tmp}/q.jsonl", "--index", "{ix}",
@@ -198,6 +282,12 @@ ROWS = [
                  id="cli-show-unknown-doc"),
     pytest.param(*c("serve", "--index", "{ix}", "--auth", "nopassword", says=("--auth must look like user:password",)),
                  id="cli-serve-bad-auth"),
+    pytest.param(*c("ingest", "{tmp}/a.txt", "--index", "{tmp}/notes.txt", "--no-progress",
+                    files={"a.txt": GBK_TEXT.encode(), "notes.txt": b"my notes"},
+                    says=("notes.txt", "not an index folder", "new or empty folder")), id="cli-index-is-a-file"),
+    pytest.param(*c("ingest", "{tmp}/a.txt", "--index", "{tmp}/mine", "--no-progress",
+                    files={"a.txt": GBK_TEXT.encode(), "mine/plan.docx": b"x", "mine/photo.jpg": b"y"},
+                    says=("mine", "not an index", "photo.jpg", "plan.docx")), id="cli-index-is-a-folder-of-other-files"),
     # --- HTTP-only input: raw requests to the server
     pytest.param("http", dict(method="post", path="/gradio_api/upload",
                               files={"files": ("x.html", b"<script>1</script>")}), (403, "uploads are not accepted"),
@@ -259,6 +349,35 @@ ROWS = [
                     Indexed(finds="异地结算", skipped=("c.jsonl:2", "duplicate id 'r1'"), docs=1)),
                  id="jsonl-duplicate-ids"),
     pytest.param(*f("c.jsonl", _jsonl({"_id": "r9", "text": ""}), Refused(("has no text",))), id="jsonl-empty-text"),
+    pytest.param(*f("c.jsonl", _jsonl(REC, "[" * 100_000 + "]" * 100_000, '{"_id": ' + "[" * 5000 + "]" * 5000 + "}",
+                                      REC2),
+                    Indexed(finds="异地结算", skipped=("c.jsonl:2", "nested too deeply", "c.jsonl:3"), docs=2)),
+                 id="jsonl-line-nested-100000-deep"),
+    pytest.param(*f("c.jsonl", _write(json.dumps(REC, ensure_ascii=False).encode() + b'\n{"_id": "x", "text": "a\x00b"}\n'
+                                      + json.dumps(REC2, ensure_ascii=False).encode() + b"\n"),
+                    Indexed(finds="异地结算", skipped=("c.jsonl:2", "NUL byte"), docs=2)), id="jsonl-line-with-nul-byte"),
+    pytest.param(*f("c.jsonl", _write(json.dumps(REC, ensure_ascii=False).encode() + b"\n"
+                                      + json.dumps(REC2, ensure_ascii=False).encode("gbk") + b"\n"),
+                    Indexed(finds="异地结算", skipped=("c.jsonl:2", "not valid UTF-8"), docs=1)),
+                 id="jsonl-one-line-not-utf8"),
+    pytest.param(*f("c.jsonl", _jsonl(REC, '{"_id": "s", "text": "\\udc80医保"}', REC2),
+                    Indexed(finds="异地结算", skipped=("c.jsonl:2", "surrogate"), docs=2)),
+                 id="jsonl-lone-surrogate-escape"),
+    pytest.param(*f(GBK_NAME, _write(GBK_TEXT), Indexed(finds="异地就医直接结算", docs=1)), id="file-name-not-utf8"),
+    pytest.param(*f("bomb.docx", lambda p: p.write_bytes(_docx(25 * MB)), Refused(("MB of XML", "limit 20 MB",
+                                                                                  "zip bomb"))),
+                 id="docx-inflates-to-25MB-of-xml"),
+    pytest.param(*f("paras.docx", lambda p: p.write_bytes(_docx(paragraphs=100_001)),
+                    Refused(("paragraphs in word/document.xml", "limit 100,000"))), id="docx-100001-tiny-paragraphs"),
+    pytest.param(*f("liar.docx", _lying_docx, Refused(("not a readable .docx", "CRC"))), id="docx-lying-zip-header"),
+    pytest.param(*f("ok.docx", lambda p: p.write_bytes(_docx()), Indexed(finds="异地就医直接结算", docs=1)),
+                 id="docx-normal"),
+    pytest.param(*f("many.txt", _many_provisions, Refused(("too many provisions", "limit 20,000"))),
+                 id="file-over-20000-provisions"),
+    pytest.param(*f("folder", _symlinks_out, Indexed(finds="异地就医直接结算", docs=1, skipped=(
+        "passwd.txt: symlink to /etc/passwd, outside the folder", "up.txt: symlink to", "chain.txt: symlink to"))),
+                 id="dir-symlinks-leading-outside"),
+    pytest.param(*f("folder", _index_inside, Indexed(finds="异地就医直接结算", docs=1)), id="dir-with-an-index-inside"),
 ]
 
 
@@ -356,13 +475,20 @@ def test_bad_input(kind, spec, expect, request, tmp_path, monkeypatch):
         base = request.getfixturevalue("base_index")
         before = _snapshot(base)
         for name, data in spec["files"].items():
+            (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp_path / name).write_bytes(data)
+        given = _snapshot(tmp_path)
         args = [a.format(ix=base, tmp=tmp_path) for a in spec["args"]]
         code, out, err = request.getfixturevalue("run_cli")(*args)
-        assert code == 2 and err.startswith("错误 / error: ") and err.count("\n") == 1, (code, err)
+        if isinstance(expect, CliSkipped):  # the good lines answered, each bad one reported with file:line
+            assert code == 1 and all(line.startswith("跳过 skipped: ") for line in err.splitlines()), (code, err)
+            assert len([line for line in out.splitlines() if line.startswith("# ")]) == expect.answers, out
+        else:
+            assert code == 2 and err.startswith("错误 / error: ") and err.count("\n") == 1, (code, err)
         for word in expect.says:
             assert word in err, (word, err)
         assert _snapshot(base) == before
+        assert {k: v for k, v in _snapshot(tmp_path).items() if k in given} == given  # the user's files untouched
     else:
         _check_file(spec, expect, request, tmp_path, monkeypatch)
 

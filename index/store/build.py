@@ -16,12 +16,14 @@ import numpy as np
 from index.chunk import chunk_documents, context_prefix
 from index.dense import DenseIndex
 from index.lexical import LexicalIndex
-from index.store.atomic import build_folder, folder_lock, remove_stale_builds, swap_in
-from index.store.errors import IndexStoreError
+from index.store.atomic import build_folder, folder_lock, swap_in
+from index.store.errors import IndexStoreError, write_error
+from index.store.guard import check_index_target
+from index.store.reuse import reusable_vectors
 from index.store.layout import BM25_DIR, CHUNKS, DENSE, DOCUMENTS, VECTORS
 from index.store.manifest import (
-    SCHEMA_VERSION, BuildSection, IndexManifest, ModelInfo, QuerySection, file_digests, files_intact,
-    read_manifest, read_manifest_json, seal_of, write_manifest)
+    SCHEMA_VERSION, BuildSection, IndexManifest, ModelInfo, QuerySection, altered_file, file_digests, read_manifest,
+    write_manifest)
 from index.store.settings import BuildSettings, IndexSettings
 from index.store.stage import copy_shipped_stage, replace_stage, shipped_stage_digest, stage_digest
 from index.tokenize import ChineseTokenizer, default_stopwords, policy_terms
@@ -91,22 +93,6 @@ def build_fingerprint(embedder: Embedder, settings: BuildSettings, max_tokens: i
     return _sha(json.dumps([SCHEMA_VERSION, asdict(settings), model, packaged], ensure_ascii=False, sort_keys=True))
 
 
-def _reusable_vectors(index_dir: Path, embedder: Embedder) -> dict[str, np.ndarray]:
-    # Vectors of the live index, by content key, when it was built by the same model; else nothing to reuse.
-    # Read from the raw JSON so that an index of an older schema still gives its vectors to the rebuild.
-    try:
-        raw = read_manifest_json(index_dir)
-        model = (raw.get("build") or raw).get("model") or {}
-        if model.get("name") != embedder.name or model.get("dim") != embedder.dim:
-            return {}
-        vectors = np.load(index_dir / VECTORS, mmap_mode="r", allow_pickle=False)
-        with open(index_dir / CHUNKS, encoding="utf-8") as fh:
-            keys = [json.loads(line)["key"] for line in fh]
-        return {key: vectors[i] for i, key in enumerate(keys)} if len(keys) == len(vectors) else {}
-    except (IndexStoreError, OSError, ValueError, KeyError, AttributeError):
-        return {}
-
-
 def _encode(embedder: Embedder, texts: list[str], progress: bool) -> np.ndarray:
     # Sorted by length so each batch pads to similar lengths; results are put back in input order.
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -149,84 +135,93 @@ def build_index(
         dup = next(i for i in ids if ids.count(i) > 1)
         raise ValueError(f"duplicate document id {dup!r}: document ids must be unique")
     index_dir = Path(index_dir)
+    check_index_target(index_dir)  # never swap away (and delete) a user's file or folder named by mistake
+    try:
+        with folder_lock(index_dir, lock_timeout):  # which clears build folders left by a killed build
+            check_index_target(index_dir)
+            return _build_locked(docs, index_dir, embedder, settings, progress, inputs_sha256, t0)
+    except OSError as exc:  # read-only file system, full disk, no permission: one line with the fix
+        raise write_error(exc, index_dir) from None
+
+
+def _build_locked(docs: list[Document], index_dir: Path, embedder: Embedder, settings: IndexSettings,
+                  progress: bool, inputs_sha256: str | None, t0: float) -> BuildReport:
     bs = settings.build
     max_tokens = min(bs.chunk_max_tokens, embedder.max_tokens)
     fingerprint = build_fingerprint(embedder, bs, max_tokens)
-    with folder_lock(index_dir, lock_timeout):
-        remove_stale_builds(index_dir)  # left by a crashed build
-        lines = {d.id: doc_json(d) for d in docs}  # serialised once: hashed now, written later
-        chash = corpus_hash(docs, lines)
-        old = _old_manifest(index_dir)
-        if (old and old.build.corpus_sha256 == chash and old.build.fingerprint == fingerprint
-                and files_intact(index_dir, old)):
-            new = old.with_query(settings=settings.query).with_build(inputs_sha256=inputs_sha256)
-            if stage_digest(index_dir, old) != shipped_stage_digest(embedder):
-                new = replace_stage(index_dir, new, embedder)  # the model's stage changed: the new one, no rebuild
-            elif not old.file_sha256:
-                new = IndexManifest(new.build, new.query, new.files, file_digests(index_dir, new.files))
-            if new != old:  # only query-time settings or the inputs' fingerprint changed: rewrite the manifest
-                write_manifest(index_dir, new)
-            return BuildReport(index_dir, new, 0, 0, True, time.perf_counter() - t0)
+    lines = {d.id: doc_json(d) for d in docs}  # serialised once: hashed now, written later
+    chash = corpus_hash(docs, lines)
+    old = _old_manifest(index_dir)
+    if (old and old.build.corpus_sha256 == chash and old.build.fingerprint == fingerprint
+            and altered_file(index_dir, old.files, old.file_sha256) is None):  # sha256 too: same-size edits
+        new = old.with_query(settings=settings.query).with_build(inputs_sha256=inputs_sha256)
+        if stage_digest(index_dir, old) != shipped_stage_digest(embedder):
+            new = replace_stage(index_dir, new, embedder)  # the model's stage changed: the new one, no rebuild
+        elif not old.file_sha256:
+            new = IndexManifest(new.build, new.query, new.files, file_digests(index_dir, new.files))
+        if new != old:  # only query-time settings or the inputs' fingerprint changed: rewrite the manifest
+            write_manifest(index_dir, new)
+        return BuildReport(index_dir, new, 0, 0, True, time.perf_counter() - t0)
 
-        chunks = chunk_documents(docs, embedder.count_tokens, max_tokens, bs.chunk_overlap, bs.embed_context)
-        keys = [chunk_key(embedder, c.embed_text) for c in chunks]
-        reuse = _reusable_vectors(index_dir, embedder)
-        todo = [i for i, key in enumerate(keys) if key not in reuse]
-        vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
-        for i, key in enumerate(keys):
-            if key in reuse:
-                vectors[i] = reuse[key]
-        vectors[todo] = _encode(embedder, [chunks[i].embed_text for i in todo], progress)
-        t_embed = time.perf_counter()
-        old_precision = old.build.model.passage_precision if (old and reuse) else None
-        precision = _vectors_precision(getattr(embedder, "precision", None), old_precision,
-                                       encoded=len(todo), reused=len(chunks) - len(todo))
+    chunks = chunk_documents(docs, embedder.count_tokens, max_tokens, bs.chunk_overlap, bs.embed_context)
+    keys = [chunk_key(embedder, c.embed_text) for c in chunks]
+    reuse = reusable_vectors(index_dir, embedder)
+    todo = [i for i, key in enumerate(keys) if key not in reuse]
+    vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
+    for i, key in enumerate(keys):
+        if key in reuse:
+            vectors[i] = reuse[key]
+    vectors[todo] = _encode(embedder, [chunks[i].embed_text for i in todo], progress)
+    t_embed = time.perf_counter()
+    old_precision = old.build.model.passage_precision if (old and reuse) else None
+    precision = _vectors_precision(getattr(embedder, "precision", None), old_precision,
+                                   encoded=len(todo), reused=len(chunks) - len(todo))
 
-        by_id = {d.id: d for d in docs}
-        provs = {p.id: p for d in docs for p in d.provisions}
-        lex_texts = [
-            (context_prefix(by_id[c.doc_id], provs[c.provision_id]) if bs.lexical_context else "") + c.text
-            for c in chunks]
-        tokenizer = ChineseTokenizer.for_corpus(docs)
-        lexical = LexicalIndex.build(lex_texts, tokenizer, bs.bm25_k1, bs.bm25_b, progress)
-        dense = DenseIndex.build(vectors, bs.hnsw_threshold, bs.hnsw_m, bs.hnsw_ef_construction, bs.hnsw_ef_search)
+    by_id = {d.id: d for d in docs}
+    provs = {p.id: p for d in docs for p in d.provisions}
+    lex_texts = [
+        (context_prefix(by_id[c.doc_id], provs[c.provision_id]) if bs.lexical_context else "") + c.text
+        for c in chunks]
+    tokenizer = ChineseTokenizer.for_corpus(docs)
+    lexical = LexicalIndex.build(lex_texts, tokenizer, bs.bm25_k1, bs.bm25_b, progress)
+    dense = DenseIndex.build(vectors, bs.hnsw_threshold, bs.hnsw_m, bs.hnsw_ef_construction, bs.hnsw_ef_search)
 
-        tmp = build_folder(index_dir)
-        try:
-            with open(tmp / DOCUMENTS, "w", encoding="utf-8") as fh:
-                for d in docs:
-                    fh.write(lines[d.id] + "\n")
-            with open(tmp / CHUNKS, "w", encoding="utf-8") as fh:
-                for c, key in zip(chunks, keys):
-                    fh.write(json.dumps({**asdict(c), "key": key}, ensure_ascii=False) + "\n")
-            np.save(tmp / VECTORS, vectors, allow_pickle=False)
-            dense.save(tmp / DENSE)
-            lexical.save(tmp / BM25_DIR)
-            query = _carried_query_section(old, embedder, index_dir, tmp, settings)
-            build = BuildSection(
-                model=ModelInfo(embedder.name, embedder.dim, embedder.query_prompt, embedder.passage_prompt,
-                                embedder.max_tokens, precision),
-                settings=bs, fingerprint=fingerprint, corpus_sha256=chash,
-                counts={"documents": len(docs), "provisions": sum(len(d.provisions) for d in docs),
-                        "chunks": len(chunks), "encoded": len(todo),
-                        "bm25_vocab": len(getattr(lexical.bm25, "vocab_dict", None) or {})},
-                tokenizer={"name": "jieba", "mode": "search", "dictionary_sha256": tokenizer.dictionary_hash,
-                           "user_words": len(tokenizer.user_words), "stopwords": len(tokenizer.stopwords)},
-                chunker={"max_tokens": max_tokens, "overlap": bs.chunk_overlap, "embed_context": bs.embed_context,
-                         "splitter": "RecursiveCharacterTextSplitter"},
-                dense={"type": dense.kind, "hnsw_threshold": bs.hnsw_threshold, "metric": "inner_product",
-                       "hnsw_m": bs.hnsw_m if dense.kind == "hnsw" else None},
-                inputs_sha256=inputs_sha256,
-                built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                build_seconds=round(time.perf_counter() - t0, 3), embed_seconds=round(t_embed - t0, 3),
-                versions=_versions())
-            files = {p.relative_to(tmp).as_posix(): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
-            manifest = IndexManifest(build, query, files, file_digests(tmp, files))
-            write_manifest(tmp, manifest)  # written last: a directory without it is incomplete
-            swap_in(tmp, index_dir)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+    tmp = build_folder(index_dir)
+    try:
+        with open(tmp / DOCUMENTS, "w", encoding="utf-8") as fh:
+            for d in docs:
+                fh.write(lines[d.id] + "\n")
+        with open(tmp / CHUNKS, "w", encoding="utf-8") as fh:
+            for c, key in zip(chunks, keys):
+                fh.write(json.dumps({**asdict(c), "key": key}, ensure_ascii=False) + "\n")
+        np.save(tmp / VECTORS, vectors, allow_pickle=False)
+        dense.save(tmp / DENSE)
+        lexical.save(tmp / BM25_DIR)
+        query = _carried_query_section(old, embedder, index_dir, tmp, settings)
+        build = BuildSection(
+            model=ModelInfo(embedder.name, embedder.dim, embedder.query_prompt, embedder.passage_prompt,
+                            embedder.max_tokens, precision),
+            settings=bs, fingerprint=fingerprint, corpus_sha256=chash,
+            counts={"documents": len(docs), "provisions": sum(len(d.provisions) for d in docs),
+                    "chunks": len(chunks), "encoded": len(todo),
+                    "bm25_vocab": len(getattr(lexical.bm25, "vocab_dict", None) or {})},
+            tokenizer={"name": "jieba", "mode": "search", "dictionary_sha256": tokenizer.dictionary_hash,
+                       "user_words": len(tokenizer.user_words), "stopwords": len(tokenizer.stopwords)},
+            chunker={"max_tokens": max_tokens, "overlap": bs.chunk_overlap, "embed_context": bs.embed_context,
+                     "splitter": "RecursiveCharacterTextSplitter"},
+            dense={"type": dense.kind, "hnsw_threshold": bs.hnsw_threshold, "metric": "inner_product",
+                   "hnsw_m": bs.hnsw_m if dense.kind == "hnsw" else None},
+            inputs_sha256=inputs_sha256,
+            built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            build_seconds=round(time.perf_counter() - t0, 3), embed_seconds=round(t_embed - t0, 3),
+            versions=_versions())
+        files = {p.relative_to(tmp).as_posix(): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
+        manifest = IndexManifest(build, query, files, file_digests(tmp, files))
+        write_manifest(tmp, manifest)  # written last: a directory without it is incomplete
+        swap_in(tmp, index_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return BuildReport(index_dir, manifest, len(todo), len(chunks) - len(todo), False, time.perf_counter() - t0)
 
 
@@ -240,7 +235,9 @@ def _carried_query_section(old: IndexManifest | None, embedder: Embedder, index_
     adapter = fusion = None
     if old and old.query.adapter and old.build.model.name == embedder.name and old.build.model.dim == embedder.dim:
         src = index_dir / old.query.adapter
-        if src.is_file():
+        name = old.query.adapter
+        if src.is_file() and name in old.files and altered_file(index_dir, {name: old.files[name]},
+                                                                  old.file_sha256) is None:  # never an altered one
             shutil.copy2(src, tmp / old.query.adapter)
             adapter, fusion = old.query.adapter, old.query.adapter_fusion
     return QuerySection(settings.query, dict(abstain) if abstain else None, adapter, fusion, relevance)
@@ -271,27 +268,4 @@ def _dist_version(name: str) -> str | None:
     try:
         return version(name)
     except PackageNotFoundError:
-        return None
-
-
-def unchanged_index(index_dir: Path, inputs_sha256: str, embedder: Embedder, settings: IndexSettings
-                    ) -> IndexManifest | None:
-    """The manifest of the index at ``index_dir`` if it was built from exactly these source files (same fingerprint,
-    recorded only by an ingest without errors), with this model and these settings, and every one of its files is
-    intact to the byte; else None and the ingest takes its normal path.  Called under the index lock."""
-    try:
-        raw = read_manifest_json(Path(index_dir))
-        manifest = IndexManifest.from_json(raw, index_dir)
-        max_tokens = min(settings.build.chunk_max_tokens, embedder.max_tokens)
-        if (raw.get("manifest_sha256") != seal_of(raw) or manifest.build.inputs_sha256 != inputs_sha256
-                or manifest.query.settings != settings.query
-                or stage_digest(Path(index_dir), manifest) != shipped_stage_digest(embedder)
-                or manifest.build.fingerprint != build_fingerprint(embedder, settings.build, max_tokens)
-                or not files_intact(Path(index_dir), manifest)):
-            return None
-        digests = dict(manifest.file_sha256)
-        if not digests or set(digests) != set(manifest.files):
-            return None
-        return manifest if file_digests(Path(index_dir), manifest.files) == digests else None
-    except (IndexStoreError, OSError, ValueError, KeyError, TypeError):
         return None
