@@ -12,8 +12,9 @@ It is an ASGI middleware in front of the Gradio app, so it answers before Gradio
   ``q`` is accepted for ``query``). The answer is the JSON of ``policyqa search --json``.
 - Bad input is a 400 with ``{"error": "…"}`` naming the field (the same messages as the page); an unknown field is
   refused rather than ignored, so a typo in a filter name cannot silently widen a search. Bodies over 1 MB: 413.
-  The JSON is read strictly: ``NaN``/``Infinity`` (and numbers like ``1e999`` that overflow to it), a repeated key
-  and nesting (which Python's parser follows until it overflows its stack) are a 400, not a 500.
+  A repeated key and deep nesting (which Python's parser follows until it overflows its stack) are a 400, not a
+  500; ``NaN``/``Infinity`` (or ``1e999``, which overflows to it) reach ``SearchRequest.parse``, which refuses a
+  non-finite value with the message naming its field that every surface gives.
 - Searches run in worker threads, at most ``concurrency`` at once; beyond ``max_waiting`` waiting requests the
   answer is 503 with ``Retry-After`` instead of an ever-growing queue.
 - With ``--auth`` the route asks for the same user and password as the page, by HTTP Basic authentication
@@ -101,7 +102,8 @@ class SearchAPI:
         if self.throttle is not None and header:  # a request without credentials is no guess
             (self.throttle.succeeded if ok_user and ok_password else self.throttle.failed)(client)
         if not (ok_user and ok_password):
-            raise BadRequest(401, "需要用户名和密码（HTTP Basic，例如 curl -u 用户名:密码）",
+            raise BadRequest(401, "需要用户名和密码（HTTP Basic，例如 curl -u 用户名:密码） / user name and password "
+                                 "required (HTTP Basic, e.g. curl -u user:password)",
                              {"www-authenticate": 'Basic realm="policyqa", charset="UTF-8"'})
 
     async def _params(self, scope, receive) -> dict[str, Any]:
@@ -178,17 +180,8 @@ async def _read_body(receive, scope) -> bytes:
 
 
 def _strict_json(text: str) -> Any:
-    """``json.loads`` refusing what Python accepts but JSON does not mean: NaN/Infinity (also as an overflowing
-    ``1e999``), repeated keys (which one would win?) and deep nesting (RecursionError, a 500 before)."""
-    def number(s: str) -> float:
-        value = float(s)
-        if value in (float("inf"), float("-inf")):
-            raise BadRequest(400, f"JSON 数值 {s[:20]} 超出范围 / number {s[:20]} is out of range")
-        return value
-
-    def constant(name: str) -> None:
-        raise BadRequest(400, f"JSON 中不能有 {name} / {name} is not valid JSON")
-
+    """``json.loads`` refusing a repeated key (which one would win?) and deep nesting (a RecursionError, and so a
+    500, before) with a 400."""
     def unique(pairs: list[tuple[str, Any]]) -> dict:
         seen: dict[str, Any] = {}
         for key, value in pairs:
@@ -198,7 +191,7 @@ def _strict_json(text: str) -> Any:
         return seen
 
     try:
-        return json.loads(text, parse_float=number, parse_constant=constant, object_pairs_hook=unique)
+        return json.loads(text, object_pairs_hook=unique)
     except RecursionError:
         raise BadRequest(400, "JSON 嵌套过深 / JSON nested too deeply") from None
 

@@ -72,8 +72,10 @@ class Guard:
     """ASGI middleware: body limit and timeout, Host check, closed routes, security and CORS headers."""
 
     def __init__(self, app, allowed_hosts: Iterable[str] = LOOPBACK, cors_origins: Iterable[str] = (),
-                 max_body: int = MAX_BODY, body_timeout: float = BODY_TIMEOUT):
-        self.app, self.max_body, self.body_timeout = app, max_body, body_timeout
+                 max_body: int | None = None, body_timeout: float | None = None):
+        self.app = app
+        self.max_body = MAX_BODY if max_body is None else max_body
+        self.body_timeout = BODY_TIMEOUT if body_timeout is None else body_timeout
         self.allowed_hosts = {h.lower() for h in allowed_hosts}
         self.cors_origins = {o.rstrip("/").lower() for o in cors_origins}
 
