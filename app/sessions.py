@@ -3,7 +3,7 @@
 Gradio keys each browser tab's state and event stream by a ``session_hash`` that the client chooses and sends in
 the clear; whoever knew another user's could join the queue as that session (and call the export handler on its
 last results) or read its event stream. ``SessionGuard`` binds each session hash, at its first use, to its owner:
-the browser's ``pq-session`` cookie (random, HttpOnly, SameSite=Strict, set with the page), or for a client
+the browser's ``pq-session`` cookie (random, HttpOnly, SameSite=Lax, set with the page), or for a client
 without the cookie (scripts) its IP address; another owner using it gets 403. Export downloads
 (``…/pq-export/<token>/<name>``, app/downloads.py) are served only to the owner that made them.
 
@@ -149,8 +149,9 @@ class SessionGuard:
         return bound == owner
 
     def _with_cookie(self, send):
-        """``send`` giving a page (an HTML response) a new owner cookie."""
-        value = f"{COOKIE}={secrets.token_urlsafe(24)}; Path=/; HttpOnly; SameSite=Strict"
+        """``send`` giving a page (an HTML response) a new owner cookie. Lax, not Strict: a link followed from
+        another site must still send it, or the new cookie would replace the one the user's open tabs are bound to."""
+        value = f"{COOKIE}={secrets.token_urlsafe(24)}; Path=/; HttpOnly; SameSite=Lax"
         value += "; Secure" if self.secure_cookie else ""
 
         async def cookie_send(message):
