@@ -5,7 +5,7 @@ Earlier exports were written to a shared ``/tmp/policyqa-exports`` and then copi
 world-readable and never removed; one stale sub-folder made every later export fail. Now each server has its own
 folder (``mkdtemp``: mode 0700, a name nobody can take first), each export is a sub-folder named by a random token
 holding 0600 files, the store keeps who made it, and anything older than ``ttl`` seconds (or not made by this
-store) is removed at the next export, whatever it is (file, folder, symlink).
+store) is removed ``ttl`` seconds after it was made (and at every export), whatever it is (file, folder, symlink).
 """
 from __future__ import annotations
 
@@ -61,6 +61,9 @@ class ExportStore:
             paths[path.name] = path
         with self._lock:
             self._exports[token] = Export(owner, time.time(), paths)
+        timer = threading.Timer(self.ttl + 1, self.prune)  # removed on time even if nobody exports again
+        timer.daemon = True
+        timer.start()
         return list(paths.values())
 
     def url(self, path: Path) -> str:

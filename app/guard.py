@@ -17,6 +17,7 @@ Header size and header read time are limited one layer lower, in the HTTP protoc
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import socket
@@ -51,6 +52,7 @@ def machine_hosts(host: str, public_host: str | None = None) -> set[str]:
     if public_host:
         names.add(public_host.lower())
     if host in ("0.0.0.0", "::", ""):
+        names.update(_interface_addresses())
         for name in {socket.gethostname(), socket.getfqdn()}:
             names.add(name.lower())
             try:
@@ -58,6 +60,30 @@ def machine_hosts(host: str, public_host: str | None = None) -> set[str]:
             except OSError:
                 pass
     return names
+
+
+def _interface_addresses() -> set[str]:
+    """This machine's addresses, one IPv4 per interface (Linux ioctl) and every IPv6 (/proc); empty elsewhere."""
+    found: set[str] = set()
+    try:
+        import fcntl
+        import struct
+
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for _, name in socket.if_nameindex():
+                try:  # SIOCGIFADDR: the interface's IPv4 address
+                    packed = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", name.encode()[:15]))
+                    found.add(socket.inet_ntoa(packed[20:24]))
+                except OSError:
+                    pass
+    except (ImportError, OSError, AttributeError):
+        pass
+    try:
+        with open("/proc/net/if_inet6", encoding="ascii") as table:
+            found.update(str(ipaddress.IPv6Address(bytes.fromhex(line.split()[0]))) for line in table if line.strip())
+    except (OSError, ValueError):
+        pass
+    return found
 
 
 def host_name(value: str) -> str:

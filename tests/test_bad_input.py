@@ -198,6 +198,8 @@ ROWS = [
                  id="cli-show-unknown-doc"),
     pytest.param(*c("serve", "--index", "{ix}", "--auth", "nopassword", says=("--auth must look like user:password",)),
                  id="cli-serve-bad-auth"),
+    pytest.param(*c("serve", "--index", "{ix}", "--public-url", "policy.example.gov.cn",
+                    says=("--public-url must be an http(s) URL",)), id="cli-serve-bad-public-url"),
     # --- HTTP-only input: raw requests to the server
     pytest.param("http", dict(method="post", path="/gradio_api/upload",
                               files={"files": ("x.html", b"<script>1</script>")}), (403, "uploads are not accepted"),

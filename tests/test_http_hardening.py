@@ -19,7 +19,7 @@ import pytest
 
 from app import guard, protocol
 from app.downloads import ExportStore
-from app.guard import CSP, Guard
+from app.guard import CSP, Guard, host_name, machine_hosts
 from app.serve import serve
 from app.sessions import COOKIE, SessionGuard, owner_key
 from app.ui import SearchApp
@@ -188,6 +188,21 @@ def test_host_is_never_copied_into_the_page(open_server):
         demo.close()
     with pytest.raises(ValueError, match="public-url"):
         serve(None, searcher=StubSearcher(), block=False, public_url="policy.example.gov.cn")
+
+
+def test_a_server_on_all_addresses_accepts_this_machines_names_and_addresses():
+    hosts = machine_hosts("0.0.0.0")
+    assert {"localhost", "127.0.0.1", "::1", socket.gethostname().lower()} <= hosts
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:  # the address other machines reach this one by
+        try:
+            s.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outgoing interface
+            assert s.getsockname()[0] in hosts
+        except OSError:
+            pass  # no network at all
+    assert machine_hosts("127.0.0.1") == {"localhost", "127.0.0.1", "::1"}
+    assert "policy.example.gov.cn" in machine_hosts("127.0.0.1", "policy.example.gov.cn")
+    assert [host_name(v) for v in ("[::1]:7860", "Example.org:80", "10.0.0.1", "::1")] == \
+        ["::1", "example.org", "10.0.0.1", "::1"]
 
 
 # ---------------------------------------------------------------- sessions, exports, closed routes
