@@ -95,9 +95,7 @@ def launch_options(host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, s
     from app.render import CSS
     from app.sessions import LoginThrottle, SessionGuard
 
-    public = urlsplit(public_url) if public_url else None
-    if public is not None and (public.scheme not in ("http", "https") or not public.hostname):
-        raise ValueError(f"--public-url must be an http(s) URL such as https://policy.example.gov.cn, got {public_url!r}")
+    public = public_address(public_url)
     throttle = LoginThrottle()
     middleware = [Middleware(SessionGuard, exports=getattr(handler, "exports", None), throttle=throttle,
                              secure_cookie=public is not None and public.scheme == "https"),
@@ -114,6 +112,16 @@ def launch_options(host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, s
                 app_kwargs={"middleware": middleware, "lifespan": lifespan})
 
 
+def public_address(public_url: str | None):
+    """``public_url`` split into its parts (None when not given); ValueError unless it is an http(s) URL."""
+    if not public_url:
+        return None
+    public = urlsplit(public_url)
+    if public.scheme not in ("http", "https") or not public.hostname:
+        raise ValueError(f"--public-url must be an http(s) URL such as https://policy.example.gov.cn, got {public_url!r}")
+    return public
+
+
 def serve(index_dir: Path, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,
           searcher=None, *, block: bool = True, public_url: str | None = None, cors_origins: tuple[str, ...] = (),
           export_ttl: float | None = None) -> gr.Blocks:
@@ -122,8 +130,8 @@ def serve(index_dir: Path, host: str = "127.0.0.1", port: int = 7860, auth: tupl
 
     if host not in LOOPBACK and auth is None:
         log.warning("serving on %s without auth: anyone who can reach this address can search", host)
+    public_address(public_url)  # a bad --public-url is refused before the index is loaded
     options = dict(public_url=public_url, cors_origins=tuple(cors_origins))
-    launch_options(host, port, auth, **options)  # a bad --public-url is refused before the index is loaded
     protocol.install()  # request heads limited in time and size (uvicorn's options are not reachable via Gradio)
     handler = load_handler(index_dir, searcher, export_ttl)
     demo = make_app(handler=handler)
