@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 #: Seconds an export stays downloadable (``policyqa serve --export-ttl``).
 EXPORT_TTL = 3600.0
+PREFIX = "policyqa-exports-"  # + the server's pid: a folder whose server is gone (killed) is removed by the next
 ROUTE = "pq-export"  # the page links to ``pq-export/<token>/<name>``, relative to the page's own URL
 MEDIA_TYPES = {".md": "text/markdown; charset=utf-8", ".csv": "text/csv; charset=utf-8"}
 
@@ -42,7 +43,9 @@ class ExportStore:
 
     def __init__(self, ttl: float = EXPORT_TTL, parent: Path | None = None):
         self.ttl = ttl
-        self.folder = Path(tempfile.mkdtemp(prefix="policyqa-exports-", dir=parent))  # 0700, unique
+        parent = Path(parent or tempfile.gettempdir())
+        _remove_orphans(parent)
+        self.folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=parent))  # 0700, unique
         self._exports: dict[str, Export] = {}
         self._lock = threading.Lock()
 
@@ -98,6 +101,26 @@ class ExportStore:
     def close(self) -> None:
         """Remove the whole folder (the server is stopping)."""
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _remove_orphans(parent: Path) -> None:
+    """Remove export folders of this user's servers that are no longer running (killed before they cleaned up)."""
+    try:
+        entries = list(os.scandir(parent))
+    except OSError:
+        return
+    for entry in entries:
+        pid = entry.name[len(PREFIX):].split("-", 1)[0] if entry.name.startswith(PREFIX) else ""
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            if entry.stat(follow_symlinks=False).st_uid != os.getuid():
+                continue
+            os.kill(int(pid), 0)  # raises if no such process
+        except ProcessLookupError:
+            _remove(Path(entry.path))
+        except OSError:
+            continue
 
 
 def _remove(path: Path) -> None:

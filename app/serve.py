@@ -65,9 +65,11 @@ def load_handler(index_dir: Path | None = None, searcher=None, export_ttl: float
     warm_up = getattr(searcher, "warm_up", None) or getattr(getattr(searcher, "embedder", None), "warm_up", None)
     if callable(warm_up):
         warm_up()
-    from app.downloads import EXPORT_TTL, ExportStore
+    from app.downloads import ExportStore
 
-    return SearchApp(searcher, exports=ExportStore(EXPORT_TTL if export_ttl is None else export_ttl))
+    # the export folder is made once the index has loaded (a refused index leaves nothing behind); without a TTL
+    # (tests, make_app) one is made at the first export
+    return SearchApp(searcher, exports=None if export_ttl is None else ExportStore(export_ttl))
 
 
 def make_app(index_dir: Path | None = None, searcher=None, concurrency: int = CONCURRENCY,
@@ -97,7 +99,7 @@ def launch_options(host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, s
 
     public = public_address(public_url)
     throttle = LoginThrottle()
-    middleware = [Middleware(SessionGuard, exports=getattr(handler, "exports", None), throttle=throttle,
+    middleware = [Middleware(SessionGuard, exports=handler.exports if handler is not None else None, throttle=throttle,
                              secure_cookie=public is not None and public.scheme == "https"),
                   Middleware(NoUploads)]
     if handler is not None:
@@ -133,7 +135,9 @@ def serve(index_dir: Path, host: str = "127.0.0.1", port: int = 7860, auth: tupl
     public_address(public_url)  # a bad --public-url is refused before the index is loaded
     options = dict(public_url=public_url, cors_origins=tuple(cors_origins))
     protocol.install()  # request heads limited in time and size (uvicorn's options are not reachable via Gradio)
-    handler = load_handler(index_dir, searcher, export_ttl)
+    from app.downloads import EXPORT_TTL
+
+    handler = load_handler(index_dir, searcher, EXPORT_TTL if export_ttl is None else export_ttl)
     demo = make_app(handler=handler)
     # when blocking (the CLI) let Gradio print the URL; tests and embedders stay quiet
     if block:

@@ -259,6 +259,11 @@ def test_exports_are_written_once_private_expire_and_survive_stale_folders(tmp_p
     assert store.find(md.parent.name, "q.md", "ip:1") is None and not md.exists()
     store.close()
     assert not store.folder.exists()
+    # a killed server cannot clean up: the next one removes the folder of a process that is gone, not a live one's
+    dead, live = tmp_path / "policyqa-exports-999999999-x", tmp_path / f"policyqa-exports-{os.getppid()}-y"
+    dead.mkdir(), live.mkdir()
+    ExportStore(parent=tmp_path).close()
+    assert not dead.exists() and live.exists()
 
 
 def test_the_page_offers_export_links_not_gradio_files():
