@@ -12,10 +12,14 @@ It is an ASGI middleware in front of the Gradio app, so it answers before Gradio
   ``q`` is accepted for ``query``). The answer is the JSON of ``policyqa search --json``.
 - Bad input is a 400 with ``{"error": "…"}`` naming the field (the same messages as the page); an unknown field is
   refused rather than ignored, so a typo in a filter name cannot silently widen a search. Bodies over 1 MB: 413.
+  A repeated key and deep nesting (which Python's parser follows until it overflows its stack) are a 400, not a
+  500; ``NaN``/``Infinity`` (or ``1e999``, which overflows to it) reach ``SearchRequest.parse``, which refuses a
+  non-finite value with the message naming its field that every surface gives.
 - Searches run in worker threads, at most ``concurrency`` at once; beyond ``max_waiting`` waiting requests the
   answer is 503 with ``Retry-After`` instead of an ever-growing queue.
 - With ``--auth`` the route asks for the same user and password as the page, by HTTP Basic authentication
-  (``curl -u user:password``); without the right header it answers 401. Nothing here touches the file system.
+  (``curl -u user:password``); without the right header it answers 401, and after several wrong passwords from one
+  address 429 for a growing time (``throttle``, shared with the page's login). Nothing here touches the file system.
 """
 from __future__ import annotations
 
@@ -32,12 +36,11 @@ import anyio
 import anyio.to_thread
 
 from app import export
+from app.guard import MAX_BODY
 
 log = logging.getLogger(__name__)
 
 PATH = "/api/search"
-#: The largest request body read (the page's own upload limit): a 100,000-character query is ~300 KB of UTF-8.
-MAX_BODY = 1024 * 1024
 FIELDS = ("query", "k", "mode", "doc", "region", "issuer", "year")
 INTERNAL_ERROR = "检索时出现内部错误，请稍后再试或联系管理员。"
 
@@ -54,8 +57,8 @@ class SearchAPI:
     """ASGI middleware: answers ``/api/search`` with ``handler.query`` (a ``app.ui.SearchApp``), passes the rest on."""
 
     def __init__(self, app, handler, auth: tuple[str, str] | None = None, concurrency: int = 8,
-                 max_waiting: int = 256):
-        self.app, self.handler, self.auth = app, handler, auth
+                 max_waiting: int = 256, throttle=None):
+        self.app, self.handler, self.auth, self.throttle = app, handler, auth, throttle
         self.concurrency, self.max_waiting = concurrency, max_waiting
         self._limiter: anyio.CapacityLimiter | None = None  # made on the server's event loop, at the first search
         self._in_flight = 0  # searches admitted: running or waiting for the limiter
@@ -67,7 +70,7 @@ class SearchAPI:
             return
         request_id = uuid.uuid4().hex[:12]
         try:
-            self._check_auth(scope)
+            self._check_auth(scope, (scope.get("client") or ("", 0))[0])
             params = await self._params(scope, receive)
             body = await self._search(params)
             await _respond(send, 200, body)
@@ -78,9 +81,12 @@ class SearchAPI:
             await _respond(send, 500, _dumps({"error": INTERNAL_ERROR, "request_id": request_id}))
 
     # ---------------------------------------------------------------- request
-    def _check_auth(self, scope) -> None:
+    def _check_auth(self, scope, client: str) -> None:
         if self.auth is None:
             return
+        refusal = self.throttle.refusal(client) if self.throttle is not None else None
+        if refusal is not None:
+            raise BadRequest(429, *refusal)
         header = dict(scope.get("headers") or ()).get(b"authorization", b"")
         scheme, _, token = header.partition(b" ")
         user = password = b""
@@ -93,8 +99,11 @@ class SearchAPI:
         # both compared, in constant time, whatever the first result: no timing hint of which one was wrong
         ok_user = hmac.compare_digest(user, want_user)
         ok_password = hmac.compare_digest(password, want_password)
+        if self.throttle is not None and header:  # a request without credentials is no guess
+            (self.throttle.succeeded if ok_user and ok_password else self.throttle.failed)(client)
         if not (ok_user and ok_password):
-            raise BadRequest(401, "需要用户名和密码（HTTP Basic，例如 curl -u 用户名:密码）",
+            raise BadRequest(401, "需要用户名和密码（HTTP Basic，例如 curl -u 用户名:密码） / user name and password "
+                                 "required (HTTP Basic, e.g. curl -u user:password)",
                              {"www-authenticate": 'Basic realm="policyqa", charset="UTF-8"'})
 
     async def _params(self, scope, receive) -> dict[str, Any]:
@@ -113,7 +122,7 @@ class SearchAPI:
         elif method == "POST":
             raw = await _read_body(receive, scope)
             try:
-                params = json.loads(raw.decode("utf-8")) if raw.strip() else None
+                params = _strict_json(raw.decode("utf-8")) if raw.strip() else None
             except (UnicodeDecodeError, ValueError):
                 params = None
             if not isinstance(params, dict):
@@ -168,6 +177,23 @@ async def _read_body(receive, scope) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
+
+
+def _strict_json(text: str) -> Any:
+    """``json.loads`` refusing a repeated key (which one would win?) and deep nesting (a RecursionError, and so a
+    500, before) with a 400."""
+    def unique(pairs: list[tuple[str, Any]]) -> dict:
+        seen: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in seen:
+                raise BadRequest(400, f"参数 {key!r} 出现了多次 / key {key!r} appears more than once")
+            seen[key] = value
+        return seen
+
+    try:
+        return json.loads(text, object_pairs_hook=unique)
+    except RecursionError:
+        raise BadRequest(400, "JSON 嵌套过深 / JSON nested too deeply") from None
 
 
 def _dumps(data: dict) -> bytes:

@@ -320,6 +320,12 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Bind address (default loopback only)."),
     port: int = typer.Option(7860, "--port"),
     auth: Optional[str] = typer.Option(None, "--auth", envvar="POLICYQA_AUTH", help="user:password"),
+    public_url: Optional[str] = typer.Option(None, "--public-url", envvar="POLICYQA_PUBLIC_URL",
+                                             help="The URL users open (behind a proxy), e.g. https://policy.example"),
+    cors_origin: list[str] = typer.Option([], "--cors-origin", help="An origin allowed cross-site requests "
+                                          "(repeat for several; none by default)"),
+    export_ttl: float = typer.Option(3600, "--export-ttl", envvar="POLICYQA_EXPORT_TTL",
+                                     help="Seconds an export stays downloadable before it is deleted"),
 ) -> None:
     """Start the Gradio app (Chinese UI) and the JSON route /api/search on 127.0.0.1 unless --host says otherwise."""
     from app.serve import serve as run_server
@@ -333,7 +339,8 @@ def serve(
     if host not in ("127.0.0.1", "localhost", "::1") and credentials is None:
         typer.echo("注意 warning: serving on a non-loopback address without --auth; anyone who can reach it can use it.",
                    err=True)
-    run_server(_index_dir(index), host=host, port=port, auth=credentials)
+    run_server(_index_dir(index), host=host, port=port, auth=credentials, public_url=public_url,
+               cors_origins=tuple(cors_origin), export_ttl=export_ttl)
 
 
 def main() -> None:

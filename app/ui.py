@@ -1,9 +1,9 @@
 """The Gradio app (Chinese UI): ask, read cited provisions in context, compare documents, export; no ranking here."""
 from __future__ import annotations
 
+import html as html_lib
 import logging
 import re
-import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -13,6 +13,8 @@ from typing import Any, Protocol
 import gradio as gr
 
 from app import export, render
+from app.downloads import ExportStore
+from app.sessions import request_owner
 from index.request import SearchRequest, SearchResponse
 from index.types import Document, Hit
 
@@ -28,7 +30,6 @@ COMPARE_GROUPS = 4  # columns in 对比 when the user picks none
 #: took Gradio's start-up check over 3 s (serve then refused to start). Beyond this the list is cut and the
 #: dropdown also accepts a typed value (an id, a region…), checked against the index like any other.
 MAX_CHOICES = 500
-EXPORT_DIR = Path(tempfile.gettempdir()) / "policyqa-exports"
 
 
 class SearcherLike(Protocol):
@@ -44,9 +45,17 @@ class SearcherLike(Protocol):
 class SearchApp:
     """The handlers behind the UI, as plain methods so tests can call them without a browser."""
 
-    def __init__(self, searcher: SearcherLike):
+    def __init__(self, searcher: SearcherLike, exports: ExportStore | None = None):
         self.searcher = searcher
         self.documents: dict[str, Document] = dict(searcher.documents)
+        self._exports = exports
+
+    @property
+    def exports(self) -> ExportStore:
+        """Where exports are written (app/downloads.py); made at the first export when none was given."""
+        if self._exports is None:
+            self._exports = ExportStore()
+        return self._exports
 
     # ---------------------------------------------------------------- choices
     def filter_choices(self) -> dict[str, list[tuple[str, str]]]:
@@ -148,30 +157,24 @@ class SearchApp:
         return keys[:COMPARE_GROUPS]
 
     # ---------------------------------------------------------------- export
-    def export_files(self, state: tuple[str, Sequence[Hit]] | None) -> list[str]:
-        """Write the shown results as Markdown and CSV (with citations) and return both paths for download."""
+    def export_files(self, state: tuple[str, Sequence[Hit]] | None, owner: str = "") -> list[str]:
+        """Write the shown results as Markdown and CSV (with citations), once, for ``owner`` only; both paths."""
         query, hits = state or ("", ())
         if not hits:
             raise gr.Error("没有可导出的结果：请先检索。")
-        EXPORT_DIR.mkdir(parents=True, exist_ok=True)
-        _prune(EXPORT_DIR, max_age=3600)
-        folder = EXPORT_DIR / uuid.uuid4().hex
-        folder.mkdir()
         stem = "policyqa-" + (re.sub(r"[^\w\u4e00-\u9fff]+", "_", query)[:30].strip("_") or "results")
-        md, csv = folder / f"{stem}.md", folder / f"{stem}.csv"
-        md.write_text(export.to_markdown(query, hits), encoding="utf-8")
-        csv.write_text(export.to_csv(query, hits), encoding="utf-8-sig")  # BOM: Excel then reads the Chinese
-        return [str(md), str(csv)]
+        files = {f"{stem}.md": export.to_markdown(query, hits).encode("utf-8"),
+                 # BOM: Excel then reads the Chinese
+                 f"{stem}.csv": export.to_csv(query, hits).encode("utf-8-sig")}
+        return [str(p) for p in self.exports.add(owner, files)]
 
-
-def _prune(folder: Path, max_age: float) -> None:
-    """Delete export folders older than ``max_age`` seconds, so a long-running server does not fill /tmp."""
-    cutoff = time.time() - max_age
-    for sub in folder.iterdir():
-        if sub.is_dir() and sub.stat().st_mtime < cutoff:
-            for f in sub.iterdir():
-                f.unlink(missing_ok=True)
-            sub.rmdir()
+    def export_links(self, state: tuple[str, Sequence[Hit]] | None, request: gr.Request | None = None) -> str:
+        """The page's export: links (page-relative) to the files, downloadable only by this browser session."""
+        paths = self.export_files(state, request_owner(request) if request is not None else "")
+        links = "".join(f'<li><a href="{html_lib.escape(self.exports.url(Path(p)))}" '
+                        f'download="{html_lib.escape(Path(p).name)}">{html_lib.escape(Path(p).name)}</a></li>'
+                        for p in paths)
+        return f'<ul class="pq-downloads">{links}</ul>'
 
 
 # Clicks inside the result HTML: 查看全文 buttons become a `click` event carrying the ids; [n] markers scroll to cards.
@@ -234,8 +237,9 @@ def build_ui(searcher: SearcherLike | SearchApp, concurrency: int = 4) -> gr.Blo
                 results = gr.HTML(render.render_empty("", None), js_on_load=RESULTS_JS, elem_id="pq-results")
                 with gr.Row():
                     export_btn = gr.Button("导出 Markdown / CSV", size="sm", elem_id="pq-export")
-                files = gr.File(label="导出文件", file_count="multiple", interactive=False, elem_id="pq-files",
-                                visible=False)
+                # links to the server's own export route (app/sessions.py), not gr.File: Gradio would copy
+                # each file again into its cache and serve it to anyone holding the link
+                files = gr.HTML("", label="导出文件", elem_id="pq-files", visible=False)
             with gr.Tab("全文", id="document", elem_id="pq-tab-document"):
                 doc_pick = gr.Dropdown(choices["doc"][1:], value=None, label="选择文件", elem_id="pq-doc-pick",
                                        allow_custom_value=app.choices_cut("doc"))
@@ -251,15 +255,17 @@ def build_ui(searcher: SearcherLike | SearchApp, concurrency: int = 4) -> gr.Blo
                 compare = gr.HTML("", js_on_load=RESULTS_JS, elem_id="pq-compare")
 
         filters = [mode, k, f_doc, f_region, f_issuer, f_year]
-        hide_files = dict(fn=lambda: gr.File(value=None, visible=False), outputs=files, api_visibility="private")
+        hide_files = dict(fn=lambda: gr.HTML(value="", visible=False), outputs=files, api_visibility="private")
         gr.on([question.submit, ask.click, mode.change, f_doc.change, f_region.change, f_issuer.change,
                f_year.change], app.search_view, inputs=[question, *filters], outputs=[results, kept],
               api_visibility="private", **limit).then(**hide_files)
         # a click on an example question fills the box and runs the search with the current filters
         examples.load_input_event.then(app.search_view, inputs=[question, *filters], outputs=[results, kept],
                                        api_visibility="private", **limit).then(**hide_files)
-        export_btn.click(lambda kept_: gr.File(value=app.export_files(kept_), visible=True), inputs=kept,
-                         outputs=files, api_visibility="private", **limit)
+        def export_click(kept_, request: gr.Request):
+            return gr.HTML(value=app.export_links(kept_, request), visible=True)
+
+        export_btn.click(export_click, inputs=kept, outputs=files, api_visibility="private", **limit)
 
         def open_document(evt: gr.EventData, query: str):
             doc_id, pid = getattr(evt, "doc", None), getattr(evt, "pid", None)

@@ -82,6 +82,9 @@ def page(app_url):
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
         pg = browser.new_page(viewport={"width": 1280, "height": 1000}, locale="zh-CN")
         pg.set_default_timeout(20_000)
+        # every Content-Security-Policy violation the page hits (the server sends a CSP with every response)
+        pg.add_init_script("window.__csp = []; document.addEventListener('securitypolicyviolation',"
+                           " e => window.__csp.push(e.effectiveDirective + ' ' + e.blockedURI));")
         pg.goto(app_url)
         pg.wait_for_selector("#pq-question textarea")
         yield pg
@@ -141,6 +144,23 @@ def test_export_offers_markdown_and_csv(page):
                      for i in range(links.count()))
     assert ".md" in names and ".csv" in names, names
     page.screenshot(path=str(SHOTS / "6_export.png"), full_page=True)
+    # the link downloads in this browser (its session cookie) and nowhere else (app/sessions.py)
+    href = page.evaluate("() => document.querySelector('#pq-files a').href")
+    got = page.evaluate("async h => { const r = await fetch(h); return [r.status, await r.text()]; }", href)
+    assert got[0] == 200 and "《" in got[1], got[0]
+    import httpx
+
+    assert httpx.get(href, timeout=10).status_code == 404
+
+
+def test_the_page_works_under_its_content_security_policy(page, app_url):
+    import httpx
+
+    head = httpx.get(app_url, timeout=10).headers
+    assert "frame-ancestors 'none'" in head["content-security-policy"] and head["x-frame-options"] == "DENY"
+    _ask(page, QUESTION)  # scripts, styles, js_on_load handlers and the event stream all ran under the policy
+    assert page.locator("#pq-results .pq-card").count() >= 1
+    assert page.evaluate("window.__csp") == []
 
 
 def test_open_full_text_scrolls_to_provision(page):

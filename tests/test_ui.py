@@ -106,8 +106,10 @@ def test_compare_by_document_and_by_region():
     assert "pq-empty" in app.compare_view("", "doc")
 
 
-def test_export_writes_markdown_and_csv_with_citations():
-    app = SearchApp(StubSearcher())
+def test_export_writes_markdown_and_csv_with_citations(tmp_path):
+    from app.downloads import ExportStore
+
+    app = SearchApp(StubSearcher(), exports=ExportStore(parent=tmp_path))
     _, kept = app.search_view(QUESTION)
     md, csv_path = (Path(p) for p in app.export_files(kept))
     assert md.suffix == ".md" and csv_path.suffix == ".csv"
