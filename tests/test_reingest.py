@@ -93,3 +93,17 @@ def test_other_settings_take_the_normal_path(docs, tmp_path):
     _ingest(docs, ix)
     report = ingest_paths([docs], ix, progress=False, embedder=HashEmbedder(), embed_context=False)
     assert not report.unchanged and report.embedded > 0
+
+
+def test_new_abstention_thresholds_of_the_model_reach_the_index_without_re_embedding(docs, tmp_path):
+    """A model whose fast-path thresholds changed (a new release, a fine-tuned model) updates an unchanged index's
+    manifest on the next ingest, as a rebuild would record them, and re-embeds nothing."""
+    ix = tmp_path / "ix"
+    _ingest(docs, ix)
+    emb = HashEmbedder()
+    emb.abstain_thresholds = {"cos": 0.42, "cover": 0.3}
+    report = ingest_paths([docs], ix, progress=False, embedder=emb)
+    assert report.embedded == 0
+    assert dict(read_manifest(ix).query.abstain) == {"cos": 0.42, "cover": 0.3}
+    again = ingest_paths([docs], ix, progress=False, embedder=emb)
+    assert again.unchanged and again.embedded == 0

