@@ -57,6 +57,14 @@ class Evidence:
                    pieces=tuple("~" in h.chunk_id for h in hits), idf=idf, unknown_idf=unknown, n_tokens=n_tokens)
 
 
+def lexical_question(text: str, words: tuple[str, ...] = ()) -> str:
+    """The question as the stage's word features read it: the text, plus the Chinese words of its dictionary
+    translation (``index.translate``; English questions), which BM25 already matches.  Without them an English
+    question's coverage, title/path overlap and bigram features are all zero and its words all "unknown", so the stage
+    ranked its candidates on cosines alone (the same words on the training side: eval/relevance/scoring.py)."""
+    return f"{text} {' '.join(words)}" if words else text
+
+
 def _bigrams(text: str) -> set[str]:
     t = "".join(ch for ch in text if _CJK.match(ch))
     return {t[i:i + 2] for i in range(len(t) - 1)}

@@ -10,7 +10,7 @@ import numpy as np
 from index.dense import exact_scores
 from index.fuse import fuse
 from index.normalize import MAX_QUERY_CHARS, clean_query, fold, to_simplified
-from index.relevance import Evidence, RelevanceStage
+from index.relevance import Evidence, RelevanceStage, lexical_question
 from index.request import (  # noqa: F401  (MODES and the reasons are re-exported for callers of index.search)
     MODES, REASON_EMPTY, REASON_FILTERED, REASON_NO_ANSWER, REASON_NOTHING, REASON_WEAK, SearchRequest,
     SearchResponse)
@@ -136,19 +136,19 @@ class Searcher:
         hide a provision the unfiltered search presents as an answer."""
         if not hits:
             return hits
-        raw, prob = stage.judge(self._evidence(text, hits, ranked, at))
+        raw, prob = stage.judge(self._evidence(text, hits, ranked, at, concepts))
         if mask is not None:
             wide = self._rank(text, "hybrid", max(self.settings.candidates, 3 * stage.top_n), None, concepts)
             wide_hits, wide_at = self._hits(wide.rows, wide.scores, stage.top_n, None)
             if wide_hits:
                 wide_prob = dict(zip((h.provision_id for h in wide_hits),
-                                     stage.judge(self._evidence(text, wide_hits, wide, wide_at))[1]))
+                                     stage.judge(self._evidence(text, wide_hits, wide, wide_at, concepts))[1]))
                 prob = np.maximum(prob, [wide_prob.get(h.provision_id, 0.0) for h in hits])
         return stage.mark(hits, raw, prob)
 
-    def _evidence(self, text: str, hits: list[Hit], ranked: Ranked, at: list[int]) -> Evidence:
-        return Evidence.of(self._ix.lexical, text, hits, *(np.asarray([a[i] for i in at]) for a in (
-            ranked.scores, ranked.cos, ranked.bm25, ranked.rows)))
+    def _evidence(self, text: str, hits: list[Hit], ranked: Ranked, at: list[int], concepts=()) -> Evidence:
+        return Evidence.of(self._ix.lexical, lexical_question(text, _words(concepts)), hits, *(
+            np.asarray([a[i] for i in at]) for a in (ranked.scores, ranked.cos, ranked.bm25, ranked.rows)))
 
     def abstain_thresholds(self) -> dict | None:
         """The abstention thresholds in effect (the manifest's, recorded from the model that built the index), or None

@@ -147,12 +147,15 @@ def test_the_training_side_computes_the_same_features_as_the_product(searcher):
     for question in (QUESTION, OUT_OF_CORPUS, "Which provisions cover medical insurance settlement?", "高铁"):
         hits = list(s.query(question, 10).hits)
         text = clean_query(question).text
-        ranked = s._rank(text, "hybrid", 100, None, s.translation(text))
+        concepts = s.translation(text)
+        ranked = s._rank(text, "hybrid", 100, None, concepts)
         at = [int(np.flatnonzero(ranked.rows == s._row_of[h.chunk_id])[0]) for h in hits]
-        mine = features(s._evidence(text, hits, ranked, at))
+        mine = features(s._evidence(text, hits, ranked, at, concepts))
         theirs = scoring.features(scoring.gather(s, question, hits))
         assert mine.shape == theirs.shape == (len(hits), len(FEATURES))
         assert np.allclose(mine, theirs, atol=1e-6), question
+        if question.startswith("Which"):  # an English question's word features read its dictionary translation
+            assert concepts and mine[:, FEATURES.index("q_unknown")].max() < 1.0
 
 
 SHIPPED_STAGES = sorted((Path(__file__).resolve().parent.parent / "index" / "data" / "relevance").glob("*/stage.json"))

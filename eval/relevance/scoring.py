@@ -57,6 +57,7 @@ def gather(searcher, query: str, hits) -> Signals:
     """Raw signals of ``hits`` (from ``searcher.query(query, …)``, hybrid, weighted fusion) for ``query``."""
     from index.fuse import saturate
     from index.normalize import MAX_QUERY_CHARS, clean_query
+    from index.relevance import lexical_question
 
     text = clean_query(query, MAX_QUERY_CHARS).text
     ix = searcher._ix
@@ -76,6 +77,7 @@ def gather(searcher, query: str, hits) -> Signals:
         from index.dense import exact_scores
 
         cos = np.asarray(exact_scores(ix.vectors, searcher.query_vector(text), rows), dtype=np.float64)
+    text = lexical_question(text, tuple(dict.fromkeys(w for c in concepts for w in c.terms)))  # as the product
     cov = lexical.coverage(text, rows) if len(rows) else np.zeros(0)
     idf, unknown, n_tokens = lexical.idf_split(text)
     total = sum(idf.values()) or 1.0
