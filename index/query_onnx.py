@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from index.modelbuild import ONNX_OPSET, QK
+ONNX_OPSET = 17
 
 
-def export_query_onnx(folder: Path, dest: Path, quantize: bool = True, accuracy_level: int = 0) -> Path:
+def export_query_onnx(folder: Path, dest: Path, quantize: bool = True, accuracy_level: int = 0,
+                      block_size: int = 32) -> Path:
     """Export the folder's transformer for ONNX Runtime at ``dest``: inputs ``input_ids``/``attention_mask`` (int64,
     dynamic batch and sequence), output ``last_hidden_state``.  Pooling stays outside (index.embed pools windows in
     numpy, as it does for torch).
@@ -75,7 +76,7 @@ def export_query_onnx(folder: Path, dest: Path, quantize: bool = True, accuracy_
 
             tables = {i.name for i in model.graph.initializer if tuple(i.dims) == (cfg.vocab_size, cfg.hidden_size)}
             others = [n.name for n in model.graph.node if n.op_type == "Gather" and not set(n.input) & tables]
-            quantizer = MatMulNBitsQuantizer(model, bits=4, block_size=QK, is_symmetric=True,
+            quantizer = MatMulNBitsQuantizer(model, bits=4, block_size=block_size, is_symmetric=True,
                                              accuracy_level=accuracy_level, nodes_to_exclude=others,
                                              op_types_to_quantize=("MatMul", "Gather"),
                                              quant_axes=(("MatMul", 0), ("Gather", 1)))

@@ -19,14 +19,14 @@ from index.lexical import LexicalIndex
 from index.store.atomic import build_folder, folder_lock, swap_in
 from index.store.errors import IndexStoreError, write_error
 from index.store.guard import check_index_target
-from index.store.reuse import reusable_vectors
+from index.store.reuse import build_fingerprint, reusable_vectors
 from index.store.layout import BM25_DIR, CHUNKS, DENSE, DOCUMENTS, VECTORS
 from index.store.manifest import (
-    SCHEMA_VERSION, BuildSection, IndexManifest, ModelInfo, QuerySection, altered_file, file_digests, read_manifest,
+    BuildSection, IndexManifest, ModelInfo, QuerySection, altered_file, file_digests, read_manifest,
     write_manifest)
-from index.store.settings import BuildSettings, IndexSettings
+from index.store.settings import IndexSettings
 from index.store.stage import copy_shipped_stage, replace_stage, shipped_stage_digest, stage_digest
-from index.tokenize import ChineseTokenizer, default_stopwords, policy_terms
+from index.tokenize import ChineseTokenizer
 from index.types import Document
 
 if TYPE_CHECKING:  # only the protocol type; the model code is imported when an embedder is built
@@ -79,18 +79,6 @@ def corpus_hash(documents: Iterable[Document], _lines: dict[str, str] | None = N
         h.update(lines[doc_id].encode("utf-8"))
         h.update(b"\n")
     return h.hexdigest()
-
-
-def build_fingerprint(embedder: Embedder, settings: BuildSettings, max_tokens: int) -> str:
-    """Equal fingerprints mean the same chunks, vectors and BM25 index would be built from the same documents.
-
-    The passage precision (bf16 / fp32) is deliberately left out, here and in ``chunk_key``: bf16 vectors are within
-    cosine 0.9998 of fp32 ones and retrieval figures are identical (README), so switching precision neither rebuilds
-    an unchanged index nor re-embeds unchanged chunks; ``model.passage_precision`` says what the vectors were
-    encoded with ("mixed" once both went into one index)."""
-    model = [embedder.name, embedder.dim, embedder.query_prompt, embedder.passage_prompt, max_tokens]
-    packaged = [policy_terms(), default_stopwords()]
-    return _sha(json.dumps([SCHEMA_VERSION, asdict(settings), model, packaged], ensure_ascii=False, sort_keys=True))
 
 
 def _encode(embedder: Embedder, texts: list[str], progress: bool) -> np.ndarray:
