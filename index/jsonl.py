@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from index.read import ReadError, decode_text, display_path, doc_id_for, source_path
+from index.decode import ReadError, decode_text, display_path, doc_id_for, source_path
 from index.types import RawDocument, Source
 
 

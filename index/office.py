@@ -5,7 +5,7 @@ import io
 import zipfile
 from pathlib import Path
 
-from index.read import ReadError
+from index.decode import ReadError
 
 #: The XML parts of a .docx together (document.xml, styles, numbering, …: what python-docx parses), inflated.
 #: A real 600-page report has ~10 MB; python-docx takes ~1.2 s and ~25 MB of memory per MB of paragraph XML
