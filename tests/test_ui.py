@@ -115,8 +115,10 @@ def test_export_writes_markdown_and_csv_with_citations(tmp_path):
     assert md.suffix == ".md" and csv_path.suffix == ".csv"
     assert hit_citation(kept[1][0]) in md.read_text(encoding="utf-8")
     assert hit_citation(kept[1][0]) in csv_path.read_text(encoding="utf-8-sig")
-    with pytest.raises(gr.Error):
+    with pytest.raises(ValueError):
         app.export_files(("", ()))
+    # the page says so in Chinese, not with Gradio's English "Error" toast (#16)
+    assert "没有可导出的结果" in app.export_links(("", ()))
 
 
 def test_api_search_returns_cli_json_and_raises_gr_error_on_bad_input():
