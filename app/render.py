@@ -136,7 +136,8 @@ def render_results(query: str, hits: Sequence[Hit], documents: dict[str, Documen
                                     + _feedback_buttons("answer") + "</div></section>", 1)
         else:
             head = f'<div class="pq-warn pq-noanswer">{_e(NO_ANSWER_NOTE)}</div>'
-        count = (f'<div class="pq-count">共 {len(hits)} 条结果：{len(shown)} 条达到相关阈值'
+        judged = any(h.relevance is not None for h in hits)  # an index without a relevance stage has no threshold
+        count = (f'<div class="pq-count">共 {len(hits)} 条结果' + (f"：{len(shown)} 条达到相关阈值" if judged else "")
                  + (f"，{len(folded)} 条关联较弱已折叠" if folded and shown else "") + f"{_took(elapsed)}</div>")
         cards = "".join(render_card(h, i, match, documents.get(h.doc_id), best=best.get(i)) for i, h in shown)
         weak = "".join(render_card(h, i, match, documents.get(h.doc_id), best=best.get(i)) for i, h in folded)
