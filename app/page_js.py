@@ -26,7 +26,7 @@ element.addEventListener('click', async (e) => {
   if (v) {
     const box = v.closest('.pq-fb');
     box.querySelectorAll('button').forEach(b => b.classList.remove('pq-voted')); v.classList.add('pq-voted');
-    trigger('submit', {target: box.dataset.target, rank: box.dataset.rank, vote: v.dataset.vote});
+    trigger('submit', {about: box.dataset.target, rank: box.dataset.rank, vote: v.dataset.vote});  // not 'target': EventData.target is the component
   }
 });
 """

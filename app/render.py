@@ -40,8 +40,8 @@ def _copy_button(label: str, text: str, kind: str) -> str:
 def _feedback_buttons(target: str, rank: int = 0) -> str:
     """👍/👎 for one card (``target`` "card") or the whole answer ("answer"); app/ui.py records the click."""
     return (f'<span class="pq-fb" data-target="{target}" data-rank="{rank}">'
-            '<button class="pq-vote" type="button" data-vote="up" title="有用">👍</button>'
-            '<button class="pq-vote" type="button" data-vote="down" title="没用或不相关">👎</button></span>')
+            '<button class="pq-vote" type="button" data-vote="up" title="这条回答有用">有用</button>'
+            '<button class="pq-vote" type="button" data-vote="down" title="没用或不相关">没用</button></span>')
 
 
 def render_card(hit: Hit, rank: int, query: str, document: Document | None = None, compact: bool = False,

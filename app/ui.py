@@ -110,7 +110,7 @@ def build_ui(searcher: SearcherLike | SearchApp, concurrency: int = 4) -> gr.Blo
         export_btn.click(export_click, inputs=kept, outputs=files, **private, **limit)
 
         def vote(evt: gr.EventData, kept_):
-            message = app.record_feedback(kept_, getattr(evt, "target", ""), getattr(evt, "rank", 0),
+            message = app.record_feedback(kept_, getattr(evt, "about", ""), getattr(evt, "rank", 0),
                                           getattr(evt, "vote", ""))
             return f'<span class="pq-copied">{render._e(message)}</span>'
 
