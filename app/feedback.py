@@ -77,3 +77,19 @@ def to_labelled(records: Sequence[Mapping]) -> tuple[list[dict], dict[str, dict[
                 qrels.setdefault(qid, {})[hit["provision_id"]] = 1 if rec["vote"] == "up" else 0
     queries = [{"id": qid, "query": q} for q, qid in ids.items() if qid in qrels]
     return queries, qrels
+
+
+def write_labelled(log: Path, out: Path) -> tuple[int, int]:
+    """Write ``to_labelled(read_feedback(log))`` as ``out/queries.jsonl`` and ``out/qrels.tsv``; (questions, judgements).
+    A missing log is a ValueError naming it."""
+    if not Path(log).is_file():
+        raise ValueError(f"没有反馈记录 / no feedback log at {log}")
+    queries, qrels = to_labelled(read_feedback(log))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "queries.jsonl").write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in queries),
+                                       encoding="utf-8")
+    rows = ["query-id\tcorpus-id\tscore"] + [f"{qid}\t{pid}\t{grade}" for qid, rel in qrels.items()
+                                              for pid, grade in rel.items()]
+    (out / "qrels.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return len(queries), sum(len(r) for r in qrels.values())

@@ -217,3 +217,20 @@ def test_plain_stub_without_relevance_stage_still_renders():
     html_, kept = SearchApp(StubSearcher()).search_view(QUESTION)
     assert html_.count('<article class="pq-card"') == 3 and "<details" not in html_
     json.dumps(export.response_json(StubSearcher().query(QUESTION)))
+
+
+def test_policyqa_eval_feedback_writes_questions_and_qrels_that_eval_reads(app, tmp_path):
+    from typer.testing import CliRunner
+
+    from app.cli import app as cli
+    from eval.questions import load_qrels, load_queries
+
+    _, kept = app.search_view(QUESTION)
+    app.record_feedback(kept, "card", 1, "up")
+    app.record_feedback(kept, "card", 3, "down")
+    res = CliRunner().invoke(cli, ["eval", "feedback", str(tmp_path / "fb.jsonl"), "--out", str(tmp_path / "lab")])
+    assert res.exit_code == 0, res.output
+    assert [q.query for q in load_queries(tmp_path / "lab" / "queries.jsonl")] == [QUESTION]
+    assert load_qrels(tmp_path / "lab" / "qrels.tsv") == {"fb1": {"hn#p0": 1, "px#p0": 0}}
+    missing = CliRunner().invoke(cli, ["eval", "feedback", str(tmp_path / "none.jsonl")])
+    assert missing.exit_code != 0 and "no feedback log" in str(missing.exception)  # main() prints it as one line
