@@ -14,7 +14,7 @@ CSS = """
 .pq-units { margin-top: 6px; font-size: 0.92em; display: flex; gap: 0 1.5em; flex-wrap: wrap; }
 .pq-meta, .pq-src, .pq-count, .pq-note { font-size: 0.85em; color: var(--body-text-color-subdued); margin-top: 4px; overflow-wrap: anywhere; }
 .pq-actions { display: flex; flex-wrap: wrap; gap: 6px; align-items: center; margin-top: 8px; }
-.pq-open, .pq-copy, .pq-vote { padding: 1px 10px; font-size: 0.85em; font-weight: normal; border: 1px solid var(--border-color-primary); border-radius: 6px;
+.pq-open, .pq-copy, .pq-vote, .pq-dl { padding: 1px 10px; font-size: 0.85em; font-weight: normal; border: 1px solid var(--border-color-primary); border-radius: 6px;
   background: var(--button-secondary-background-fill); cursor: pointer; min-height: 28px; }
 .pq-vote { padding: 1px 6px; } .pq-vote.pq-voted { background: #dbeafe; border-color: #2563eb; }
 .pq-fb { display: inline-flex; gap: 4px; margin-left: auto; }
