@@ -99,6 +99,9 @@ def build_ui(searcher: SearcherLike | SearchApp, concurrency: int = 4) -> gr.Blo
             html, kept_ = app.search_view(state["q"], state["mode"], state["k"],
                                           *(state[name] for name in FILTER_NAMES))
             fresh = app.filter_choices(*(state[name] for name in FILTER_NAMES))
+            for name in FILTER_NAMES:  # a value the index does not have stays visible (the pane says it matches nothing)
+                if state[name] not in {v for _, v in fresh[name]}:
+                    fresh[name] = fresh[name] + [(state[name], state[name])]
             return (state["q"], state["mode"], state["k"],
                     *(gr.Dropdown(choices=fresh[name], value=state[name]) for name in FILTER_NAMES), html, kept_)
 

@@ -274,3 +274,11 @@ def test_export_sits_above_the_results_and_carries_the_summary(page):
     md = page.evaluate("async h => (await fetch(h)).text()", href)
     assert "## 要点" in md and "相关性：直接相关" in md and "时效：规划期 2020—2025 年" in md
     _shot(page, "results")
+
+
+def test_a_shared_link_with_values_the_index_lacks_says_so(page):
+    page.goto(page.app_url + "?q=" + quote("医保") + "&region=" + quote("火星") + "&year=abc&k=-5&mode=x")
+    page.wait_for_function("() => document.querySelector('#pq-results')?.innerText.includes('年份必须是整数')")
+    assert page.input_value("#pq-question textarea") == "医保"
+    assert page.get_by_text("Error", exact=True).count() == 0
+    _no_sideways_scroll(page)

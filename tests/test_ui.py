@@ -258,3 +258,18 @@ def test_response_type_matches_the_real_one():
     from index.search import SearchResponse
 
     assert set(SearchResponse.__dataclass_fields__) == set(Response.__dataclass_fields__)
+
+
+def test_k_filters_and_a_shared_link_each_run_the_search():
+    demo = serve_mod.make_app(searcher=StubSearcher())
+    fns = list(demo.fns.values())
+    by_trigger = {}
+    for f in fns:
+        for block_id, event in f.targets:
+            block = demo.blocks.get(block_id)
+            by_trigger.setdefault((getattr(block, "elem_id", None), event), []).append(f.name)
+    assert "search_view" in by_trigger[("pq-k", "release")]  # no second click after moving the slider (#16)
+    for elem in ("pq-f-doc", "pq-f-region", "pq-f-issuer", "pq-f-year"):
+        assert by_trigger[(elem, "input")] == ["filter_search"]  # and the other filters' choices narrow
+    assert any(f.name == "from_url" for f in fns)  # ?q=… runs its search on load
+    assert by_trigger[("pq-results", "submit")] == ["vote"]
