@@ -16,6 +16,7 @@ from app.downloads import ExportStore
 from app.feedback import FeedbackLog
 from app.levels import relevance_level
 from app.sessions import request_owner
+from app.state import FILTERS, Kept, as_state as _as_state, url_state  # noqa: F401  (Kept re-exported)
 from index.normalize import MAX_QUERY_CHARS, fold
 from index.request import SearchRequest, SearchResponse
 from index.types import Document
@@ -30,8 +31,6 @@ COMPARE_K = 3  # provisions per column
 #: took Gradio's start-up check over 3 s (serve then refused to start). Beyond this the list is cut and the
 #: dropdown also accepts a typed value (an id, a region…), checked against the index like any other.
 MAX_CHOICES = 500
-FILTERS = ("doc", "region", "issuer", "year")
-URL_FIELDS = ("q", "k", "mode", "doc", "region", "issuer", "year")
 INTERNAL = "检索时出现内部错误，请稍后再试或联系管理员。"
 
 
@@ -172,21 +171,7 @@ class SearchApp:
         return export.response_json(resp)
 
     # ---------------------------------------------------------------- shareable state
-    @staticmethod
-    def url_state(params: Mapping[str, str]) -> dict[str, Any] | None:
-        """The question, k and filters a shared URL carries (``?q=…&k=5&region=萍乡市``), or None without ``q``."""
-        query = params.get("q") or ""
-        if not query.strip():
-            return None
-        state: dict[str, Any] = {"q": query[:MAX_QUERY_CHARS * 2]}
-        try:
-            state["k"] = max(1, min(int(params.get("k") or 10), 30))
-        except ValueError:
-            state["k"] = 10
-        state["mode"] = params.get("mode") if params.get("mode") in ("hybrid", "dense", "bm25") else "hybrid"
-        for name in FILTERS:
-            state[name] = params.get(name) or ALL
-        return state
+    url_state = staticmethod(url_state)
 
     # ---------------------------------------------------------------- full text
     def document_view(self, doc_id: str | None, provision_id: str | None = None, query: str = "") -> str:
@@ -285,24 +270,3 @@ class SearchApp:
         self.feedback.add(state["query"], state.get("filters") or {}, target, vote, shown,
                           rank=n if target == "card" else None)
         return "已记录反馈，谢谢。"
-
-
-class Kept(tuple):
-    """What the page keeps of its last answer for export and feedback: the (question, hits) pair, plus the filters
-    it was asked with and the Chinese words of an English question."""
-
-    def __new__(cls, query: str, hits, filters: Mapping | None = None, terms: Sequence[str] = ()):
-        self = super().__new__(cls, (query, tuple(hits)))
-        self.filters, self.terms = dict(filters or {}), tuple(terms)
-        return self
-
-    def __getnewargs__(self):  # copy/deepcopy (Gradio's State) rebuild it from these
-        return (self[0], self[1], self.filters, self.terms)
-
-
-def _as_state(state) -> dict:
-    """The kept state as a dict (a plain (query, hits) pair also works)."""
-    if isinstance(state, Mapping):
-        return {"query": "", "hits": (), **state}
-    query, hits = state or ("", ())
-    return {"query": query, "hits": hits, "filters": getattr(state, "filters", {}), "terms": getattr(state, "terms", ())}
