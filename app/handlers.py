@@ -202,7 +202,7 @@ class SearchApp:
         except Exception:  # as in search: a message for the page, the trace for the log
             log.exception("compare failed for %r", query[:200])
             return render.render_empty(query, "对比时出现内部错误，请稍后再试。")
-        return render.render_compare(query, groups, self.documents)
+        return render.render_compare(query, groups, self.documents, by)
 
     def _top_groups(self, query: str, by: str, mode: str) -> list[str]:
         """The documents (or regions) that the overall best hits come from, in rank order."""

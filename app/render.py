@@ -148,9 +148,11 @@ def render_results(query: str, hits: Sequence[Hit], documents: dict[str, Documen
     return f'<div class="pq-pane" data-query="{_e(query)}" data-request="{_e(request_id)}">{body}</div>'
 
 
-def render_compare(query: str, groups: Sequence[tuple[str, Sequence[Hit]]], documents: dict[str, Document]) -> str:
+def render_compare(query: str, groups: Sequence[tuple[str, Sequence[Hit]]], documents: dict[str, Document],
+                   by: str = "doc") -> str:
     """对比: one column per document or region, its best provisions for the same question with their relevance;
-    "本文件未涉及" when none of them reaches the relevance threshold (the closest one is still offered, folded)."""
+    "本文件未涉及" ("本地区的文件未涉及" by region) when none of them reaches the relevance threshold (the closest one
+    is still offered, folded)."""
     if not groups:
         return render_empty(query, "没有可对比的文件。")
     cols = []
@@ -164,7 +166,8 @@ def render_compare(query: str, groups: Sequence[tuple[str, Sequence[Hit]]], docu
         elif not shown:
             closest = "".join(render_card(h, i, query, documents.get(h.doc_id), compact=True, best=best.get(i))
                               for i, h in folded[:1])
-            cards = ('<div class="pq-empty pq-absent">本文件未涉及：没有条款达到相关阈值。</div>'
+            absent = "本文件未涉及" if by == "doc" else "本地区的文件未涉及"
+            cards = (f'<div class="pq-empty pq-absent">{absent}：没有条款达到相关阈值。</div>'
                      f'<details class="pq-more"><summary>最接近的条款（关联较弱）</summary>{closest}</details>')
         cols.append(f'<section class="pq-col"><h3>{_e(label)}</h3>{cards}</section>')
     return f'<div class="pq-compare">{"".join(cols)}</div>'

@@ -234,3 +234,12 @@ def test_policyqa_eval_feedback_writes_questions_and_qrels_that_eval_reads(app, 
     assert load_qrels(tmp_path / "lab" / "qrels.tsv") == {"fb1": {"hn#p0": 1, "px#p0": 0}}
     missing = CliRunner().invoke(cli, ["eval", "feedback", str(tmp_path / "none.jsonl")])
     assert missing.exit_code != 0 and "no feedback log" in str(missing.exception)  # main() prints it as one line
+
+
+def test_compare_by_region_says_the_region_has_none(app):
+    out = app.compare_view("推进长株潭城际轨道交通建设", "region", ["湖南省", "萍乡市"])
+    hunan, pingxiang = out.split('<section class="pq-col">')[1:]
+    assert "直接相关" in hunan and "未涉及" not in hunan
+    assert "未找到相关条款" in pingxiang  # no provision of 萍乡市 shares a word with the question at all
+    weak = render.render_compare("x", [("萍乡市", [_hit(0.01, False)])], {}, by="region")
+    assert "本地区的文件未涉及" in weak
