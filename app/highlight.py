@@ -5,7 +5,6 @@ Every piece of text that goes into HTML passes through ``html.escape`` here (``g
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape

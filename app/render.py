@@ -13,7 +13,7 @@ from app import facts as facts_mod
 from app.cite import hit_citation, reference_of
 from app.document_view import outline, render_document  # noqa: F401  (re-exported)
 from app.highlight import _e, clip, highlight, query_terms, split_sentences  # noqa: F401
-from app.levels import MEANING, MORE_LABEL, NO_STRONG_NOTE, WORDS, relevance_level, relevance_text, split_levels
+from app.levels import MEANING, MORE_LABEL, NO_STRONG_NOTE, WORDS, relevance_level, split_levels
 from app.styles import CSS  # noqa: F401  (re-exported: serve passes it to launch)
 from app.summary import (  # noqa: F401  (re-exported)
     Quote, rank_quotes, ranking_words, render_summary, summary, summary_quotes)
