@@ -31,7 +31,13 @@ def server(tmp_path_factory):
     old = os.environ.get("POLICYQA_FEEDBACK")
     os.environ["POLICYQA_FEEDBACK"] = str(feedback)
     port = _free_port()
-    demo = serve(None, port=port, searcher=RelevanceStub(), block=False)
+    from ui_stub import DOCS, _doc
+
+    # a scrambled web scrape (as 湘政发〔2016〕21号): a heading repeated under another parent; no word of the questions
+    scrambled = _doc("fz", "湖南省深化泛珠三角区域合作实施方案", "湘政发〔2016〕21号", "湖南省", "湖南省人民政府",
+                     "2016-10-24", [(("一、总体要求", "2、加强能源水利领域合作"), "共同开发水电资源。", None, None),
+                                    (("二、重点任务", "2、加强能源水利领域合作"), "共同开发水电资源。", None, None)], ())
+    demo = serve(None, port=port, searcher=RelevanceStub({**DOCS, "fz": scrambled}), block=False)
     yield f"http://127.0.0.1:{port}/", feedback
     demo.close()
     if old is None:
@@ -153,6 +159,7 @@ def test_filters_narrow_each_other_and_k_reruns_the_search(page):
     _ask(page, QUESTION)
     _open_filters(page)
     assert "萍乡市（1 份）" in _options(page, "#pq-f-region") and "2020（1 份）" in _options(page, "#pq-f-year")
+    assert "湖南省（3 份）" in _options(page, "#pq-f-region")
     _pick(page, "#pq-f-region", "萍乡市（1 份）")
     assert _options(page, "#pq-f-year") == ["全部", "2019（1 份）"]  # 萍乡市 + 2020 is no longer offered
     assert page.locator("#pq-results .pq-card").count() == 1
@@ -240,6 +247,16 @@ def test_full_text_is_readable_with_facts_and_a_download(page):
     href = page.evaluate("() => document.querySelector('#pq-doc-files a').href")
     got = page.evaluate("async h => { const r = await fetch(h); return [r.status, await r.text()]; }", href)
     assert got[0] == 200 and "医保异地结算" in got[1]
+
+
+def test_a_scrambled_source_is_flagged_in_the_full_text(page):
+    page.get_by_role("tab", name="全文").click()
+    page.click("#pq-doc-pick input")
+    page.locator("ul[role='listbox'] li[aria-label^='湖南省深化泛珠三角区域合作实施方案']").click()
+    warning = page.locator("#pq-document .pq-scrambled")
+    warning.wait_for(state="visible")
+    assert "重复或顺序错乱" in warning.inner_text()
+    _no_sideways_scroll(page)
 
 
 def test_a_long_question_is_flagged_and_keeps_the_layout(page):
