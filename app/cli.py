@@ -295,6 +295,20 @@ def eval_compare(
         out.with_suffix(".json").write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
 
 
+@eval_app.command("feedback")
+def eval_feedback(
+    log: Optional[Path] = typer.Argument(None, help="The page's feedback log (default: $POLICYQA_FEEDBACK or "
+                                         "<data>/feedback/feedback.jsonl)."),
+    out: Path = typer.Option(Path("eval/data/feedback"), "--out", help="Folder for queries.jsonl and qrels.tsv."),
+) -> None:
+    """Turn the page's 有用/没用 votes into labelled questions for `policyqa eval --queries … --qrels …`."""
+    from app.feedback import default_path, write_labelled
+
+    queries, judged = write_labelled(log or default_path(), out)
+    typer.echo(f"{queries} 个问题、{judged} 条判断 / {queries} questions, {judged} judgements -> {out}/queries.jsonl, "
+               f"{out}/qrels.tsv\n  policyqa eval --queries {out}/queries.jsonl --qrels {out}/qrels.tsv")
+
+
 # ---------------------------------------------------------------- tune
 @app.command()
 def tune(

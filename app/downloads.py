@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 EXPORT_TTL = 3600.0
 PREFIX = "policyqa-exports-"  # + the server's pid: a folder whose server is gone (killed) is removed by the next
 ROUTE = "pq-export"  # the page links to ``pq-export/<token>/<name>``, relative to the page's own URL
-MEDIA_TYPES = {".md": "text/markdown; charset=utf-8", ".csv": "text/csv; charset=utf-8"}
+MEDIA_TYPES = {".md": "text/markdown; charset=utf-8", ".csv": "text/csv; charset=utf-8", ".txt": "text/plain; charset=utf-8"}
 
 
 @dataclass(frozen=True)

@@ -188,9 +188,10 @@ def test_region_filter_narrows_results(page):
     options = page.locator("ul[role='listbox'] li[role='option']")
     options.first.wait_for()
     labels = [options.nth(i).get_attribute("aria-label") for i in range(options.count())]
-    region = next(t for t in labels if t and t != "全部")
+    label = next(t for t in labels if t and t != "全部")  # "湖南省（3 份）": the region and its document count
+    region = label.split("（")[0]
     previous = _last_request(page)
-    page.locator(f"ul[role='listbox'] li[aria-label='{region}']").click()
+    page.locator(f"ul[role='listbox'] li[aria-label='{label}']").click()
     _wait_new_results(page, previous)
     metas = page.locator("#pq-results .pq-card .pq-meta").all_inner_texts()
     assert metas, "filtered search returned no cards"

@@ -115,10 +115,12 @@ def test_results_have_one_card_per_hit_with_citation_and_units():
     out = render.render_results(QUESTION, hits, DOCS, request_id="r1")
     assert out.count('<article class="pq-card"') == len(hits) == 3
     assert out.count('class="pq-cite"') == 3
-    assert "《湖南省对接粤港澳大湾区实施方案》（湘政办发〔2020〕8号） › 二、重点任务" in _visible(out)
+    assert "《湖南省对接粤港澳大湾区实施方案（2020—2025年）》（湘政办发〔2020〕8号） › 二、重点任务" in _visible(out)
     assert "牵头单位：省医保局" in _visible(out) and "责任单位：省卫生健康委" in _visible(out)
-    # a merged document shows both renderings
-    assert "000_f620c4800d4537e4.txt" in out and "001_bf613616185b5f44.txt" in out
+    # the source is the original's link (and how many renderings were merged), never an internal file name (#16)
+    assert "000_f620c4800d4537e4.txt" not in out and "001_bf613616185b5f44.txt" not in out
+    assert 'href="http://fgw.hunan.gov.cn/x.html"' in out and "据 2 份 TXT 原件整理" in _visible(out)
+    assert "原文链接未注明" in _visible(out)  # 长株潭's text states no URL
     assert 'data-request="r1"' in out and 'data-pid="hn#p0"' in out
 
 

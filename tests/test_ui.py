@@ -115,8 +115,10 @@ def test_export_writes_markdown_and_csv_with_citations(tmp_path):
     assert md.suffix == ".md" and csv_path.suffix == ".csv"
     assert hit_citation(kept[1][0]) in md.read_text(encoding="utf-8")
     assert hit_citation(kept[1][0]) in csv_path.read_text(encoding="utf-8-sig")
-    with pytest.raises(gr.Error):
+    with pytest.raises(ValueError):
         app.export_files(("", ()))
+    # the page says so in Chinese, not with Gradio's English "Error" toast (#16)
+    assert "没有可导出的结果" in app.export_links(("", ()))
 
 
 def test_api_search_returns_cli_json_and_raises_gr_error_on_bad_input():
@@ -256,3 +258,18 @@ def test_response_type_matches_the_real_one():
     from index.search import SearchResponse
 
     assert set(SearchResponse.__dataclass_fields__) == set(Response.__dataclass_fields__)
+
+
+def test_k_filters_and_a_shared_link_each_run_the_search():
+    demo = serve_mod.make_app(searcher=StubSearcher())
+    fns = list(demo.fns.values())
+    by_trigger = {}
+    for f in fns:
+        for block_id, event in f.targets:
+            block = demo.blocks.get(block_id)
+            by_trigger.setdefault((getattr(block, "elem_id", None), event), []).append(f.name)
+    assert "search_view" in by_trigger[("pq-k", "release")]  # no second click after moving the slider (#16)
+    for elem in ("pq-f-doc", "pq-f-region", "pq-f-issuer", "pq-f-year"):
+        assert by_trigger[(elem, "input")] == ["filter_search"]  # and the other filters' choices narrow
+    assert any(f.name == "from_url" for f in fns)  # ?q=… runs its search on load
+    assert by_trigger[("pq-results", "submit")] == ["vote"]

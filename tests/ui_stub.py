@@ -29,7 +29,7 @@ def _doc(doc_id: str, title: str, number: str | None, region: str, issuer: str, 
 DOCS = {
     d.id: d
     for d in (
-        _doc("hn", "湖南省对接粤港澳大湾区实施方案", "湘政办发〔2020〕8号", "湖南省", "湖南省人民政府办公厅", "2020-03-02",
+        _doc("hn", "湖南省对接粤港澳大湾区实施方案（2020—2025年）", "湘政办发〔2020〕8号", "湖南省", "湖南省人民政府办公厅", "2020-03-02",
              [(("二、重点任务", "（五）推进公共服务共建共享"),
                "14.加强医疗卫生合作。推进医保异地结算，实现跨省异地就医直接结算。支持大湾区医疗机构来湘办医。",
                "省医保局", "省卫生健康委"),
@@ -109,3 +109,19 @@ async def not_found(scope, receive, send):
     """The ASGI app behind ``SearchAPI`` in tests: every other path is a 404."""
     await send({"type": "http.response.start", "status": 404, "headers": []})
     await send({"type": "http.response.body", "body": b""})
+
+
+class RelevanceStub(StubSearcher):
+    """As StubSearcher, with a relevance stage: relevance = score^1.5, confident from 0.055 (the shipped threshold)."""
+
+    THRESHOLD = 0.055
+
+    def run(self, request):
+        """Hits with ``relevance`` and ``confident`` set, best first."""
+        from dataclasses import replace
+
+        resp = super().run(request)
+        hits = tuple(replace(h, relevance=round(h.score ** 1.5, 4), confident=h.score ** 1.5 >= self.THRESHOLD)
+                     for h in resp.hits)
+        reason = resp.reason if not hits or any(h.confident for h in hits) else "未找到直接回答该问题的条款"
+        return Response(hits, resp.warnings, reason, query=resp.query)

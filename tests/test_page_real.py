@@ -1,0 +1,53 @@
+"""Issue #16 with the real model and its relevance stage on the default corpus: a filter or a 对比 column never
+hides the provision that answers, a column without one says so, and a question nothing answers is said to be so."""
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+
+from app.ui import SearchApp
+
+pytestmark = pytest.mark.model
+TAG = re.compile(r"<[^>]+>")
+CZT = "003_52071bc060105621"
+
+
+def _visible(markup: str) -> str:
+    return html.unescape(TAG.sub("", markup))
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory, corpus_dir):
+    from index import ingest
+    from index.embed import load_embedder
+    from index.search import Searcher
+    from index.store import build_index
+
+    ix = tmp_path_factory.mktemp("page_real") / "ix"
+    build_index(ingest.load_documents([corpus_dir], progress=False).documents, ix, load_embedder(), progress=False)
+    return SearchApp(Searcher.load(ix))
+
+
+@pytest.mark.parametrize("filters", [dict(doc=CZT), dict(issuer="中共湖南省委")])
+def test_a_filter_keeps_the_answer_the_unfiltered_search_shows(app, filters):
+    page, kept = app.search_view("医保异地结算", "hybrid", 10, filters.get("doc"), None, filters.get("issuer"))
+    shown = _visible(page.split('<details class="pq-more">')[0])
+    assert "同城同结算" in shown and "未找到" not in shown and "要点" in shown
+    assert kept[1][0].confident and kept[1][0].doc_id == CZT
+
+
+def test_compare_gives_each_document_its_answer_or_says_it_has_none(app):
+    cols = app.compare_view("哪些条款涉及医保异地结算").split('<section class="pq-col">')[1:]
+    czt = next(c for c in cols if "长株潭区域一体化发展规划纲要</h3>" in c)
+    assert "同城同结算" in _visible(czt) and "本文件未涉及" not in czt and "相关度" in czt
+    talent = app.compare_view("人才引进").split('<section class="pq-col">')[1:]
+    fanzhu = next(c for c in talent if "泛珠三角" in c.split("</h3>")[0])
+    assert "本文件未涉及" in fanzhu  # no longer filled with unrelated provisions shown as if they answered
+    assert any("直接相关" in c for c in talent)
+
+
+def test_a_question_nothing_answers_says_so_and_quotes_nothing(app):
+    page, _ = app.search_view("量子计算机发展")
+    assert "没有找到直接回答该问题的条款" in page and "pq-summary" not in page
