@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from index.backend import EmbeddedBackend, SearchBackend
 from index.dense import DenseIndex
 from index.lexical import LexicalIndex
 from index.store.atomic import folder_lock
@@ -39,6 +40,11 @@ class LoadedIndex:
     lexical: LexicalIndex
     adapter: QueryAdapter | None = None  # the query adapter named in the manifest's query section
     relevance: RelevanceStage | None = None  # the relevance stage named there
+    backend: SearchBackend | None = None  # where candidates and scores come from (index/backend.py)
+
+    def __post_init__(self):
+        if self.backend is None and self.dense is not None:  # the embedded backend over this folder's files
+            object.__setattr__(self, "backend", EmbeddedBackend(self.vectors, self.dense, self.lexical))
 
 
 def document_from_dict(d: dict) -> Document:
