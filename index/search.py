@@ -55,14 +55,18 @@ class Searcher:
         self._row_of = {c.id: i for i, c in enumerate(chunks)}
 
     @classmethod
-    def load(cls, index_dir: Path, embedder: Embedder | None = None) -> Searcher:
-        """Open the index at ``index_dir``; the embedder is rebuilt from the manifest when not given."""
-        loaded = load_index(Path(index_dir), embedder)
+    def load(cls, index_dir: Path | str, embedder: Embedder | None = None) -> Searcher:
+        """Open the index at ``index_dir`` (or ``milvus://host:port/collection``); the embedder is rebuilt from the
+        manifest when not given."""
+        from index.config import index_target
+
+        index_dir = index_target(index_dir)[0]  # milvus://host:port/collection: the local folder beside it
+        loaded = load_index(index_dir, embedder)
         if embedder is None:
             from index.embed import load_embedder
 
             embedder = load_embedder(loaded.manifest.build.model.name)
-            check_embedder(loaded.manifest, embedder, Path(index_dir))
+            check_embedder(loaded.manifest, embedder, index_dir)
         return cls(loaded, embedder)
 
     @property
