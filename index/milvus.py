@@ -13,6 +13,7 @@ search by other clients; the searcher does not rank with it: see README), and th
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -79,13 +80,22 @@ def connect(target: MilvusTarget, timeout: float = 10.0):
     except ImportError:
         raise MilvusUnavailableError(
             f"{target.spec} needs pymilvus: pip install -e '.[milvus]'") from None
+    # pymilvus logs every failed call at ERROR on its own handler before raising; the exception is turned into one
+    # line for the user here (and in ``_failure``), so its log would print the same failure twice, with a timestamp.
+    for name in ("pymilvus", "pymilvus.milvus_client"):  # pymilvus's dictConfig gives each its own level
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         return MilvusClient(uri=target.uri, timeout=timeout)
     except Exception as exc:  # pymilvus raises MilvusException (and grpc errors) with multi-line details
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         raise MilvusUnavailableError(
-            f"无法连接 Milvus / cannot reach Milvus at {target.spec} ({target.uri}): {first}; start the server or "
-            f"fix --index") from None
+            f"无法连接 Milvus / cannot reach Milvus at {target.spec} ({target.uri}): {_reason(exc)}; start the "
+            f"server or fix --index") from None
+
+
+def _reason(exc: Exception) -> str:
+    """The first line of a pymilvus/grpc error's own message (MilvusException keeps it in ``.message``)."""
+    text = str(getattr(exc, "message", "") or exc).strip()
+    return (text.splitlines() or [type(exc).__name__])[0][:200]
 
 
 def describe(client, target: MilvusTarget) -> dict:
@@ -284,5 +294,5 @@ class MilvusBackend:
 
 
 def _failure(exc: Exception, target: MilvusTarget) -> IndexStoreError:
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-    return MilvusUnavailableError(f"Milvus at {target.spec} failed: {first}")
+    """One line for a failed call (the server went away, refused the request)."""
+    return MilvusUnavailableError(f"Milvus at {target.spec} ({target.uri}) failed: {_reason(exc)}")

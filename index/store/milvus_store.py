@@ -202,8 +202,9 @@ def open_milvus(index_dir: Path, manifest: IndexManifest):
     from index.milvus import MilvusBackend, MilvusLexicon, check_collection, describe
 
     b = manifest.build
-    target = replace(MilvusTarget.parse(b.backend["uri"]), collection=b.backend["physical"])
-    client = connect(target)
+    named = MilvusTarget.parse(b.backend["uri"])
+    client = connect(named)  # the error names the URI the user gave
+    target = replace(named, collection=b.backend["physical"])
     expected = collection_record(b.model.name, b.model.dim, b.fingerprint, b.corpus_sha256, int(b.counts["chunks"]))
     check_collection(describe(client, target), expected, target)
     lex_dir = Path(index_dir) / BM25_DIR
