@@ -199,7 +199,8 @@ def _version(name: str) -> str | None:
 def open_milvus(index_dir: Path, manifest: IndexManifest):
     """(MilvusBackend, MilvusLexicon) of a Milvus index: connects, and refuses a collection whose build record is not
     this manifest's (another model, corpus or build) with the fix."""
-    from index.milvus import MilvusBackend, MilvusLexicon, check_collection, describe
+    from index.milvus import check_collection, describe
+    from index.milvus_backend import MilvusBackend, MilvusLexicon
 
     b = manifest.build
     named = MilvusTarget.parse(b.backend["uri"])
