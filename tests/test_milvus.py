@@ -172,3 +172,14 @@ def test_a_stopped_server_is_one_line_on_search(tmp_path, corpus_dir):
     res = _cli("search", "医保", "--index", uri, env=env)
     err = [line for line in res.stderr.splitlines() if line.strip()]
     assert res.returncode == 2 and len(err) == 1 and uri in err[0] and "Traceback" not in res.stderr, res.stderr
+
+
+def test_the_page_and_json_route_handlers_work_on_milvus(pair):
+    """What `serve` calls: the same JSON as on the embedded index; the full text comes from the local folder."""
+    from app.ui import SearchApp
+
+    embedded, milvus, _ = pair
+    a, b = SearchApp(embedded), SearchApp(milvus)
+    assert a.api_search("医保异地结算", 5, region="湖南") == b.api_search("医保异地结算", 5, region="湖南")
+    hit = milvus.search("医保异地结算", 1)[0]
+    assert b.document_view(hit.doc_id, hit.provision_id) == a.document_view(hit.doc_id, hit.provision_id)
