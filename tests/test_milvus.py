@@ -115,6 +115,18 @@ def test_default_corpus_eval_parity(milvus, corpus_dir, tmp_path):
         assert abs(m["recall@10"] - e["recall@10"]) <= 0.02 and abs(m["mrr@10"] - e["mrr@10"]) <= 0.02, (split, e, m)
 
 
+def test_another_address_for_the_same_server(pair, milvus, monkeypatch):
+    """POLICYQA_MILVUS_ADDRESS: another machine reaches the same Milvus under another name (the build record is still
+    checked); a wrong one is one line naming it."""
+    _, m, root = pair
+    monkeypatch.setenv("POLICYQA_MILVUS_ADDRESS", f"localhost:{milvus.port}")
+    _same(m.query("医保", 3), Searcher.load(root / "milvus", m.embedder).query("医保", 3))
+    port = free_port()
+    monkeypatch.setenv("POLICYQA_MILVUS_ADDRESS", f"127.0.0.1:{port}")
+    with pytest.raises(IndexStoreError, match=f"milvus://127.0.0.1:{port}/fixture"):
+        Searcher.load(root / "milvus", m.embedder)
+
+
 def test_another_model_is_refused(milvus, tmp_path):
     """A collection whose build record names another model than the local manifest: refused with the fix."""
     from pymilvus import DataType, MilvusClient

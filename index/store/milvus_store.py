@@ -10,6 +10,7 @@ naming the collection) is built and swapped in like an embedded index.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 import uuid
@@ -204,7 +205,10 @@ def open_milvus(index_dir: Path, manifest: IndexManifest):
 
     b = manifest.build
     named = MilvusTarget.parse(b.backend["uri"])
-    client = connect(named)  # the error names the URI the user gave
+    address = os.environ.get("POLICYQA_MILVUS_ADDRESS")  # host:port where this machine reaches the same server
+    if address:
+        named = MilvusTarget.parse(f"milvus://{address}/{named.collection}")
+    client = connect(named)  # the error names the URI in use
     target = replace(named, collection=b.backend["physical"])
     expected = collection_record(b.model.name, b.model.dim, b.fingerprint, b.corpus_sha256, int(b.counts["chunks"]))
     check_collection(describe(client, target), expected, target)
