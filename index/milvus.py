@@ -79,7 +79,7 @@ def connect(target: MilvusTarget, timeout: float = 10.0):
         raise MilvusUnavailableError(
             f"{target.spec} needs pymilvus: pip install -e '.[milvus]'") from None
     # pymilvus logs every failed call at ERROR on its own handler before raising; the exception is turned into one
-    # line for the user here (and in ``_failure``), so its log would print the same failure twice, with a timestamp.
+    # line for the user here (and in ``call_failure``), so its log would print the same failure twice, with a timestamp.
     for name in ("pymilvus", "pymilvus.milvus_client"):  # pymilvus's dictConfig gives each its own level
         logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
@@ -96,26 +96,28 @@ def _reason(exc: Exception) -> str:
     return (text.splitlines() or [type(exc).__name__])[0][:200]
 
 
-def describe(client, target: MilvusTarget) -> dict:
-    """The build record stored in the collection's description (model, dim, corpus hash, chunks, fingerprint)."""
+def describe(client, target: MilvusTarget, named: MilvusTarget) -> dict:
+    """The build record stored in the collection's description (model, dim, corpus hash, chunks, fingerprint);
+    ``named``: the index as the user names it (for the fix)."""
     if not client.has_collection(target.collection):
-        raise IndexCorruptError(f"Milvus collection {target.spec} does not exist; {FIX}")
+        raise IndexCorruptError(f"Milvus collection {target.spec} does not exist (dropped, or the server's data was "
+                                f"reset); {FIX} --index {named.spec}")
     try:
         return json.loads(client.describe_collection(target.collection).get("description") or "{}")
     except ValueError:
         return {}
 
 
-def check_collection(record: dict, expected: dict, target: MilvusTarget) -> None:
+def check_collection(record: dict, expected: dict, target: MilvusTarget, named: MilvusTarget) -> None:
     """Refuse a collection whose build record is not the local manifest's (another model, corpus or build)."""
     if record.get("model") != expected["model"] or record.get("dim") != expected["dim"]:
         raise IndexMismatchError(
             f"Milvus collection {target.spec} was built with model {record.get('model')} (dim {record.get('dim')}), "
-            f"but this index uses {expected['model']} (dim {expected['dim']}); {FIX} --index {target.spec}")
+            f"but this index uses {expected['model']} (dim {expected['dim']}); {FIX} --index {named.spec}")
     if record != expected:
         raise IndexMismatchError(
             f"Milvus collection {target.spec} holds another build than this index's manifest records (corpus "
-            f"{str(record.get('corpus_sha256'))[:12]}…, {record.get('chunks')} chunks); {FIX} --index {target.spec}")
+            f"{str(record.get('corpus_sha256'))[:12]}…, {record.get('chunks')} chunks); {FIX} --index {named.spec}")
 
 
 def filter_expr(scope: Scope | None, rows: Sequence[int] | None = None) -> str:
@@ -139,6 +141,6 @@ def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def _failure(exc: Exception, target: MilvusTarget) -> IndexStoreError:
+def call_failure(exc: Exception, target: MilvusTarget) -> IndexStoreError:
     """One line for a failed call (the server went away, refused the request)."""
     return MilvusUnavailableError(f"Milvus at {target.spec} ({target.uri}) failed: {_reason(exc)}")

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from index.backend import Scope, top_rows
-from index.milvus import MilvusTarget, _failure, filter_expr
+from index.milvus import MilvusTarget, call_failure, filter_expr
 
 _IN_BATCH = 1000  # rows per `row in [...]` expression
 MAX_TOPK = 16384  # Milvus's limit on one search's results: a retriever's candidates are capped there
@@ -136,7 +136,7 @@ class MilvusBackend:
             return self.client.search(self.target.collection, data=data, anns_field=field, limit=limit,
                                       filter=expr, search_params=params, output_fields=list(out))[0]
         except Exception as exc:
-            raise _failure(exc, self.target) from None
+            raise call_failure(exc, self.target) from None
 
     def dense_candidates(self, qvec: np.ndarray, n: int, scope: Scope | None, candidates: int) -> np.ndarray:
         n = min(n, self.size, MAX_TOPK)
@@ -175,6 +175,6 @@ class MilvusBackend:
                 got = self.client.query(self.target.collection, filter=filter_expr(None, part),
                                         output_fields=[field])
             except Exception as exc:
-                raise _failure(exc, self.target) from None
+                raise call_failure(exc, self.target) from None
             out.update((int(g["row"]), g[field]) for g in got)
         return out

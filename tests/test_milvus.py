@@ -143,7 +143,7 @@ def test_another_model_is_refused(milvus, tmp_path):
     schema.add_field("row", DataType.INT64, is_primary=True)
     schema.add_field("vector", DataType.FLOAT_VECTOR, dim=1024)
     client.create_collection(physical, schema=schema)
-    with pytest.raises(IndexMismatchError, match="built with model intfloat/e5-large"):
+    with pytest.raises(IndexMismatchError, match=f"built with model intfloat/e5-large.*--index {milvus.spec}/other$"):
         Searcher.load(tmp_path / "ix", emb)
     client.drop_collection(physical)
     with pytest.raises(IndexStoreError, match="does not exist"):
@@ -195,3 +195,15 @@ def test_the_page_and_json_route_handlers_work_on_milvus(pair):
     assert a.api_search("医保异地结算", 5, region="湖南") == b.api_search("医保异地结算", 5, region="湖南")
     hit = milvus.search("医保异地结算", 1)[0]
     assert b.document_view(hit.doc_id, hit.provision_id) == a.document_view(hit.doc_id, hit.provision_id)
+
+
+def test_filter_values_are_quoted_not_expressions(pair):
+    """A filter value is a string literal in the Milvus expression, never part of it."""
+    from index.backend import Scope
+    from index.milvus import filter_expr
+
+    expr = filter_expr(Scope(np.ones(1, bool), doc='x" or year > 0 or doc_id == "', region='a\\"b'), [3, 4])
+    assert expr == ('row in [3,4] and doc_id == "x\\" or year > 0 or doc_id == \\"" and region like "%a\\\\\\"b%"')
+    _, milvus, _ = pair
+    assert milvus._backend.dense_candidates(milvus.query_vector("医保"), 5, Scope(
+        np.ones(len(milvus.chunks), bool), doc='px" or doc_id != "'), 100).size == 0

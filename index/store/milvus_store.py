@@ -21,7 +21,7 @@ import numpy as np
 
 from index.chunk import chunk_documents, context_prefix
 from index.lexical import LexicalIndex
-from index.milvus import MilvusTarget, _failure, connect
+from index.milvus import MilvusTarget, call_failure, connect
 from index.normalize import fold
 from index.store.atomic import build_folder, swap_in
 from index.store.layout import BM25_DIR, CHUNKS, DOCUMENTS
@@ -170,7 +170,7 @@ def _write_collection(client, target: MilvusTarget, dim: int, chunks, vectors: n
                 client.drop_collection(physical)
         except Exception:
             pass
-        raise _failure(exc, target) from None
+        raise call_failure(exc, target) from None
     return physical
 
 
@@ -181,7 +181,7 @@ def _retire(client, target: MilvusTarget, keep: str) -> None:
             if name.startswith(target.collection + "__") and name != keep:
                 client.drop_collection(name)
     except Exception as exc:
-        raise _failure(exc, target) from None
+        raise call_failure(exc, target) from None
 
 
 def _entity(i: int, chunk, vector: np.ndarray, lex: dict, text: str, by_id: dict) -> dict:
@@ -211,7 +211,7 @@ def open_milvus(index_dir: Path, manifest: IndexManifest):
     client = connect(named)  # the error names the URI in use
     target = replace(named, collection=b.backend["physical"])
     expected = collection_record(b.model.name, b.model.dim, b.fingerprint, b.corpus_sha256, int(b.counts["chunks"]))
-    check_collection(describe(client, target), expected, target)
+    check_collection(describe(client, target, named), expected, target, named)
     lex_dir = Path(index_dir) / BM25_DIR
     data = json.loads((lex_dir / LEXICON).read_text(encoding="utf-8"))
     vocab = {t: int(v[0]) for t, v in data["vocab"].items()}
