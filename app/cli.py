@@ -19,7 +19,7 @@ eval_app = typer.Typer(help="Evaluate retrieval (default questions, a queries/qr
 app.add_typer(model_app, name="model")
 app.add_typer(eval_app, name="eval")
 
-IndexOpt = typer.Option(None, "--index", help="Index directory (default: $POLICYQA_INDEX or data/index).")
+IndexOpt = typer.Option(None, "--index", help="Index directory, or milvus://host:port/collection (default: $POLICYQA_INDEX or data/index).")
 
 
 class CliError(Exception):
@@ -32,7 +32,7 @@ def _fail(message: str, code: int = 2) -> None:
 
 
 def _index_dir(index: Optional[Path]) -> Path:
-    return index if index is not None else config.default_index_dir()
+    return config.index_target(index)[0]  # milvus://host:port/collection: its local folder
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -118,7 +118,8 @@ def ingest(
     if is_locked(_index_dir(index)):  # this ingest then waits for it (index.store.atomic.folder_lock)
         typer.echo(f"等待 waiting: another build of {_index_dir(index)} is running (lock {lock_path(_index_dir(index))}); "
                    "this one continues when it finishes", err=True)
-    report = ingest_paths(paths, _index_dir(index), progress=progress, embed_context=context)
+    report = ingest_paths(paths, _index_dir(index), progress=progress, embed_context=context,
+                          backend=config.index_target(index)[1])
     for err in report.errors:
         typer.echo(f"跳过 skipped: {err.path}: {err.reason}", err=True)
     typer.echo(report.summary())

@@ -21,8 +21,22 @@ def model_cache_dir() -> Path:
 
 def default_index_dir() -> Path:
     """The index used when --index is not given: $POLICYQA_INDEX, else <data>/index."""
-    env = os.environ.get("POLICYQA_INDEX")
-    return Path(env).expanduser() if env else data_dir() / "index"
+    return index_target(None)[0]
+
+
+def index_target(index: Path | str | None) -> tuple[Path, str | None]:
+    """(the local index folder, the backend) of an --index value (None: $POLICYQA_INDEX or <data>/index).
+
+    ``milvus://host:port/collection`` names a Milvus collection; its local folder (documents, chunks, manifest) is
+    ``<data>/milvus/<host>_<port>_<collection>``.  A folder is an embedded index, or the local folder of a Milvus
+    index (its manifest names the collection)."""
+    value = str(index) if index is not None else os.environ.get("POLICYQA_INDEX") or str(data_dir() / "index")
+    if value.startswith("milvus:/"):
+        from index.milvus import MilvusTarget
+
+        t = MilvusTarget.parse(value)
+        return data_dir() / "milvus" / f"{t.host}_{t.port}_{t.collection}", t.spec
+    return Path(value).expanduser(), None
 
 
 def model_spec() -> str:

@@ -83,6 +83,17 @@ def _discard_if_damaged(index_dir: Path, embedder) -> None:
             raise write_error(exc, index_dir) from None
 
 
+def _recorded_backend(index_dir: Path) -> str | None:
+    """The backend URI an existing index records (an ingest into a Milvus index's folder stays on Milvus)."""
+    from index.store import IndexStoreError, read_manifest
+
+    try:
+        backend = read_manifest(index_dir).build.backend
+    except IndexStoreError:
+        return None
+    return str(backend["uri"]) if backend else None
+
+
 # The modules that turn files into documents: a change to any of them re-reads the files.
 _READERS = ("types", "read", "jsonl", "office", "clean", "parse", "meta", "dedup", "ingest")
 _READER_LIBS = ("charset-normalizer", "pypdf", "python-docx", "selectolax", "opencc", "datasketch")
@@ -118,11 +129,15 @@ def ingest_paths(
     progress: bool = True,
     embed_context: bool = True,
     embedder=None,
+    backend: str | None = None,
 ) -> IngestReport:
     """Read ``paths`` and rebuild ``index_dir`` atomically so it holds exactly these documents.
 
     A file that fails to read but whose document is already in the index keeps its indexed version
     (a transient or corrupted copy never deletes indexed work); its error is still reported.
+    ``backend``: ``milvus://host:port/collection`` to keep vectors and BM25 in Milvus (``config.index_target``);
+    None keeps the backend the index already records (embedded for a new one).  A Milvus index is rebuilt whole on
+    every ingest (no unchanged check, no vector reuse yet).
     """
     from index.embed import load_embedder
     from index.ingest import DEFAULT_MAX_BYTES, load_documents, scan_files
@@ -138,12 +153,13 @@ def ingest_paths(
     check_index_target(Path(index_dir))  # before reading anything: a file named by mistake is refused at once
     remove_stale_builds(Path(index_dir))  # what a killed ingest left, whatever path this one takes (not while a
     # live build holds the lock)
+    backend = backend or _recorded_backend(Path(index_dir))
     embedder = embedder or load_embedder(config.model_spec())
     settings = IndexSettings.of(embed_context=embed_context)
     files, scan_errors = scan_files([Path(p) for p in paths], index_dir=Path(index_dir))
     inputs = None if scan_errors else inputs_fingerprint(files, DEFAULT_MAX_BYTES)
     same = None
-    if inputs and (Path(index_dir) / MANIFEST).is_file():
+    if inputs and backend is None and (Path(index_dir) / MANIFEST).is_file():
         with index_lock(Path(index_dir)):  # a build in progress may be about to replace it: wait for it first
             same = unchanged_index(Path(index_dir), inputs, embedder, settings)
     if same:
@@ -170,9 +186,10 @@ def ingest_paths(
         more = f" (and {len(result.errors) - 3} more)" if len(result.errors) > 3 else ""
         raise ValueError("no document could be read from " + ", ".join(map(display_path, paths))
                          + (f" — {why}{more}" if why else "") + "; the index is unchanged")
-    _discard_if_damaged(Path(index_dir), embedder)
+    if backend is None:
+        _discard_if_damaged(Path(index_dir), embedder)
     report = build_index(documents, index_dir, embedder, settings, progress=progress,
-                         inputs_sha256=None if result.errors else inputs)
+                         inputs_sha256=None if result.errors else inputs, backend=backend)
     counts = report.counts
     return IngestReport(
         documents=len(documents),

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from index.dense import exact_scores
+from index.backend import Scope, SearchBackend, top_rows
 from index.fuse import fuse
 from index.normalize import MAX_QUERY_CHARS, clean_query, fold, to_simplified
 from index.relevance import Evidence, RelevanceStage, lexical_question
@@ -48,20 +48,25 @@ class Searcher:
             p.id: p for d in loaded.documents.values() for p in d.provisions}
         chunks = loaded.chunks
         self._doc_ids = sorted(loaded.documents)
+        self._backend: SearchBackend = loaded.backend
         code = {d: i for i, d in enumerate(self._doc_ids)}
         self._chunk_doc = np.fromiter((code[c.doc_id] for c in chunks), dtype=np.int64, count=len(chunks))
         self._n_provisions = len({c.provision_id for c in chunks})
         self._row_of = {c.id: i for i, c in enumerate(chunks)}
 
     @classmethod
-    def load(cls, index_dir: Path, embedder: Embedder | None = None) -> Searcher:
-        """Open the index at ``index_dir``; the embedder is rebuilt from the manifest when not given."""
-        loaded = load_index(Path(index_dir), embedder)
+    def load(cls, index_dir: Path | str, embedder: Embedder | None = None) -> Searcher:
+        """Open the index at ``index_dir`` (or ``milvus://host:port/collection``); the embedder is rebuilt from the
+        manifest when not given."""
+        from index.config import index_target
+
+        index_dir = index_target(index_dir)[0]  # milvus://host:port/collection: the local folder beside it
+        loaded = load_index(index_dir, embedder)
         if embedder is None:
             from index.embed import load_embedder
 
             embedder = load_embedder(loaded.manifest.build.model.name)
-            check_embedder(loaded.manifest, embedder, Path(index_dir))
+            check_embedder(loaded.manifest, embedder, index_dir)
         return cls(loaded, embedder)
 
     @property
@@ -100,7 +105,7 @@ class Searcher:
         if not cq.text:
             return SearchResponse((), cq.warnings, REASON_EMPTY, query=request.query)
         mask = self._filter_mask(request.doc, request.region, request.issuer, request.year)
-        if mask is not None and not mask.any():
+        if mask is not None and not mask.mask.any():
             return SearchResponse((), cq.warnings, REASON_FILTERED, query=request.query)
         if not self._ix.chunks:
             return SearchResponse((), cq.warnings, REASON_NOTHING, query=request.query)
@@ -128,7 +133,7 @@ class Searcher:
         return self._ix.relevance if self.settings.relevance else None
 
     def _judged(self, stage: RelevanceStage, text: str, hits: list[Hit], ranked: Ranked, at: list[int],
-                concepts, mask: np.ndarray | None) -> list[Hit]:
+                concepts, mask: Scope | None) -> list[Hit]:
         """``hits`` re-ordered by the stage, each with its calibrated relevance and whether it is confident.
 
         With a filter, a provision's relevance is at least what the same question over the whole collection gave it:
@@ -166,8 +171,9 @@ class Searcher:
         rows = np.asarray([self._row_of[c] for c in chunk_ids], dtype=np.int64)
         return float(self._ix.lexical.coverage(text, rows).max(initial=0.0)) < limits["cover"]
 
-    def _filter_mask(self, doc, region, issuer, year) -> np.ndarray | None:
-        # Filters select documents; the mask is over chunk rows so both retrievers can apply it before the cut.
+    def _filter_mask(self, doc, region, issuer, year) -> Scope | None:
+        # Filters select documents; the mask is over chunk rows so both retrievers can apply it before the cut (a
+        # remote backend applies the same filters itself: the Scope carries them too).
         if doc is None and region is None and issuer is None and year is None:
             return None
         region_f, issuer_f = (fold(x) if x else None for x in (region, issuer))
@@ -177,9 +183,10 @@ class Searcher:
             and (region_f is None or (d.region is not None and region_f in fold(d.region)))
             and (issuer_f is None or (d.issuer is not None and issuer_f in fold(d.issuer)))
             and (year is None or d.year == int(year))]
-        return np.isin(self._chunk_doc, np.asarray(allowed, dtype=np.int64))  # vectorised: 150k chunks in ~1 ms
+        mask = np.isin(self._chunk_doc, np.asarray(allowed, dtype=np.int64))  # vectorised: 150k chunks in ~1 ms
+        return Scope(mask, doc, region_f, issuer_f, None if year is None else int(year))
 
-    def _rank(self, text: str, mode: str, n: int, mask: np.ndarray | None, concepts: tuple[Concept, ...] = ()
+    def _rank(self, text: str, mode: str, n: int, mask: Scope | None, concepts: tuple[Concept, ...] = ()
               ) -> Ranked:
         """Candidate rows and their scores (cosine, BM25 or fused), best first, with each one's cosine and BM25 score;
         and the best cosine (None: no dense).
@@ -198,20 +205,19 @@ class Searcher:
         bm25_all = None
         bm25_rows = np.zeros(0, np.int64)
         if mode in ("bm25", "hybrid"):
-            bm25_all = self._ix.lexical.scores(text, mask)
-            if concepts:
-                bm25_all = bm25_all + self._ix.lexical.concept_scores([c.terms for c in concepts], mask)
-            positive = np.flatnonzero(bm25_all > 0)
-            bm25_rows = _top_rows(bm25_all, positive, n)
+            bm25_all = self._backend.lexical(text, [c.terms for c in concepts], mask)
+            bm25_rows = bm25_all.top(n)
         if mode == "bm25":
-            return Ranked(bm25_rows, bm25_all[bm25_rows], None, None, bm25_all[bm25_rows])
+            at = bm25_all.at(bm25_rows)
+            return Ranked(bm25_rows, at, None, None, at)
         rows = np.union1d(dense_rows, bm25_rows) if mode == "hybrid" else dense_rows
-        cos = exact_scores(self._ix.vectors, qvec, rows)
+        cos = self._backend.cosines(qvec, rows)
+        bm25_at = bm25_all.at(rows) if bm25_all is not None else None
         w_dense, w_bm25 = self._fusion_weights()
-        scores = cos if mode == "dense" else fuse(cos, bm25_all[rows], s.fusion, w_dense, w_bm25, s.rrf_k,
+        scores = cos if mode == "dense" else fuse(cos, bm25_at, s.fusion, w_dense, w_bm25, s.rrf_k,
                                                   s.bm25_half)
         order = np.lexsort((rows, -scores))  # score desc, then row: deterministic ties
-        bm25 = bm25_all[rows][order] if bm25_all is not None else np.zeros(len(rows))
+        bm25 = bm25_at[order] if bm25_at is not None else np.zeros(len(rows))
         return Ranked(rows[order], np.asarray(scores)[order], self._best_plain_cosine(plain, qvec, cos, mask),
                       np.asarray(cos)[order], bm25)
 
@@ -243,7 +249,7 @@ class Searcher:
         if plain is qvec:
             return float(np.max(cos)) if len(cos) else None
         top = self._dense_candidates(plain, 1, mask)
-        return float(exact_scores(self._ix.vectors, plain, top).max()) if len(top) else None
+        return float(self._backend.cosines(plain, top).max()) if len(top) else None
 
     def _fusion_weights(self) -> tuple[float, float]:
         """(w_dense, w_bm25): the index's, or those tuned with the corpus's query adapter when it applies."""
@@ -265,19 +271,8 @@ class Searcher:
         """Whether the index's query adapter (attached by ``policyqa tune``) applies to this searcher's queries."""
         return self._ix.adapter is not None and self.settings.query_adapter
 
-    def _dense_candidates(self, qvec: np.ndarray, n: int, mask: np.ndarray | None) -> np.ndarray:
-        if mask is None:
-            return self._ix.dense.search(qvec, n)[1]
-        allowed = np.flatnonzero(mask)
-        if len(allowed) > self.settings.candidates * 50:
-            # Many rows pass the filter: over-fetch from the ANN index and keep the allowed ones.
-            rows = self._ix.dense.search(qvec, n * 10)[1]
-            rows = rows[mask[rows]][:n]
-            if len(rows) >= min(n, len(allowed)):
-                return rows
-        # Few rows pass (one document, one year…): an exact scan of just those rows is cheap and exact.
-        cos = exact_scores(self._ix.vectors, qvec, allowed)
-        return allowed[np.argsort(-cos, kind="stable")[:n]]
+    def _dense_candidates(self, qvec: np.ndarray, n: int, mask: Scope | None) -> np.ndarray:
+        return self._backend.dense_candidates(qvec, n, mask, self.settings.candidates)
 
     def _hits(self, rows: np.ndarray, scores: np.ndarray, k: int, threshold: float | None
               ) -> tuple[list[Hit], list[int]]:
@@ -345,15 +340,4 @@ def translation_note(terms: tuple[str, ...]) -> tuple[str, ...]:
     return (f"英文查询按 CC-CEDICT 词典对照中文词检索：{shown}",)
 
 
-def _top_rows(scores: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
-    """The ``n`` best of ``rows`` (ascending) by ``scores``, best first, ties by row: a stable full sort's result.
-
-    Only the rows at or above the n-th best score are sorted: a common word matches most of a 150k-provision corpus,
-    and sorting all of them was the largest cost of a search after the query encoding (2 of 6 ms).
-    """
-    vals = scores[rows]
-    if len(vals) > n > 0:
-        nth = np.partition(vals, len(vals) - n)[len(vals) - n]
-        keep = vals >= nth  # every tie of the n-th score stays, so ties resolve by row as before
-        rows, vals = rows[keep], vals[keep]
-    return rows[np.argsort(-vals, kind="stable")[:n]]
+_top_rows = top_rows  # moved to index.backend (kept for callers of index.search)

@@ -109,12 +109,15 @@ def build_index(
     progress: bool = True,
     lock_timeout: float = 600.0,
     inputs_sha256: str | None = None,
+    backend: str | None = None,
 ) -> BuildReport:
     """Build (or update) the index at ``index_dir`` atomically, reusing vectors of unchanged chunks.
 
     ``inputs_sha256`` (the ingest's fingerprint of the source files, ``pipeline.inputs_fingerprint``) is recorded so
     that the next ingest of the very same files can skip reading and parsing them (``unchanged_index``).  The query
     section keeps what an earlier ``policyqa tune`` attached (adapter) unless the model changed.
+    ``backend``: None for the embedded index (FAISS + bm25s files), or ``milvus://host:port/collection`` (the
+    vectors and BM25 weights go to that collection, the rest to ``index_dir``: ``index.store.milvus_store``).
     """
     t0 = time.perf_counter()
     docs = list(documents)
@@ -127,6 +130,8 @@ def build_index(
     try:
         with folder_lock(index_dir, lock_timeout):  # which clears build folders left by a killed build
             check_index_target(index_dir)
+            if backend is not None:
+                return _build_milvus(docs, index_dir, embedder, settings, progress, backend, t0)
             return _build_locked(docs, index_dir, embedder, settings, progress, inputs_sha256, t0)
     except OSError as exc:  # read-only file system, full disk, no permission: one line with the fix
         raise write_error(exc, index_dir) from None
@@ -213,6 +218,18 @@ def _build_locked(docs: list[Document], index_dir: Path, embedder: Embedder, set
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return BuildReport(index_dir, manifest, len(todo), len(chunks) - len(todo), False, time.perf_counter() - t0)
+
+
+def _build_milvus(docs: list[Document], index_dir: Path, embedder: Embedder, settings: IndexSettings,
+                  progress: bool, backend: str, t0: float) -> BuildReport:
+    from index.milvus import MilvusTarget
+    from index.store.milvus_store import build_milvus
+
+    bs = settings.build
+    lines = {d.id: doc_json(d) for d in docs}
+    fingerprint = build_fingerprint(embedder, bs, min(bs.chunk_max_tokens, embedder.max_tokens))
+    return build_milvus(docs, lines, index_dir, embedder, settings, MilvusTarget.parse(backend), fingerprint,
+                        corpus_hash(docs, lines), progress, t0, _encode, _versions())
 
 
 def _carried_query_section(old: IndexManifest | None, embedder: Embedder, index_dir: Path, tmp: Path,

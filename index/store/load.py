@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from index.backend import EmbeddedBackend, SearchBackend
 from index.dense import DenseIndex
 from index.lexical import LexicalIndex
 from index.store.atomic import folder_lock
@@ -34,11 +35,16 @@ class LoadedIndex:
     settings: QuerySettings
     documents: dict[str, Document]
     chunks: list[Chunk]
-    vectors: np.ndarray
-    dense: DenseIndex
-    lexical: LexicalIndex
+    vectors: np.ndarray | None  # None for a Milvus index (the vectors live in the collection)
+    dense: DenseIndex | None
+    lexical: LexicalIndex  # (a Milvus index: its MilvusLexicon, which offers what the searcher reads)
     adapter: QueryAdapter | None = None  # the query adapter named in the manifest's query section
     relevance: RelevanceStage | None = None  # the relevance stage named there
+    backend: SearchBackend | None = None  # where candidates and scores come from (index/backend.py)
+
+    def __post_init__(self):
+        if self.backend is None and self.dense is not None:  # the embedded backend over this folder's files
+            object.__setattr__(self, "backend", EmbeddedBackend(self.vectors, self.dense, self.lexical))
 
 
 def document_from_dict(d: dict) -> Document:
@@ -127,9 +133,12 @@ def _read_files(index_dir: Path, manifest: IndexManifest) -> LoadedIndex:
     try:
         with open(index_dir / CHUNKS, encoding="utf-8") as fh:
             chunks = [Chunk(**{k: v for k, v in json.loads(line).items() if k != "key"}) for line in fh]
-        vectors = np.load(index_dir / VECTORS, mmap_mode="r", allow_pickle=False)
-        dense = DenseIndex.load(index_dir / DENSE)
-        lexical = LexicalIndex.load(index_dir / BM25_DIR, n)
+        if manifest.build.backend is None:
+            vectors = np.load(index_dir / VECTORS, mmap_mode="r", allow_pickle=False)
+            dense = DenseIndex.load(index_dir / DENSE)
+            lexical = LexicalIndex.load(index_dir / BM25_DIR, n)
+        else:
+            vectors = dense = None
         if manifest.query.adapter:
             from index.adapter import QueryAdapter
 
@@ -140,6 +149,18 @@ def _read_files(index_dir: Path, manifest: IndexManifest) -> LoadedIndex:
             relevance = RelevanceStage.load(index_dir / manifest.query.relevance)
     except (OSError, ValueError, TypeError, KeyError, RuntimeError) as exc:
         raise IndexCorruptError(f"index at {index_dir} is damaged ({type(exc).__name__}: {exc}); {FIX}") from None
+    if manifest.build.backend is not None:  # connects, and checks the collection's build record (one line)
+        if manifest.build.backend.get("kind") != "milvus":
+            raise IndexCorruptError(f"index at {index_dir} names an unknown backend "
+                                    f"{manifest.build.backend.get('kind')!r}; {FIX}")
+        from index.store.milvus_store import open_milvus
+
+        if len(chunks) != n:
+            raise IndexCorruptError(f"index at {index_dir} is inconsistent ({len(chunks)} chunks, manifest says {n})"
+                                    f"; {FIX}")
+        backend, lexicon = open_milvus(index_dir, manifest)
+        return LoadedIndex(manifest, manifest.query.settings, documents, chunks, None, None, lexicon, adapter,
+                           relevance, backend)
     if not (len(chunks) == n == len(vectors) == dense.size) or vectors.shape[1] != manifest.build.model.dim:
         raise IndexCorruptError(f"index at {index_dir} is inconsistent ({len(chunks)} chunks, {len(vectors)} vectors, "
                                 f"{dense.size} in FAISS, manifest says {n}); {FIX}")

@@ -52,6 +52,7 @@ class BuildSection:
     build_seconds: float | None = None
     embed_seconds: float | None = None
     versions: Mapping[str, Any] = field(default_factory=dict)
+    backend: Mapping[str, Any] | None = None  # None: embedded (FAISS + bm25s files); {"kind": "milvus", "uri", …}
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,8 @@ class IndexManifest:
         b, q = self.build, self.query
         data = {
             "schema_version": self.schema_version,
-            "build": {**{k: getattr(b, k) for k in b.__dataclass_fields__ if k not in ("model", "settings")},
+            "build": {**{k: getattr(b, k) for k in b.__dataclass_fields__ if k not in ("model", "settings")
+                         and not (k == "backend" and b.backend is None)},  # an embedded manifest stays as it was
                       "model": asdict(b.model), "settings": asdict(b.settings)},
             "query": {"settings": asdict(q.settings), "abstain": q.abstain, "adapter": q.adapter,
                       "adapter_fusion": q.adapter_fusion, "relevance": q.relevance},
@@ -102,6 +104,8 @@ class IndexManifest:
             settings = section_from_dict(BuildSettings, b.pop("settings"))
             for key in ("counts", "tokenizer", "chunker", "dense", "versions"):
                 b[key] = _frozen(b.get(key))
+            if b.get("backend") is not None:
+                b["backend"] = _frozen(b["backend"])
             build = BuildSection(model=model, settings=settings, **b)
             query = QuerySection(section_from_dict(QuerySettings, q.get("settings")),
                                  _frozen(q["abstain"]) if q.get("abstain") else None, q.get("adapter"),

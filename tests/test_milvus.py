@@ -1,0 +1,209 @@
+"""The Milvus backend against a real Milvus server (milvus-lite's engine on a free port, tests/milvus_server.py).
+
+The same code talks to a Milvus standalone or cluster: only the ``milvus://host:port/collection`` differs.  Skipped
+with the reason when pymilvus or milvus-lite is not installed (``pip install -e '.[milvus]'``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from milvus_server import MilvusLite, free_port, milvus_lite_binary
+
+pytestmark = pytest.mark.milvus
+pytest.importorskip("pymilvus", reason="pymilvus is not installed (pip install -e '.[milvus]')")
+if milvus_lite_binary() is None:
+    pytest.skip("milvus-lite is not installed (pip install -e '.[milvus]')", allow_module_level=True)
+
+from index.pipeline import ingest_paths  # noqa: E402
+from index.search import Searcher  # noqa: E402
+from index.store import IndexMismatchError, IndexStoreError, build_index  # noqa: E402
+from index_fixtures import corpus  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+FAKE_CLI = [sys.executable, str(ROOT / "tests" / "fake_cli.py")]
+
+
+@pytest.fixture(scope="module")
+def milvus(tmp_path_factory):
+    """One Milvus server for the module (started on a free port, stopped by its pid)."""
+    with MilvusLite(tmp_path_factory.mktemp("milvus")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def pair(milvus, tmp_path_factory):
+    """(embedded searcher, Milvus searcher) over the same hand-built documents, fake embedder."""
+    from fakes import HashEmbedder
+
+    emb, root = HashEmbedder(), tmp_path_factory.mktemp("pair")
+    build_index(corpus(), root / "embedded", emb, progress=False)
+    build_index(corpus(), root / "milvus", emb, progress=False, backend=f"{milvus.spec}/fixture")
+    return Searcher.load(root / "embedded", emb), Searcher.load(root / "milvus", emb), root
+
+
+def _same(a, b) -> None:
+    assert [h.chunk_id for h in a.hits] == [h.chunk_id for h in b.hits]
+    assert np.allclose([h.score for h in a.hits], [h.score for h in b.hits], atol=1e-5)
+    assert (a.reason, a.notes) == (b.reason, b.notes)
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
+@pytest.mark.parametrize("query,filters", [
+    ("哪些条款涉及医保异地结算", {}), ("医保结算", {"region": "萍乡"}), ("医保结算", {"issuer": "人民政府"}),
+    ("铁路", {"year": 2020}), ("医保", {"doc": "czt"}), ("medical insurance settlement", {}),
+    ("医保", {"region": "江西", "year": 2019}), ("医保", {"region": "不存在的地区"}), ("", {})])
+def test_milvus_answers_exactly_as_the_embedded_index(pair, mode, query, filters):
+    embedded, milvus, _ = pair
+    _same(embedded.query(query, 5, mode=mode, **filters), milvus.query(query, 5, mode=mode, **filters))
+
+
+def test_candidate_evidence_is_the_embedded_one(pair):
+    """What the relevance stage reads: each candidate's cosine, BM25 score and lexical coverage."""
+    embedded, milvus, _ = pair
+    for text in ("推进医保异地就医即时结算", "高铁旅游线路"):
+        a, b = (s._rank(text, "hybrid", 20, None) for s in (embedded, milvus))
+        assert np.array_equal(a.rows, b.rows)
+        assert np.allclose(a.cos, b.cos, atol=1e-6) and np.allclose(a.bm25, b.bm25, atol=1e-4)
+        assert np.allclose(embedded._ix.lexical.coverage(text, a.rows), milvus._ix.lexical.coverage(text, b.rows))
+        assert embedded._ix.lexical.idf_split(text) == milvus._ix.lexical.idf_split(text)
+
+
+def test_filters_run_inside_milvus(pair):
+    """The Milvus searcher never receives an out-of-filter row from the server (no filtering after fetching)."""
+    _, milvus, _ = pair
+    backend = milvus._backend
+    scope = milvus._filter_mask(None, "萍乡", None, None)
+    rows = backend.dense_candidates(milvus.query_vector("医保"), 50, scope, 100)
+    assert len(rows) and all(milvus.chunks[r].doc_id == "px" for r in rows)
+    assert set(backend.sparse_search(backend.lexicon.query_vector("医保结算"), 50, "year == 2019")) <= {
+        i for i, c in enumerate(milvus.chunks) if c.doc_id == "px"}
+
+
+def test_manifest_records_the_backend_and_embedded_manifests_are_unchanged(pair, milvus):
+    embedded, m, root = pair
+    backend = dict(m.manifest.build.backend)
+    assert backend["kind"] == "milvus" and backend["uri"] == f"{milvus.spec}/fixture"
+    assert backend["physical"].startswith("fixture__") and backend["consistency_level"] == "Strong"
+    assert embedded.manifest.build.backend is None
+    assert "backend" not in json.loads((root / "embedded" / "manifest.json").read_text())["build"]
+
+
+def test_default_corpus_eval_parity(milvus, corpus_dir, tmp_path):
+    """Recall@10 / MRR@10 of the bundled questions on corpus/: Milvus within 0.02 of embedded (fake embedder)."""
+    from eval.questions import load_questions
+    from eval.run import evaluate
+    from fakes import HashEmbedder
+
+    emb = HashEmbedder()
+    ingest_paths([corpus_dir], tmp_path / "e", progress=False, embedder=emb)
+    ingest_paths([corpus_dir], tmp_path / "m", progress=False, embedder=emb, backend=f"{milvus.spec}/corpus")
+    questions = load_questions()
+    figures = {}
+    for name in ("e", "m"):
+        report = evaluate(Searcher.load(tmp_path / name, emb), questions, k=10)
+        figures[name] = {s: report["splits"][s]["overall"] for s in report["splits"]}
+    for split, e in figures["e"].items():
+        m = figures["m"][split]
+        print(split, "embedded", e["recall@10"], e["mrr@10"], "milvus", m["recall@10"], m["mrr@10"])
+        assert abs(m["recall@10"] - e["recall@10"]) <= 0.02 and abs(m["mrr@10"] - e["mrr@10"]) <= 0.02, (split, e, m)
+
+
+def test_another_address_for_the_same_server(pair, milvus, monkeypatch):
+    """POLICYQA_MILVUS_ADDRESS: another machine reaches the same Milvus under another name (the build record is still
+    checked); a wrong one is one line naming it."""
+    _, m, root = pair
+    monkeypatch.setenv("POLICYQA_MILVUS_ADDRESS", f"localhost:{milvus.port}")
+    _same(m.query("医保", 3), Searcher.load(root / "milvus", m.embedder).query("医保", 3))
+    port = free_port()
+    monkeypatch.setenv("POLICYQA_MILVUS_ADDRESS", f"127.0.0.1:{port}")
+    with pytest.raises(IndexStoreError, match=f"milvus://127.0.0.1:{port}/fixture"):
+        Searcher.load(root / "milvus", m.embedder)
+
+
+def test_another_model_is_refused(milvus, tmp_path):
+    """A collection whose build record names another model than the local manifest: refused with the fix."""
+    from pymilvus import DataType, MilvusClient
+
+    from fakes import HashEmbedder
+
+    emb = HashEmbedder()
+    build_index(corpus()[:2], tmp_path / "ix", emb, progress=False, backend=f"{milvus.spec}/other")
+    searcher = Searcher.load(tmp_path / "ix", emb)
+    physical = searcher.manifest.build.backend["physical"]
+    client = MilvusClient(uri=f"http://127.0.0.1:{milvus.port}")
+    client.drop_collection(physical)  # someone rebuilt it with another model
+    schema = client.create_schema(auto_id=False, description=json.dumps({"model": "intfloat/e5-large", "dim": 1024}))
+    schema.add_field("row", DataType.INT64, is_primary=True)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=1024)
+    client.create_collection(physical, schema=schema)
+    with pytest.raises(IndexMismatchError, match=f"built with model intfloat/e5-large.*--index {milvus.spec}/other$"):
+        Searcher.load(tmp_path / "ix", emb)
+    client.drop_collection(physical)
+    with pytest.raises(IndexStoreError, match="does not exist"):
+        Searcher.load(tmp_path / "ix", emb)
+
+
+def _cli(*args, env=None):
+    return subprocess.run(FAKE_CLI + list(args), capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          env={**os.environ, **(env or {})})
+
+
+def test_cli_ingest_search_eval_through_a_milvus_uri(milvus, corpus_dir, tmp_path):
+    uri = f"{milvus.spec}/cli"
+    env = {"POLICYQA_DATA": str(tmp_path)}
+    ing = _cli("ingest", str(corpus_dir), "--index", uri, "--no-progress", env=env)
+    assert ing.returncode == 0, ing.stderr
+    assert (tmp_path / "milvus" / f"127.0.0.1_{milvus.port}_cli" / "manifest.json").is_file()
+    out = _cli("search", "医保异地结算", "--k", "3", "--json", "--index", uri, env=env)
+    assert out.returncode == 0, out.stderr
+    assert len(json.loads(out.stdout)["hits"]) == 3
+    ev = _cli("eval", "--index", uri, "--out", str(tmp_path / "reports"), env=env)
+    assert ev.returncode == 0, ev.stderr
+
+
+def test_unreachable_milvus_is_one_line_naming_the_uri(tmp_path, corpus_dir):
+    uri = f"milvus://127.0.0.1:{free_port()}/nobody"
+    res = _cli("ingest", str(corpus_dir), "--index", uri, "--no-progress", env={"POLICYQA_DATA": str(tmp_path)})
+    assert res.returncode == 2
+    err = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(err) == 1 and uri in err[0] and "Traceback" not in res.stderr, res.stderr
+
+
+def test_a_stopped_server_is_one_line_on_search(tmp_path, corpus_dir):
+    env = {"POLICYQA_DATA": str(tmp_path)}
+    with MilvusLite(tmp_path / "srv") as server:
+        uri = f"{server.spec}/gone"
+        assert _cli("ingest", str(corpus_dir), "--index", uri, "--no-progress", env=env).returncode == 0
+    res = _cli("search", "医保", "--index", uri, env=env)
+    err = [line for line in res.stderr.splitlines() if line.strip()]
+    assert res.returncode == 2 and len(err) == 1 and uri in err[0] and "Traceback" not in res.stderr, res.stderr
+
+
+def test_the_page_and_json_route_handlers_work_on_milvus(pair):
+    """What `serve` calls: the same JSON as on the embedded index; the full text comes from the local folder."""
+    from app.ui import SearchApp
+
+    embedded, milvus, _ = pair
+    a, b = SearchApp(embedded), SearchApp(milvus)
+    assert a.api_search("医保异地结算", 5, region="湖南") == b.api_search("医保异地结算", 5, region="湖南")
+    hit = milvus.search("医保异地结算", 1)[0]
+    assert b.document_view(hit.doc_id, hit.provision_id) == a.document_view(hit.doc_id, hit.provision_id)
+
+
+def test_filter_values_are_quoted_not_expressions(pair):
+    """A filter value is a string literal in the Milvus expression, never part of it."""
+    from index.backend import Scope
+    from index.milvus import filter_expr
+
+    expr = filter_expr(Scope(np.ones(1, bool), doc='x" or year > 0 or doc_id == "', region='a\\"b'), [3, 4])
+    assert expr == ('row in [3,4] and doc_id == "x\\" or year > 0 or doc_id == \\"" and region like "%a\\\\\\"b%"')
+    _, milvus, _ = pair
+    assert milvus._backend.dense_candidates(milvus.query_vector("医保"), 5, Scope(
+        np.ones(len(milvus.chunks), bool), doc='px" or doc_id != "'), 100).size == 0
