@@ -78,12 +78,16 @@ def chunk_document(
             # A title/path so long it leaves no room: embed the pieces without context rather than truncating them.
             prefix, budget = "", max_tokens - base
         pieces = _pieces(prov.text, lambda p: count_tokens(prefix + p) <= max_tokens, budget, overlap_tokens, length)
-        search_from = 0
+        last_pos, last_end = -1, 0
         for n, piece in enumerate(pieces):
-            pos = prov.text.find(piece, search_from)
+            # Pieces come in order and each adds text after the last one's end (they overlap by at most the overlap):
+            # look for it where it ends past that end, so a repeated run ("aaaa…") is not placed at an earlier copy.
+            pos = prov.text.find(piece, max(last_pos + 1, last_end - len(piece) + 1))
+            if pos < 0:
+                pos = prov.text.find(piece, last_pos + 1)
             if pos < 0:  # cannot happen with strip-only splitting; fail loudly rather than give wrong offsets
                 raise ValueError(f"chunker lost the offset of a piece of provision {prov.id}")
-            search_from = pos + 1
+            last_pos, last_end = pos, max(last_end, pos + len(piece))
             start = prov.start + pos
             chunks.append(Chunk(f"{prov.id}~{n}", prov.id, doc.id, piece, prefix + piece, start, start + len(piece)))
     return chunks

@@ -59,3 +59,13 @@ def test_property_no_text_lost_no_chunk_over_limit(bodies, limit):
                 covered.update(range(c.start, c.end))
         lost = {i for i in range(prov.start, prov.end) if i not in covered}
         assert all(doc.text[i].isspace() for i in lost)  # only whitespace between pieces may be dropped
+
+
+def test_a_repeated_run_is_placed_where_each_piece_really_is():
+    """Hypothesis found it: 21 identical characters over a 24-token limit split into 'a'*20 + an overlapping 'aaaaa';
+    the second piece's offset was looked up from the first's start and landed on an earlier copy, losing a character."""
+    doc = make_document("p", "标题", [(("0、",), "a" * 21)])
+    chunks = chunk_document(doc, EMB.count_tokens, 24, overlap_tokens=4)
+    _check(doc, chunks, 24)
+    assert len(chunks) > 1 and chunks[-1].end == doc.provisions[0].end
+    assert all(doc.text[c.start:c.end] == c.text for c in chunks)
