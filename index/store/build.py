@@ -25,7 +25,7 @@ from index.store.manifest import (
     BuildSection, IndexManifest, ModelInfo, QuerySection, altered_file, file_digests, read_manifest,
     write_manifest)
 from index.store.settings import IndexSettings
-from index.store.stage import copy_shipped_stage, replace_stage, shipped_stage_digest, stage_digest
+from index.store.stage import copy_shipped_stage, model_abstain, replace_stage, shipped_stage_digest, stage_digest
 from index.tokenize import ChineseTokenizer
 from index.types import Document
 
@@ -79,6 +79,25 @@ def corpus_hash(documents: Iterable[Document], _lines: dict[str, str] | None = N
         h.update(lines[doc_id].encode("utf-8"))
         h.update(b"\n")
     return h.hexdigest()
+
+
+def lexical_texts(docs: list[Document], chunks, lexical_context: bool) -> list[str]:
+    """What BM25 indexes for each chunk: its text, after its document title and heading path when
+    ``lexical_context``."""
+    by_id = {d.id: d for d in docs}
+    provs = {p.id: p for d in docs for p in d.provisions}
+    return [(context_prefix(by_id[c.doc_id], provs[c.provision_id]) if lexical_context else "") + c.text
+            for c in chunks]
+
+
+def write_texts(folder: Path, docs: list[Document], lines: dict[str, str], chunks, keys) -> None:
+    """documents.jsonl (the lines serialised once for hashing) and chunks.jsonl (each with its vector key)."""
+    with open(folder / DOCUMENTS, "w", encoding="utf-8") as fh:
+        for d in docs:
+            fh.write(lines[d.id] + "\n")
+    with open(folder / CHUNKS, "w", encoding="utf-8") as fh:
+        for c, key in zip(chunks, keys):
+            fh.write(json.dumps({**asdict(c), "key": key}, ensure_ascii=False) + "\n")
 
 
 def _encode(embedder: Embedder, texts: list[str], progress: bool) -> np.ndarray:
@@ -147,9 +166,9 @@ def _build_locked(docs: list[Document], index_dir: Path, embedder: Embedder, set
     old = _old_manifest(index_dir)
     if (old and old.build.corpus_sha256 == chash and old.build.fingerprint == fingerprint
             and altered_file(index_dir, old.files, old.file_sha256) is None):  # sha256 too: same-size edits
-        abstain = getattr(embedder, "abstain_thresholds", None)  # the model's, as a rebuild would record
-        new = old.with_query(settings=settings.query, abstain=dict(abstain) if abstain else None
-                             ).with_build(inputs_sha256=inputs_sha256)
+        # the model's thresholds, as a rebuild would record them
+        new = old.with_query(settings=settings.query, abstain=model_abstain(embedder)).with_build(
+            inputs_sha256=inputs_sha256)
         if stage_digest(index_dir, old) != shipped_stage_digest(embedder):
             new = replace_stage(index_dir, new, embedder)  # the model's stage changed: the new one, no rebuild
         elif not old.file_sha256:
@@ -172,23 +191,14 @@ def _build_locked(docs: list[Document], index_dir: Path, embedder: Embedder, set
     precision = _vectors_precision(getattr(embedder, "precision", None), old_precision,
                                    encoded=len(todo), reused=len(chunks) - len(todo))
 
-    by_id = {d.id: d for d in docs}
-    provs = {p.id: p for d in docs for p in d.provisions}
-    lex_texts = [
-        (context_prefix(by_id[c.doc_id], provs[c.provision_id]) if bs.lexical_context else "") + c.text
-        for c in chunks]
     tokenizer = ChineseTokenizer.for_corpus(docs)
-    lexical = LexicalIndex.build(lex_texts, tokenizer, bs.bm25_k1, bs.bm25_b, progress)
+    lexical = LexicalIndex.build(lexical_texts(docs, chunks, bs.lexical_context), tokenizer, bs.bm25_k1, bs.bm25_b,
+                                 progress)
     dense = DenseIndex.build(vectors, bs.hnsw_threshold, bs.hnsw_m, bs.hnsw_ef_construction, bs.hnsw_ef_search)
 
     tmp = build_folder(index_dir)
     try:
-        with open(tmp / DOCUMENTS, "w", encoding="utf-8") as fh:
-            for d in docs:
-                fh.write(lines[d.id] + "\n")
-        with open(tmp / CHUNKS, "w", encoding="utf-8") as fh:
-            for c, key in zip(chunks, keys):
-                fh.write(json.dumps({**asdict(c), "key": key}, ensure_ascii=False) + "\n")
+        write_texts(tmp, docs, lines, chunks, keys)
         np.save(tmp / VECTORS, vectors, allow_pickle=False)
         dense.save(tmp / DENSE)
         lexical.save(tmp / BM25_DIR)
@@ -237,7 +247,6 @@ def _carried_query_section(old: IndexManifest | None, embedder: Embedder, index_
     """The new index's query section: these settings, the model's abstention thresholds and relevance stage (shipped
     with the model: ``embedder.relevance_dir``, copied into the index), and the adapter that ``policyqa tune``
     attached to the previous index when it was made for the same model (its file is copied)."""
-    abstain = getattr(embedder, "abstain_thresholds", None)
     relevance = copy_shipped_stage(embedder, tmp)
     adapter = fusion = None
     if old and old.query.adapter and old.build.model.name == embedder.name and old.build.model.dim == embedder.dim:
@@ -247,7 +256,7 @@ def _carried_query_section(old: IndexManifest | None, embedder: Embedder, index_
                                                                   old.file_sha256) is None:  # never an altered one
             shutil.copy2(src, tmp / old.query.adapter)
             adapter, fusion = old.query.adapter, old.query.adapter_fusion
-    return QuerySection(settings.query, dict(abstain) if abstain else None, adapter, fusion, relevance)
+    return QuerySection(settings.query, model_abstain(embedder), adapter, fusion, relevance)
 
 
 def _vectors_precision(new: str | None, old: str | None, encoded: int, reused: int) -> str | None:

@@ -14,20 +14,20 @@ import os
 import shutil
 import time
 import uuid
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from index.chunk import chunk_documents, context_prefix
+from index.chunk import chunk_documents
 from index.lexical import LexicalIndex
 from index.milvus import MilvusTarget, call_failure, connect
 from index.normalize import fold
 from index.store.atomic import build_folder, swap_in
-from index.store.layout import BM25_DIR, CHUNKS, DOCUMENTS
+from index.store.layout import BM25_DIR
 from index.store.manifest import BuildSection, IndexManifest, ModelInfo, QuerySection, file_digests, write_manifest
 from index.store.settings import IndexSettings
-from index.store.stage import copy_shipped_stage
+from index.store.stage import copy_shipped_stage, model_abstain
 from index.tokenize import ChineseTokenizer
 from index.types import Document
 
@@ -44,7 +44,7 @@ def collection_record(model: str, dim: int, fingerprint: str, corpus_sha256: str
 def build_milvus(docs: list[Document], lines: dict[str, str], index_dir: Path, embedder, settings: IndexSettings,
                  target: MilvusTarget, fingerprint: str, chash: str, progress: bool, t0: float, encode, versions):
     """Chunk, embed and BM25-weight ``docs``; write the collection and the local folder.  Returns the manifest."""
-    from index.store.build import BuildReport, chunk_key
+    from index.store.build import BuildReport, chunk_key, lexical_texts, write_texts
 
     bs = settings.build
     client = connect(target)  # fails first, before any embedding, when the server is not there
@@ -53,9 +53,7 @@ def build_milvus(docs: list[Document], lines: dict[str, str], index_dir: Path, e
     vectors = encode(embedder, [c.embed_text for c in chunks], progress)  # no reuse yet: every ingest re-embeds
     t_embed = time.perf_counter()
     by_id = {d.id: d for d in docs}
-    provs = {p.id: p for d in docs for p in d.provisions}
-    lex_texts = [(context_prefix(by_id[c.doc_id], provs[c.provision_id]) if bs.lexical_context else "") + c.text
-                 for c in chunks]
+    lex_texts = lexical_texts(docs, chunks, bs.lexical_context)
     tokenizer = ChineseTokenizer.for_corpus(docs)
     lexical = LexicalIndex.build(lex_texts, tokenizer, bs.bm25_k1, bs.bm25_b, progress)
     rows_lex, vocab, df = _row_weights(lexical, len(chunks))
@@ -65,20 +63,13 @@ def build_milvus(docs: list[Document], lines: dict[str, str], index_dir: Path, e
                                  bs, record)
     tmp = build_folder(index_dir)
     try:
-        with open(tmp / DOCUMENTS, "w", encoding="utf-8") as fh:
-            for d in docs:
-                fh.write(lines[d.id] + "\n")
-        with open(tmp / CHUNKS, "w", encoding="utf-8") as fh:
-            for c in chunks:
-                fh.write(json.dumps({**asdict(c), "key": chunk_key(embedder, c.embed_text)}, ensure_ascii=False)
-                         + "\n")
+        write_texts(tmp, docs, lines, chunks, [chunk_key(embedder, c.embed_text) for c in chunks])
         (tmp / BM25_DIR).mkdir()
         tokenizer.save(tmp / BM25_DIR)
         (tmp / BM25_DIR / LEXICON).write_text(json.dumps(
             {"size": len(chunks), "vocab": {t: [i, int(df[i])] for t, i in vocab.items()}}, ensure_ascii=False),
             encoding="utf-8")
-        abstain = getattr(embedder, "abstain_thresholds", None)
-        query = QuerySection(settings.query, dict(abstain) if abstain else None, None, None,
+        query = QuerySection(settings.query, model_abstain(embedder), None, None,
                              copy_shipped_stage(embedder, tmp))
         build = BuildSection(
             model=ModelInfo(embedder.name, embedder.dim, embedder.query_prompt, embedder.passage_prompt,

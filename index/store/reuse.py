@@ -14,7 +14,7 @@ from index.store.errors import IndexStoreError
 from index.store.layout import CHUNKS, VECTORS
 from index.store.manifest import SCHEMA_VERSION, IndexManifest, altered_file, file_digests, files_intact, read_manifest_json, seal_of
 from index.store.settings import BuildSettings, IndexSettings
-from index.store.stage import shipped_stage_digest, stage_digest
+from index.store.stage import model_abstain, shipped_stage_digest, stage_digest
 from index.tokenize import default_stopwords, policy_terms
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def unchanged_index(index_dir: Path, inputs_sha256: str, embedder: Embedder, set
         max_tokens = min(settings.build.chunk_max_tokens, embedder.max_tokens)
         if (raw.get("manifest_sha256") != seal_of(raw) or manifest.build.inputs_sha256 != inputs_sha256
                 or manifest.query.settings != settings.query
-                or manifest.query.abstain != (dict(getattr(embedder, "abstain_thresholds", None) or {}) or None)
+                or manifest.query.abstain != model_abstain(embedder)
                 or stage_digest(Path(index_dir), manifest) != shipped_stage_digest(embedder)
                 or manifest.build.fingerprint != build_fingerprint(embedder, settings.build, max_tokens)
                 or not files_intact(Path(index_dir), manifest)):

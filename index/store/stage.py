@@ -14,6 +14,12 @@ if TYPE_CHECKING:
     from index.embed import Embedder
 
 
+def model_abstain(embedder: Embedder) -> dict | None:
+    """The fast path's abstention thresholds that come with this model, as an index records them (None: none)."""
+    abstain = getattr(embedder, "abstain_thresholds", None)
+    return dict(abstain) if abstain else None
+
+
 def shipped_stage_dir(embedder: Embedder) -> Path | None:
     stage_dir = getattr(embedder, "relevance_dir", None)
     return Path(stage_dir) if stage_dir is not None and (Path(stage_dir) / "stage.json").is_file() else None
