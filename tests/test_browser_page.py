@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import pytest
 
-from test_browser import ARGS, CHROMIUM, SHOTS, _free_port
+from test_browser import ARGS, CHROMIUM, SHOTS, _ask, _free_port, _last_request, _wait_new_results
 
 pytestmark = pytest.mark.browser
 QUESTION = "哪些条款涉及医保异地结算"
@@ -74,22 +74,6 @@ def page(request, browser, server):
     context.close()
 
 
-def _request(page) -> str:
-    return page.evaluate("() => document.querySelector('#pq-results .pq-pane')?.dataset.request ?? ''")
-
-
-def _wait_new(page, previous: str) -> None:
-    page.wait_for_function("p => { const e = document.querySelector('#pq-results .pq-pane');"
-                           " return e && e.dataset.request && e.dataset.request !== p; }", arg=previous)
-
-
-def _ask(page, question: str) -> None:
-    page.fill("#pq-question textarea", question)
-    previous = _request(page)
-    page.click("#pq-ask")
-    _wait_new(page, previous)
-
-
 def _no_sideways_scroll(page) -> None:
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= page.viewport_size["width"], (page.viewport_name, width)
@@ -123,10 +107,10 @@ def _options(page, elem: str) -> list[str]:
 
 def _pick(page, elem: str, label: str) -> None:
     """Choose ``label`` in the dropdown ``elem`` and wait for the search it runs."""
-    previous = _request(page)
+    previous = _last_request(page)
     page.click(f"{elem} input")
     page.locator(f"ul[role='listbox'] li[aria-label='{label}']").click()
-    _wait_new(page, previous)
+    _wait_new_results(page, previous)
 
 
 # ---------------------------------------------------------------- 1. relevance, filters, 对比
@@ -167,11 +151,11 @@ def test_filters_narrow_each_other_and_k_reruns_the_search(page):
     # the 结果数 slider re-runs the search by itself (no second click)
     _pick(page, "#pq-f-region", "全部")
     assert page.locator("#pq-results .pq-card").count() == 3
-    previous = _request(page)
+    previous = _last_request(page)
     page.locator("#pq-k input[type='range']").scroll_into_view_if_needed()
     box = page.locator("#pq-k input[type='range']").bounding_box()
     page.mouse.click(box["x"] + 2, box["y"] + box["height"] / 2)  # drag to the far left: k = 1
-    _wait_new(page, previous)
+    _wait_new_results(page, previous)
     assert page.locator("#pq-results .pq-card").count() == 1
     page.wait_for_function("() => location.search.includes('k=1')")
     _shot(page, "filters")
