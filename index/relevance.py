@@ -24,7 +24,8 @@ _CJK = re.compile("[\u3400-\u9fff]")
 FEATURES = (
     "fused", "cos", "bm25", "bm25_sat", "coverage", "title_cov", "path_cov", "bigram", "log_len", "rank",
     "rank_cos", "rank_bm25", "d_fused", "d_cos", "r_bm25", "d_cov", "top_fused", "top_cos", "max_cov5", "same_doc",
-    "doc_first_rank", "piece", "q_tokens", "q_chars", "q_unknown", "cjk",
+    "doc_first_rank", "piece", "q_tokens", "q_chars", "q_unknown", "cjk", "gap_fused", "gap_cos",
+    "q_quantity", "num", "num_missing",
 )
 
 
@@ -65,6 +66,33 @@ def lexical_question(text: str, words: tuple[str, ...] = ()) -> str:
     return f"{text} {' '.join(words)}" if words else text
 
 
+#: A question that asks for an amount, a share, a limit or a date ("补贴多少", "比例是多少", "截止日期是哪天", "how much").
+QUANTITY_QUESTION = re.compile(
+    r"多少|几[个年月天日倍成项次名家岁]|比例|额度|金额|标准是|上限|最高|最低|期限|时限|截止|哪天|何时|什么时候|多久|多长时间"
+    r"|how much|how many|\bwhen\b|\brate\b|deadline|percentage", re.I)
+#: A provision that states one: a number with a unit, a Chinese numeral with a unit, a percentage.
+QUANTITY_TEXT = re.compile(
+    r"[0-9０-９]+(?:\.[0-9]+)?\s*(?:%|％|万|亿|元|倍|年|个月|月|日|天|人|家|个|项|户|所|名|平方|公里|千米|米|吨|小时|岁)"
+    r"|[一二三四五六七八九十百千万两]+(?:万元|元|倍|年|个月|天|日|个工作日|人|家|项|成|岁)|百分之")
+
+
+def answer_types(query: str, texts) -> tuple[float, np.ndarray]:
+    """(does the question ask for a quantity or a date, does each text state one).  Most questions the team wrote
+    that the collection does not answer ask for a detail of this kind that the documents never give ("每艘能补贴多少钱",
+    "申诉期限是几个工作日"), while their topic words match a provision well: "asks a number, the provision states
+    none" is evidence the word and cosine features cannot see."""
+    return float(bool(QUANTITY_QUESTION.search(query))), np.array([float(_states_quantity(t)) for t in texts])
+
+
+_YEAR = re.compile(r"(?:19|20)[0-9]{2}\s*年")
+
+
+def _states_quantity(text: str) -> bool:
+    """A quantity other than a bare calendar year ("到2025年" is a plan's horizon in nearly every provision, not an
+    amount, a share or a deadline)."""
+    return any(not _YEAR.fullmatch(m.group()) for m in QUANTITY_TEXT.finditer(text))
+
+
 def _bigrams(text: str) -> set[str]:
     t = "".join(ch for ch in text if _CJK.match(ch))
     return {t[i:i + 2] for i in range(len(t) - 1)}
@@ -75,6 +103,21 @@ def _rank(x: np.ndarray) -> np.ndarray:
     r = np.empty(len(x))
     r[order] = np.arange(len(x))
     return r
+
+
+def gap(x: np.ndarray) -> np.ndarray:
+    """Each candidate's score minus the best score among the *other* candidates: the top one's margin over the
+    runner-up (positive when one provision stands out, as for a question that one provision answers), the others'
+    distance below the top.  ``d_fused``/``d_cos`` (distance to the top) are 0 for the top candidate whatever the
+    runner-up scores, so the stage could not see a clear winner from a crowd of near-ties before these."""
+    x = np.asarray(x, dtype=np.float64)
+    if len(x) < 2:
+        return np.zeros(len(x))
+    order = np.argsort(-x, kind="stable")
+    best, second = x[order[0]], x[order[1]]
+    out = x - best
+    out[order[0]] = best - second
+    return out
 
 
 def features(ev: Evidence) -> np.ndarray:
@@ -95,6 +138,7 @@ def features(ev: Evidence) -> np.ndarray:
         first.setdefault(d, i)
     fused, cos, bm25, cov = (np.asarray(a, dtype=np.float64) for a in (ev.fused, ev.cos, ev.bm25, ev.coverage))
     top_f, top_c = fused.max(), cos.max()
+    asks, states = answer_types(ev.query, ev.texts)
     cols = {
         "fused": fused, "cos": cos, "bm25": bm25, "bm25_sat": bm25 / (bm25 + 10.0), "coverage": cov,
         "title_cov": title_cov, "path_cov": path_cov, "bigram": bigram,
@@ -107,7 +151,8 @@ def features(ev: Evidence) -> np.ndarray:
         "piece": np.array(ev.pieces, dtype=np.float64), "q_tokens": np.full(n, float(ev.n_tokens)),
         "q_chars": np.full(n, float(len(ev.query))),
         "q_unknown": np.full(n, ev.unknown_idf / ((sum(ev.idf.values()) + ev.unknown_idf) or 1.0)),
-        "cjk": np.full(n, float(bool(_CJK.search(ev.query)))),
+        "cjk": np.full(n, float(bool(_CJK.search(ev.query)))), "gap_fused": gap(fused), "gap_cos": gap(cos),
+        "q_quantity": np.full(n, asks), "num": states, "num_missing": asks * (1.0 - states),
     }
     return np.stack([np.asarray(cols[f], dtype=np.float64) for f in FEATURES], axis=1)
 

@@ -184,3 +184,42 @@ print(json.dumps([float(p) for p in prob] + [stage.threshold, "pandas" in sys.mo
     p1, p2, threshold, pandas, sklearn = json.loads(out.stdout)
     assert 0 <= p2 <= p1 <= 1 and 0 < threshold < 1  # the matching provision is judged more relevant
     assert not pandas and not sklearn
+
+
+def test_gap_is_the_top_candidates_margin_and_the_others_distance_below_the_top():
+    from index.relevance import gap
+
+    assert np.allclose(gap(np.array([0.5, 0.7, 0.6])), [-0.2, 0.1, -0.1])
+    assert np.allclose(gap(np.array([0.7, 0.7])), [0.0, 0.0])  # a tie: no winner
+    assert gap(np.array([0.3])).tolist() == [0.0] and gap(np.zeros(0)).shape == (0,)
+
+
+@pytest.mark.parametrize("question, asks", [
+    ("纯电动内河货船每艘能补贴多少钱", True), ("申诉期限是几个工作日", True), ("截止日期是哪天", True),
+    ("What fee is charged, and how much?", True), ("再制造产品退税比例", True),
+    ("哪些条款涉及医保异地结算", False), ("长株潭一体化的交通建设", False), ("Which provisions cover settlement?", False),
+])
+def test_a_question_asking_for_a_quantity_or_date_is_recognised(question, asks):
+    from index.relevance import answer_types
+
+    assert answer_types(question, [])[0] == float(asks)
+
+
+def test_a_provision_states_a_quantity_unless_its_only_number_is_a_plan_year():
+    from index.relevance import answer_types
+
+    texts = ["到2025年，基本建成一体化格局", "每艘补贴50万元", "2024年3月1日起施行", "提高到30%", "两年内完成",
+             "推进异地就医直接结算", "百分之八十以上"]
+    assert answer_types("多少", texts)[1].tolist() == [0.0, 1.0, 1.0, 1.0, 1.0, 0.0, 1.0]
+
+
+def test_num_missing_marks_candidates_that_give_no_number_to_a_how_much_question():
+    from index.relevance import Evidence, features
+
+    ev = Evidence("补贴多少钱", np.array([0.7, 0.6]), np.array([0.85, 0.8]), np.array([5.0, 4.0]),
+                  np.array([0.5, 0.5]), ("标题", "标题"), ("", ""), ("给予补贴", "每户补贴2000元"), ("d", "d"),
+                  (False, False), {"补贴": 2.0}, 1.0, 2)
+    f = features(ev)
+    col = FEATURES.index("num_missing")
+    assert f[:, col].tolist() == [1.0, 0.0]
+    assert f[:, FEATURES.index("q_quantity")].tolist() == [1.0, 1.0]

@@ -183,6 +183,25 @@ def fill(searcher, items: list[Item], progress: str = "") -> list[Item]:
     return items
 
 
+def add_answer_types(items: list[Item]) -> None:
+    """Fill the answer-type signals (``index.relevance.answer_types``) of candidates cached before they existed: they
+    read only the question and the candidates' texts, which the cache keeps, so nothing is searched again."""
+    from index.relevance import answer_types
+
+    for it in items:
+        if it.sig is not None and it.sig.num is None:
+            it.sig.q_quantity, it.sig.num = answer_types(it.sig.query, [h.text for h in it.hits])
+
+
+def load_cached(path: Path):
+    """A cached pickle of items (or a tuple holding lists of items), completed by ``add_answer_types``."""
+    data = pickle.loads(path.read_bytes())
+    for part in (data if isinstance(data, tuple) else (data,)):
+        if isinstance(part, list):
+            add_answer_types(part)
+    return data
+
+
 def load_policies(refresh: bool = False) -> tuple[list[Item], dict]:
     """Policies items with candidates (cached by question-files hash)."""
     from index.search import Searcher
@@ -191,7 +210,7 @@ def load_policies(refresh: bool = False) -> tuple[list[Item], dict]:
     h = files_hash(files)
     path = CACHE / f"policies-{h}.pkl"
     if path.exists() and not refresh:
-        return pickle.loads(path.read_bytes())
+        return load_cached(path)
     s = Searcher.load(POLICIES_INDEX)
     items, problems = policy_questions(s.documents)
     fill(s, items, "policies")
@@ -210,7 +229,7 @@ def load_stard(refresh: bool = False) -> tuple[list[Item], dict]:
     qh = file_hash(STARD / "qrels" / "train.tsv")[:16]
     path = CACHE / f"stard-{qh}.pkl"
     if path.exists() and not refresh:
-        return pickle.loads(path.read_bytes())
+        return load_cached(path)
     s = Searcher.load(STARD_INDEX)
     items = stard_questions()
     fill(s, items, "stard")

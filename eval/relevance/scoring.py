@@ -46,6 +46,8 @@ class Signals:
     q_chars: int
     q_unknown: float  # IDF share of query tokens the index has never seen
     cjk: int
+    q_quantity: float | None = None  # index.relevance.answer_types: the question asks for a quantity or date
+    num: np.ndarray | None = None  # … each candidate states one (None in caches written before: add_answer_types)
 
 
 def _bigrams(text: str) -> set[str]:
@@ -57,7 +59,7 @@ def gather(searcher, query: str, hits) -> Signals:
     """Raw signals of ``hits`` (from ``searcher.query(query, …)``, hybrid, weighted fusion) for ``query``."""
     from index.fuse import saturate
     from index.normalize import MAX_QUERY_CHARS, clean_query
-    from index.relevance import lexical_question
+    from index.relevance import answer_types, lexical_question
 
     text = clean_query(query, MAX_QUERY_CHARS).text
     ix = searcher._ix
@@ -90,6 +92,7 @@ def gather(searcher, query: str, hits) -> Signals:
         whole = f"{title} {path} {h.text}"
         big.append(sum(b in whole for b in qb) / len(qb) if qb else 0.0)
         tlen.append(len(h.text))
+    asks, states = answer_types(text, [h.text for h in hits])
     docs = [h.doc_id for h in hits]
     count: dict[str, int] = {}
     first: dict[str, int] = {}
@@ -103,13 +106,14 @@ def gather(searcher, query: str, hits) -> Signals:
         doc_first_rank=np.asarray([first[d] for d in docs], dtype=np.float64),
         piece=np.asarray(["~" in h.chunk_id for h in hits], dtype=np.float64),
         q_tokens=n_tokens, q_chars=len(text), q_unknown=unknown / (sum(idf.values()) + unknown or 1.0),
-        cjk=int(bool(_CJK.search(text))))
+        cjk=int(bool(_CJK.search(text))), q_quantity=asks, num=states)
 
 
 FEATURES = (
     "fused", "cos", "bm25", "bm25_sat", "coverage", "title_cov", "path_cov", "bigram", "log_len", "rank",
     "rank_cos", "rank_bm25", "d_fused", "d_cos", "r_bm25", "d_cov", "top_fused", "top_cos", "max_cov5", "same_doc",
-    "doc_first_rank", "piece", "q_tokens", "q_chars", "q_unknown", "cjk",
+    "doc_first_rank", "piece", "q_tokens", "q_chars", "q_unknown", "cjk", "gap_fused", "gap_cos",
+    "q_quantity", "num", "num_missing",
 )
 
 
@@ -122,6 +126,11 @@ def _rank(x: np.ndarray) -> np.ndarray:
 
 def features(sig: Signals) -> np.ndarray:
     """The feature matrix (candidates x FEATURES) of one question."""
+    from index.relevance import gap
+
+    if sig.num is None:
+        raise ValueError("candidates cached before the answer-type features: eval.relevance.candidates.add_answer_types")
+
     n = len(sig.fused)
     if n == 0:
         return np.zeros((0, len(FEATURES)))
@@ -136,6 +145,8 @@ def features(sig: Signals) -> np.ndarray:
         "same_doc": sig.same_doc, "doc_first_rank": sig.doc_first_rank, "piece": sig.piece,
         "q_tokens": np.full(n, sig.q_tokens, dtype=np.float64), "q_chars": np.full(n, sig.q_chars, dtype=np.float64),
         "q_unknown": np.full(n, sig.q_unknown), "cjk": np.full(n, sig.cjk, dtype=np.float64),
+        "gap_fused": gap(sig.fused), "gap_cos": gap(sig.cos),
+        "q_quantity": np.full(n, sig.q_quantity), "num": sig.num, "num_missing": sig.q_quantity * (1.0 - sig.num),
     }
     return np.stack([np.asarray(cols[f], dtype=np.float64) for f in FEATURES], axis=1)
 

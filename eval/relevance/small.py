@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.relevance.candidates import CACHE, POLICIES_INDEX, Item, fill, split_of
+from eval.relevance.candidates import load_cached, CACHE, POLICIES_INDEX, Item, fill, split_of
 
 GROUP = 5
 GROUPS = {"train": 24, "dev": 5}
@@ -45,7 +45,7 @@ def small_items(pol: list[Item]) -> list[Item]:
     """Items over small collections (source "small", split train/dev), with candidates."""
     path = CACHE / "small.pkl"
     if path.exists():
-        return pickle.loads(path.read_bytes())
+        return load_cached(path)
     from index.embed import load_embedder
     from index.search import Searcher
     from index.store import IndexSettings, build_index, load_index

@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
 from eval.relevance.candidates import (  # noqa: E402
-    WORK, CACHE, POLICIES_INDEX, STARD_INDEX, Item, fill, load_policies, load_stard)
+    load_cached, WORK, CACHE, POLICIES_INDEX, STARD_INDEX, Item, fill, load_policies, load_stard)
 from eval.relevance.metrics import ranking  # noqa: E402
 from eval.relevance.scoring import FEATURES, features  # noqa: E402
 from eval.relevance.small import small_items  # noqa: E402
@@ -43,7 +43,7 @@ def cross_items(pol, st) -> tuple[list[Item], list[Item]]:
     """Questions asked of the other corpus (no answer there), with candidates; cached."""
     path = CACHE / "cross.pkl"
     if path.exists():
-        return pickle.loads(path.read_bytes())
+        return load_cached(path)
     from index.search import Searcher
 
     def copy(items, split_of):
@@ -79,6 +79,15 @@ def top_prob(model, items, cal) -> dict[str, float]:
     for i in items:
         out[i.qid + i.source] = float(cal(model.predict(feats(i.sig), raw_score=True)).max()) if i.hits else 0.0
     return out
+
+
+def auc(pos: dict, neg: dict) -> float:
+    """P(an answerable question's best probability > a not-answerable one's), ties half: how well the stage tells
+    the two apart at any threshold (the operating point's rates on 31 team questions move in steps of 3 %)."""
+    p, n = np.array(list(pos.values())), np.array(list(neg.values()))
+    if not len(p) or not len(n):
+        return float("nan")
+    return round(float(((p[:, None] > n[None, :]).mean() + 0.5 * (p[:, None] == n[None, :]).mean())), 4)
 
 
 def main() -> int:
@@ -131,6 +140,8 @@ def main() -> int:
     ooc_team = [i for i in by(pol, "dev") if not i.answerable]
     ooc_cross = by(to_stard, "dev") + by(to_pol, "dev") + [i for i in by(small, "dev") if not i.answerable]
     pa, pt, pc = (top_prob(booster, s, cal) for s in (answerable, ooc_team, ooc_cross))
+    separation = {"answerable_vs_ooc_team": auc(pa, pt), "answerable_vs_ooc_cross": auc(pa, pc)}
+    print("AUC of the best probability, answerable vs not answerable (dev):", separation, flush=True)
     curve = []
     for t in sorted(set(np.round(np.linspace(0.0, 0.6, 121), 4))):
         curve.append({"threshold": t, "false_abstain": round(np.mean([v < t for v in pa.values()]), 4),
@@ -149,7 +160,7 @@ def main() -> int:
              "operating_point": chosen, "max_false_abstain": MAX_FALSE_ABSTAIN}
     (OUT / "stage.json").write_text(json.dumps(stage, ensure_ascii=False, indent=1), encoding="utf-8")
     (OUT / "relevance.json").write_text(json.dumps({"grid": grid, "rounds": best[1], "curve": curve,
-                                                     "chosen": chosen, "wall_s": round(time.time() - t0)},
+                                                     "chosen": chosen, "separation": separation, "wall_s": round(time.time() - t0)},
                                                     ensure_ascii=False, indent=1), encoding="utf-8")
     print(json.dumps({"rounds": best[1], "platt": [a, b0], "chosen": chosen, "features": len(names)},
                      ensure_ascii=False))
