@@ -119,7 +119,7 @@ class Searcher:
         threshold = self.min_score if mode == "hybrid" and stage is None else None
         hits, at = self._hits(ranked.rows, ranked.scores, want, threshold)
         terms = _words(concepts)
-        notes = translation_note(terms)
+        notes = _everyday_note(concepts) if _CJK.search(cq.text) else translation_note(terms)
         if stage is not None:  # the relevance stage judges, orders and marks the hits; the heuristic below is off
             hits = self._judged(stage, cq.text, hits, ranked, at, concepts, mask)[:k]
             reason = None if any(h.confident for h in hits) else REASON_NO_ANSWER if hits else REASON_NOTHING
@@ -235,12 +235,20 @@ class Searcher:
             self._ix.relevance.warm_up()
 
     def translation(self, text: str) -> tuple[Concept, ...]:
-        """The CC-CEDICT concepts of a query without Chinese characters (empty for Chinese, or when switched off)."""
-        if not self.settings.translate or _CJK.search(text) or not _LATIN.search(text) or not self._ix.chunks:
+        """The extra BM25 concepts of a query (empty when switched off): for a query without Chinese characters, its
+        CC-CEDICT translation (``index.translate``); for a Chinese one, the official words of its everyday words
+        (``index.everyday``: 外地 -> 异地)."""
+        if not self.settings.translate or not self._ix.chunks:
+            return ()
+        lexical = self._ix.lexical
+        if _CJK.search(text):
+            from index import everyday
+
+            return everyday.concepts(fold(to_simplified(text)), lexical.tokenizer.tokenize(text), lexical.term_frequency)
+        if not _LATIN.search(text):
             return ()
         from index.translate import QueryTranslator
 
-        lexical = self._ix.lexical
         return QueryTranslator.default().translate(text, weight=lexical.term_frequency)
 
     def _best_plain_cosine(self, plain: np.ndarray, qvec: np.ndarray, cos: np.ndarray, mask) -> float | None:
@@ -330,6 +338,12 @@ class Searcher:
 def _words(concepts: tuple[Concept, ...]) -> tuple[str, ...]:
     """The Chinese words of translated concepts, each once, in concept order."""
     return tuple(dict.fromkeys(w for c in concepts for w in c.terms))
+
+
+def _everyday_note(concepts) -> tuple[str, ...]:
+    from index import everyday
+
+    return everyday.note(concepts)
 
 
 def translation_note(terms: tuple[str, ...]) -> tuple[str, ...]:
