@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from app.levels import NO_STRONG_NOTE, relevance_level
 from app.ui import SearchApp
 
 pytestmark = pytest.mark.model
@@ -34,8 +35,14 @@ def app(tmp_path_factory, corpus_dir):
 def test_a_filter_keeps_the_answer_the_unfiltered_search_shows(app, filters):
     page, kept = app.search_view("医保异地结算", "hybrid", 10, filters.get("doc"), None, filters.get("issuer"))
     shown = _visible(page.split('<details class="pq-more">')[0])
-    assert "同城同结算" in shown and "未找到" not in shown and "要点" in shown
-    assert kept[1][0].confident and kept[1][0].doc_id == CZT
+    top = kept[1][0]
+    # shown as an answer (a card above the fold, confident), not folded away as weak
+    assert "同城同结算" in shown and top.confident and top.doc_id == CZT and "同城同结算" in top.text
+    assert "未找到直接回答" not in shown
+    # the 要点 quotes it exactly when its probability reaches the page's 直接相关 cut (a display cut, app/levels.py);
+    # below it the page says no provision answers *directly* and shows it as 可能相关
+    assert ("要点" in shown) == (relevance_level(top) == "strong")
+    assert (NO_STRONG_NOTE in shown) == (relevance_level(top) != "strong")
 
 
 def test_compare_gives_each_document_its_answer_or_says_it_has_none(app):
