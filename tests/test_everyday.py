@@ -57,3 +57,12 @@ def test_an_everyday_question_finds_the_official_provision_through_bm25(tmp_path
     assert s.query("在外地看病", mode="bm25").notes[0].startswith("口语词对照检索：外地→异地")
     off = s.with_settings(translate=False)
     assert off.translation("在外地看病") == () and off.search("在外地看病", k=1, mode="bm25") == []
+
+
+def test_the_page_says_which_everyday_words_were_matched_and_calls_nothing_english(tmp_path, fake_embedder):
+    from app.ui import SearchApp
+
+    doc = make_document("d", "测试文件", [(("1．条目",), "推进异地就医直接结算。"), (("2．条目",), "加强生态环境保护。")])
+    build_index([doc], tmp_path / "ix", fake_embedder, progress=False)
+    page, _ = SearchApp(Searcher.load(tmp_path / "ix", fake_embedder)).search_view("在外地看病", "bm25")
+    assert "口语词对照检索：外地→异地" in page and "英文问题" not in page and "CC-CEDICT" not in page
