@@ -25,6 +25,7 @@ from index.milvus import MilvusTarget, call_failure, connect
 from index.normalize import fold
 from index.store.atomic import build_folder, swap_in
 from index.store.layout import BM25_DIR
+from index.store.milvus_reuse import milvus_reusable
 from index.store.manifest import BuildSection, IndexManifest, ModelInfo, QuerySection, file_digests, write_manifest
 from index.store.settings import IndexSettings
 from index.store.stage import copy_shipped_stage, model_abstain
@@ -50,7 +51,14 @@ def build_milvus(docs: list[Document], lines: dict[str, str], index_dir: Path, e
     client = connect(target)  # fails first, before any embedding, when the server is not there
     max_tokens = min(bs.chunk_max_tokens, embedder.max_tokens)
     chunks = chunk_documents(docs, embedder.count_tokens, max_tokens, bs.chunk_overlap, bs.embed_context)
-    vectors = encode(embedder, [c.embed_text for c in chunks], progress)  # no reuse yet: every ingest re-embeds
+    keys = [chunk_key(embedder, c.embed_text) for c in chunks]
+    reuse = milvus_reusable(client, target, index_dir, embedder, set(keys))  # unchanged chunks: not encoded again
+    todo = [i for i, key in enumerate(keys) if key not in reuse]
+    vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
+    for i, key in enumerate(keys):
+        if key in reuse:
+            vectors[i] = reuse[key]
+    vectors[todo] = encode(embedder, [chunks[i].embed_text for i in todo], progress)
     t_embed = time.perf_counter()
     by_id = {d.id: d for d in docs}
     lex_texts = lexical_texts(docs, chunks, bs.lexical_context)
@@ -63,7 +71,7 @@ def build_milvus(docs: list[Document], lines: dict[str, str], index_dir: Path, e
                                  bs, record)
     tmp = build_folder(index_dir)
     try:
-        write_texts(tmp, docs, lines, chunks, [chunk_key(embedder, c.embed_text) for c in chunks])
+        write_texts(tmp, docs, lines, chunks, keys)
         (tmp / BM25_DIR).mkdir()
         tokenizer.save(tmp / BM25_DIR)
         (tmp / BM25_DIR / LEXICON).write_text(json.dumps(
@@ -76,7 +84,7 @@ def build_milvus(docs: list[Document], lines: dict[str, str], index_dir: Path, e
                             embedder.max_tokens, getattr(embedder, "precision", None)),
             settings=bs, fingerprint=fingerprint, corpus_sha256=chash,
             counts={"documents": len(docs), "provisions": sum(len(d.provisions) for d in docs),
-                    "chunks": len(chunks), "encoded": len(chunks), "bm25_vocab": len(vocab)},
+                    "chunks": len(chunks), "encoded": len(todo), "bm25_vocab": len(vocab)},
             tokenizer={"name": "jieba", "mode": "search", "dictionary_sha256": tokenizer.dictionary_hash,
                        "user_words": len(tokenizer.user_words), "stopwords": len(tokenizer.stopwords)},
             chunker={"max_tokens": max_tokens, "overlap": bs.chunk_overlap, "embed_context": bs.embed_context,
@@ -97,7 +105,7 @@ def build_milvus(docs: list[Document], lines: dict[str, str], index_dir: Path, e
         client.drop_collection(physical)
         raise
     _retire(client, target, physical)
-    return BuildReport(index_dir, manifest, len(chunks), 0, False, time.perf_counter() - t0)
+    return BuildReport(index_dir, manifest, len(todo), len(chunks) - len(todo), False, time.perf_counter() - t0)
 
 
 def _row_weights(lexical: LexicalIndex, n: int) -> tuple[list[dict], dict[str, int], np.ndarray]:
