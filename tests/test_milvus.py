@@ -283,3 +283,49 @@ def test_a_collection_of_another_model_is_one_line_at_the_cli(milvus, corpus_dir
     assert res.returncode == 2 and len(err) == 1 and "Traceback" not in res.stderr, res.stderr
     assert "BAAI/bge-m3" in err[0] and "fake-hash-ngrams" in err[0] and uri in err[0], err[0]
 
+
+
+def test_deployment_settings_are_applied_recorded_and_searched_with(milvus, tmp_path, monkeypatch):
+    """POLICYQA_MILVUS_INDEX / NLIST / NPROBE / SHARDS / CONSISTENCY: the collection is created with them, the manifest
+    records them, and an IVF_FLAT index probing every list answers exactly as the embedded index."""
+    from pymilvus import MilvusClient
+
+    from fakes import HashEmbedder
+
+    emb = HashEmbedder()
+    build_index(corpus(), tmp_path / "e", emb, progress=False)
+    for name, value in (("INDEX", "ivf_flat"), ("NLIST", "4"), ("NPROBE", "4"), ("SHARDS", "2"),
+                        ("CONSISTENCY", "bounded")):
+        monkeypatch.setenv(f"POLICYQA_MILVUS_{name}", value)
+    from pymilvus import MilvusClient as Client
+
+    sent = {}
+    create = Client.create_collection
+
+    def spy(self, name, **kw):  # what the server is asked for
+        sent.update(kw)
+        return create(self, name, **kw)
+
+    monkeypatch.setattr(Client, "create_collection", spy)
+    build_index(corpus(), tmp_path / "m", emb, progress=False, backend=f"{milvus.spec}/deploy")
+    assert (sent["num_shards"], sent["consistency_level"]) == (2, "Bounded")
+    m = Searcher.load(tmp_path / "m", emb)
+    backend = dict(m.manifest.build.backend)
+    assert (backend["index_type"], backend["index_params"], backend["nprobe"], backend["shards"],
+            backend["consistency_level"]) == ("IVF_FLAT", {"nlist": 4}, 4, 2, "Bounded")
+    client = MilvusClient(uri=f"http://127.0.0.1:{milvus.port}")
+    # milvus-lite (one process) keeps neither: it reports num_shards 0 and Strong; the request above is what counts
+    idx = client.describe_index(backend["physical"], "vector")
+    assert idx["index_type"] == "IVF_FLAT" and str(idx.get("nlist")) == "4", idx
+    e = Searcher.load(tmp_path / "e", emb)
+    for text in ("医保异地结算", "铁路", "高铁旅游线路"):
+        _same(e.query(text, 5), m.query(text, 5))
+
+
+def test_a_wrong_deployment_setting_is_refused_before_building(milvus, tmp_path, monkeypatch):
+    from fakes import HashEmbedder
+
+    monkeypatch.setenv("POLICYQA_MILVUS_INDEX", "DISKANN")
+    with pytest.raises(ValueError, match="POLICYQA_MILVUS_INDEX='DISKANN': one of AUTO, FLAT, HNSW"):
+        build_index(corpus(), tmp_path / "m", HashEmbedder(), progress=False, backend=f"{milvus.spec}/wrong")
+    assert not (tmp_path / "m" / "manifest.json").exists()
