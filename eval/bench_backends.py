@@ -132,7 +132,9 @@ def run(args) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     result = {"corpus": str(corpus), "questions": label, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "cpus": os.cpu_count(), "model": None, "builds": [], "notes": [],
-              "command": "python -m eval.bench_backends " + " ".join(shlex.quote(a) for a in sys.argv[1:])}
+              "command": " ".join([*(f"{k}={shlex.quote(v)}" for k, v in sorted(os.environ.items())
+                                     if k.startswith("POLICYQA_") and k != "POLICYQA_REUSE_VECTORS"),
+                                   "python -m eval.bench_backends", *map(shlex.quote, sys.argv[1:])])}
     server = None if args.milvus else MilvusLite(work / "milvus-server")
     try:
         spec = args.milvus.rstrip("/") if args.milvus else server.__enter__().spec
