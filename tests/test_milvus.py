@@ -329,3 +329,17 @@ def test_a_wrong_deployment_setting_is_refused_before_building(milvus, tmp_path,
     with pytest.raises(ValueError, match="POLICYQA_MILVUS_INDEX='DISKANN': one of AUTO, FLAT, HNSW"):
         build_index(corpus(), tmp_path / "m", HashEmbedder(), progress=False, backend=f"{milvus.spec}/wrong")
     assert not (tmp_path / "m" / "manifest.json").exists()
+
+
+def test_the_backend_benchmark_runs_and_reports_both_backends(tmp_path):
+    """`python -m eval.bench_backends` end to end on a few questions with the fake embedder (its own milvus-lite):
+    the report has both builds, both searches and the parity figures; no timing is asserted (a benchmark, not a test)."""
+    env = {**os.environ, "POLICYQA_MODEL": "fake-hash-ngrams", "POLICYQA_DATA": str(tmp_path / "data")}
+    res = subprocess.run([sys.executable, "-m", "eval.bench_backends", "--limit", "6", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    report = json.loads((tmp_path / "backends-corpus.json").read_text(encoding="utf-8"))
+    assert [b["backend"] for b in report["builds"]] == ["embedded", "milvus"]
+    assert report["search"]["questions"] == 6 and report["parity_within_0.02"] is True
+    assert set(report["search_rss_mb"]) == {"embedded", "milvus"} and report["milvus_server_rss_mb_after_search"]
+    assert "| milvus |" in (tmp_path / "backends-corpus.md").read_text(encoding="utf-8")
