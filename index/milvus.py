@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -64,6 +65,66 @@ class MilvusTarget:
             raise ValueError(f"--index {spec!r}: a Milvus index is named milvus://host:port/collection (collection: "
                              f"letters, digits and _, not starting with a digit)")
         return cls(parts.hostname, port, name)
+
+
+INDEX_TYPES = ("AUTO", "FLAT", "HNSW", "IVF_FLAT", "IVF_SQ8", "IVF_PQ")
+CONSISTENCY_LEVELS = ("Strong", "Bounded", "Session", "Eventually")
+
+
+@dataclass(frozen=True)
+class MilvusSettings:
+    """How a new collection is laid out and searched, from ``POLICYQA_MILVUS_*`` (docs/milvus/README.md).
+
+    ``index``: AUTO is the embedded index's rule (FLAT below ``hnsw_threshold`` chunks, HNSW above); IVF_* cluster the
+    vectors into ``nlist`` lists and search ``nprobe`` of them (IVF_SQ8: 1 byte a dimension, IVF_PQ: 8 bytes a
+    vector).  ``shards``: the collection's write/search shards (a cluster spreads them over its data/query nodes);
+    ``replicas``: in-memory copies loaded (more queries per second, not more data); ``consistency``: Strong (every
+    acknowledged write is visible; the default) … Eventually."""
+
+    index: str = "AUTO"
+    nlist: int = 1024
+    nprobe: int = 64
+    shards: int = 1
+    replicas: int = 1
+    consistency: str = "Strong"
+
+    @classmethod
+    def from_env(cls, env=None) -> MilvusSettings:
+        """The settings named in the environment, the defaults for the rest; ValueError naming the variable."""
+        env = os.environ if env is None else env
+        raw = {f: env.get(f"POLICYQA_MILVUS_{f.upper()}") for f in ("index", "nlist", "nprobe", "shards", "replicas",
+                                                                    "consistency")}
+        out = {}
+        for field, value in raw.items():
+            if value is None or value == "":
+                continue
+            name = f"POLICYQA_MILVUS_{field.upper()}"
+            if field == "index":
+                if value.upper() not in INDEX_TYPES:
+                    raise ValueError(f"{name}={value!r}: one of {', '.join(INDEX_TYPES)}")
+                out[field] = value.upper()
+            elif field == "consistency":
+                level = value.capitalize()
+                if level not in CONSISTENCY_LEVELS:
+                    raise ValueError(f"{name}={value!r}: one of {', '.join(CONSISTENCY_LEVELS)}")
+                out[field] = level
+            else:
+                if not value.isdigit() or int(value) < 1:
+                    raise ValueError(f"{name}={value!r}: a whole number >= 1")
+                out[field] = int(value)
+        return cls(**out)
+
+    def index_type(self, chunks: int, hnsw_threshold: int) -> str:
+        """The vector index a collection of ``chunks`` rows gets."""
+        if self.index == "AUTO":
+            return "HNSW" if chunks >= hnsw_threshold else "FLAT"
+        return self.index
+
+    def search_params(self, index_type: str, ef: int) -> dict:
+        """The dense search's ``params`` for that index (``ef`` for HNSW, ``nprobe`` for IVF_*, none for FLAT)."""
+        if index_type == "HNSW":
+            return {"ef": ef}
+        return {"nprobe": self.nprobe} if index_type.startswith("IVF") else {}
 
 
 def is_milvus(spec) -> bool:

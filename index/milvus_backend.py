@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from index.backend import Scope, top_rows
-from index.milvus import MilvusTarget, call_failure, filter_expr
+from index.milvus import MilvusSettings, MilvusTarget, call_failure, filter_expr
 
 _IN_BATCH = 1000  # rows per `row in [...]` expression
 MAX_TOPK = 16384  # Milvus's limit on one search's results: a retriever's candidates are capped there
@@ -127,8 +127,10 @@ class MilvusBackend:
 
     kind = "milvus"
 
-    def __init__(self, client, target: MilvusTarget, size: int, lexicon: MilvusLexicon, ef_search: int = 128):
+    def __init__(self, client, target: MilvusTarget, size: int, lexicon: MilvusLexicon, ef_search: int = 128,
+                 index_type: str = "FLAT", settings: MilvusSettings = MilvusSettings()):
         self.client, self.target, self.size, self.lexicon, self.ef_search = client, target, size, lexicon, ef_search
+        self.index_type, self.settings = index_type, settings
         lexicon.backend = self
 
     def _search(self, data, field: str, limit: int, expr: str, params: dict, out=()) -> list:
@@ -143,7 +145,8 @@ class MilvusBackend:
         if n <= 0:
             return np.zeros(0, np.int64)
         res = self._search([np.asarray(qvec, np.float32).tolist()], "vector", n, filter_expr(scope),
-                           {"metric_type": "IP", "params": {"ef": max(self.ef_search, n)}})
+                           {"metric_type": "IP",
+                            "params": self.settings.search_params(self.index_type, max(self.ef_search, n))})
         pairs = sorted(((-float(r["distance"]), int(r["id"])) for r in res))  # score desc, then row: deterministic
         return np.asarray([row for _, row in pairs], np.int64)
 

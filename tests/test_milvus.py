@@ -207,3 +207,139 @@ def test_filter_values_are_quoted_not_expressions(pair):
     _, milvus, _ = pair
     assert milvus._backend.dense_candidates(milvus.query_vector("医保"), 5, Scope(
         np.ones(len(milvus.chunks), bool), doc='px" or doc_id != "'), 100).size == 0
+
+
+class _Counting:
+    """The fake embedder, counting the passages it was asked to encode."""
+
+    def __new__(cls):
+        from fakes import HashEmbedder
+
+        class Counting(HashEmbedder):
+            encoded = 0
+
+            def encode_passages(self, texts, progress=False):
+                self.encoded += len(texts)
+                return super().encode_passages(texts, progress)
+
+        return Counting()
+
+
+def test_a_milvus_rebuild_encodes_only_the_changed_chunks(milvus, tmp_path):
+    """Same incremental rule as the embedded index: vectors of unchanged chunks come from the previous build's
+    collection (by chunk key), and the result is the fresh build's, score for score."""
+    from dataclasses import replace
+
+    docs = corpus()
+    emb = _Counting()
+    first = build_index(docs, tmp_path / "ix", emb, progress=False, backend=f"{milvus.spec}/reuse")
+    assert first.encoded == first.manifest.build.counts["chunks"] and first.reused == 0
+    changed = [replace(docs[0], title=docs[0].title + "（修订）")] + docs[1:]  # one document's chunks change
+    emb.encoded = 0
+    again = build_index(changed, tmp_path / "ix", emb, progress=False, backend=f"{milvus.spec}/reuse")
+    assert 0 < again.encoded < again.manifest.build.counts["chunks"] and again.reused > 0
+    assert emb.encoded == again.encoded == again.manifest.build.counts["encoded"]
+    fresh = build_index(changed, tmp_path / "fresh", _Counting(), progress=False, backend=f"{milvus.spec}/fresh")
+    assert fresh.reused == 0
+    a, b = Searcher.load(tmp_path / "ix", emb), Searcher.load(tmp_path / "fresh", emb)
+    for text in ("医保异地结算", "铁路", "高铁旅游线路"):
+        _same(a.query(text, 5), b.query(text, 5))
+
+
+def test_vectors_are_taken_from_an_embedded_index_named_explicitly(milvus, tmp_path, monkeypatch):
+    """POLICYQA_REUSE_VECTORS: a Milvus ingest takes every vector from an embedded index of the same documents and
+    model (nothing encoded), and answers as that index does; one built by another model gives nothing."""
+    from fakes import HashEmbedder
+
+    build_index(corpus(), tmp_path / "embedded", HashEmbedder(), progress=False)
+    monkeypatch.setenv("POLICYQA_REUSE_VECTORS", str(tmp_path / "embedded"))
+    emb = _Counting()
+    report = build_index(corpus(), tmp_path / "m", emb, progress=False, backend=f"{milvus.spec}/explicit")
+    assert emb.encoded == 0 and report.reused == report.manifest.build.counts["chunks"]
+    a, b = Searcher.load(tmp_path / "embedded", emb), Searcher.load(tmp_path / "m", emb)
+    _same(a.query("医保异地结算", 5), b.query("医保异地结算", 5))
+    other = _Counting()
+    other.name = "another-model"
+    report = build_index(corpus(), tmp_path / "o", other, progress=False, backend=f"{milvus.spec}/othermodel")
+    assert report.reused == 0 and other.encoded == report.manifest.build.counts["chunks"]
+
+
+def test_a_collection_of_another_model_is_one_line_at_the_cli(milvus, corpus_dir, tmp_path):
+    """The CLI's face of the model check: exit 2, one line naming the collection, both models and the fix."""
+    from pymilvus import DataType, MilvusClient
+
+    uri, env = f"{milvus.spec}/clim", {"POLICYQA_DATA": str(tmp_path)}
+    assert _cli("ingest", str(corpus_dir), "--index", uri, "--no-progress", env=env).returncode == 0
+    manifest = json.loads((tmp_path / "milvus" / f"127.0.0.1_{milvus.port}_clim" / "manifest.json").read_text())
+    physical = manifest["build"]["backend"]["physical"]
+    client = MilvusClient(uri=f"http://127.0.0.1:{milvus.port}")
+    client.drop_collection(physical)
+    schema = client.create_schema(auto_id=False, description=json.dumps({"model": "BAAI/bge-m3", "dim": 1024}))
+    schema.add_field("row", DataType.INT64, is_primary=True)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=1024)
+    client.create_collection(physical, schema=schema)
+    res = _cli("search", "医保", "--index", uri, env=env)
+    err = [line for line in res.stderr.splitlines() if line.strip()]
+    assert res.returncode == 2 and len(err) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert "BAAI/bge-m3" in err[0] and "fake-hash-ngrams" in err[0] and uri in err[0], err[0]
+
+
+
+def test_deployment_settings_are_applied_recorded_and_searched_with(milvus, tmp_path, monkeypatch):
+    """POLICYQA_MILVUS_INDEX / NLIST / NPROBE / SHARDS / CONSISTENCY: the collection is created with them, the manifest
+    records them, and an IVF_FLAT index probing every list answers exactly as the embedded index."""
+    from pymilvus import MilvusClient
+
+    from fakes import HashEmbedder
+
+    emb = HashEmbedder()
+    build_index(corpus(), tmp_path / "e", emb, progress=False)
+    for name, value in (("INDEX", "ivf_flat"), ("NLIST", "4"), ("NPROBE", "4"), ("SHARDS", "2"),
+                        ("CONSISTENCY", "bounded")):
+        monkeypatch.setenv(f"POLICYQA_MILVUS_{name}", value)
+    from pymilvus import MilvusClient as Client
+
+    sent = {}
+    create = Client.create_collection
+
+    def spy(self, name, **kw):  # what the server is asked for
+        sent.update(kw)
+        return create(self, name, **kw)
+
+    monkeypatch.setattr(Client, "create_collection", spy)
+    build_index(corpus(), tmp_path / "m", emb, progress=False, backend=f"{milvus.spec}/deploy")
+    assert (sent["num_shards"], sent["consistency_level"]) == (2, "Bounded")
+    m = Searcher.load(tmp_path / "m", emb)
+    backend = dict(m.manifest.build.backend)
+    assert (backend["index_type"], backend["index_params"], backend["nprobe"], backend["shards"],
+            backend["consistency_level"]) == ("IVF_FLAT", {"nlist": 4}, 4, 2, "Bounded")
+    client = MilvusClient(uri=f"http://127.0.0.1:{milvus.port}")
+    # milvus-lite (one process) keeps neither: it reports num_shards 0 and Strong; the request above is what counts
+    idx = client.describe_index(backend["physical"], "vector")
+    assert idx["index_type"] == "IVF_FLAT" and str(idx.get("nlist")) == "4", idx
+    e = Searcher.load(tmp_path / "e", emb)
+    for text in ("医保异地结算", "铁路", "高铁旅游线路"):
+        _same(e.query(text, 5), m.query(text, 5))
+
+
+def test_a_wrong_deployment_setting_is_refused_before_building(milvus, tmp_path, monkeypatch):
+    from fakes import HashEmbedder
+
+    monkeypatch.setenv("POLICYQA_MILVUS_INDEX", "DISKANN")
+    with pytest.raises(ValueError, match="POLICYQA_MILVUS_INDEX='DISKANN': one of AUTO, FLAT, HNSW"):
+        build_index(corpus(), tmp_path / "m", HashEmbedder(), progress=False, backend=f"{milvus.spec}/wrong")
+    assert not (tmp_path / "m" / "manifest.json").exists()
+
+
+def test_the_backend_benchmark_runs_and_reports_both_backends(tmp_path):
+    """`python -m eval.bench_backends` end to end on a few questions with the fake embedder (its own milvus-lite):
+    the report has both builds, both searches and the parity figures; no timing is asserted (a benchmark, not a test)."""
+    env = {**os.environ, "POLICYQA_MODEL": "fake-hash-ngrams", "POLICYQA_DATA": str(tmp_path / "data")}
+    res = subprocess.run([sys.executable, "-m", "eval.bench_backends", "--limit", "6", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    report = json.loads((tmp_path / "backends-corpus.json").read_text(encoding="utf-8"))
+    assert [b["backend"] for b in report["builds"]] == ["embedded", "milvus"]
+    assert report["search"]["questions"] == 6 and report["parity_within_0.02"] is True
+    assert set(report["search_rss_mb"]) == {"embedded", "milvus"} and report["milvus_server_rss_mb_after_search"]
+    assert "| milvus |" in (tmp_path / "backends-corpus.md").read_text(encoding="utf-8")

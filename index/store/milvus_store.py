@@ -21,10 +21,11 @@ import numpy as np
 
 from index.chunk import chunk_documents
 from index.lexical import LexicalIndex
-from index.milvus import MilvusTarget, call_failure, connect
+from index.milvus import MilvusSettings, MilvusTarget, call_failure, connect
 from index.normalize import fold
 from index.store.atomic import build_folder, swap_in
 from index.store.layout import BM25_DIR
+from index.store.milvus_reuse import milvus_reusable
 from index.store.manifest import BuildSection, IndexManifest, ModelInfo, QuerySection, file_digests, write_manifest
 from index.store.settings import IndexSettings
 from index.store.stage import copy_shipped_stage, model_abstain
@@ -32,7 +33,6 @@ from index.tokenize import ChineseTokenizer
 from index.types import Document
 
 LEXICON = "lexicon.json"  # in BM25_DIR: {"size": n, "vocab": {token: [id, df]}}
-CONSISTENCY = "Strong"  # reads see every write acknowledged before them (the collection is static once built)
 TEXT_CHARS = 8000  # VARCHAR limit is 65,535 bytes; a chunk is <= 512 model tokens (~1,500 characters)
 
 
@@ -47,23 +47,32 @@ def build_milvus(docs: list[Document], lines: dict[str, str], index_dir: Path, e
     from index.store.build import BuildReport, chunk_key, lexical_texts, write_texts
 
     bs = settings.build
+    ms = MilvusSettings.from_env()  # index type, shards, replicas, consistency: a wrong value fails before anything
     client = connect(target)  # fails first, before any embedding, when the server is not there
     max_tokens = min(bs.chunk_max_tokens, embedder.max_tokens)
     chunks = chunk_documents(docs, embedder.count_tokens, max_tokens, bs.chunk_overlap, bs.embed_context)
-    vectors = encode(embedder, [c.embed_text for c in chunks], progress)  # no reuse yet: every ingest re-embeds
+    keys = [chunk_key(embedder, c.embed_text) for c in chunks]
+    reuse = milvus_reusable(client, target, index_dir, embedder, set(keys))  # unchanged chunks: not encoded again
+    todo = [i for i, key in enumerate(keys) if key not in reuse]
+    vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
+    for i, key in enumerate(keys):
+        if key in reuse:
+            vectors[i] = reuse[key]
+    vectors[todo] = encode(embedder, [chunks[i].embed_text for i in todo], progress)
     t_embed = time.perf_counter()
     by_id = {d.id: d for d in docs}
     lex_texts = lexical_texts(docs, chunks, bs.lexical_context)
     tokenizer = ChineseTokenizer.for_corpus(docs)
     lexical = LexicalIndex.build(lex_texts, tokenizer, bs.bm25_k1, bs.bm25_b, progress)
     rows_lex, vocab, df = _row_weights(lexical, len(chunks))
-    kind = "hnsw" if len(chunks) >= bs.hnsw_threshold else "flat"
+    index_type = ms.index_type(len(chunks), bs.hnsw_threshold)
+    index_params = _index_params(index_type, ms, bs, len(chunks))
     record = collection_record(embedder.name, embedder.dim, fingerprint, chash, len(chunks))
-    physical = _write_collection(client, target, embedder.dim, chunks, vectors, rows_lex, lex_texts, by_id, kind,
-                                 bs, record)
+    physical = _write_collection(client, target, embedder.dim, chunks, vectors, rows_lex, lex_texts, by_id,
+                                 index_type, index_params, ms, bs, record)
     tmp = build_folder(index_dir)
     try:
-        write_texts(tmp, docs, lines, chunks, [chunk_key(embedder, c.embed_text) for c in chunks])
+        write_texts(tmp, docs, lines, chunks, keys)
         (tmp / BM25_DIR).mkdir()
         tokenizer.save(tmp / BM25_DIR)
         (tmp / BM25_DIR / LEXICON).write_text(json.dumps(
@@ -76,18 +85,20 @@ def build_milvus(docs: list[Document], lines: dict[str, str], index_dir: Path, e
                             embedder.max_tokens, getattr(embedder, "precision", None)),
             settings=bs, fingerprint=fingerprint, corpus_sha256=chash,
             counts={"documents": len(docs), "provisions": sum(len(d.provisions) for d in docs),
-                    "chunks": len(chunks), "encoded": len(chunks), "bm25_vocab": len(vocab)},
+                    "chunks": len(chunks), "encoded": len(todo), "bm25_vocab": len(vocab)},
             tokenizer={"name": "jieba", "mode": "search", "dictionary_sha256": tokenizer.dictionary_hash,
                        "user_words": len(tokenizer.user_words), "stopwords": len(tokenizer.stopwords)},
             chunker={"max_tokens": max_tokens, "overlap": bs.chunk_overlap, "embed_context": bs.embed_context,
                      "splitter": "RecursiveCharacterTextSplitter"},
-            dense={"type": kind, "hnsw_threshold": bs.hnsw_threshold, "metric": "inner_product",
-                   "hnsw_m": bs.hnsw_m if kind == "hnsw" else None},
+            dense={"type": index_type.lower(), "hnsw_threshold": bs.hnsw_threshold, "metric": "inner_product",
+                   "hnsw_m": bs.hnsw_m if index_type == "HNSW" else None},
             built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             build_seconds=round(time.perf_counter() - t0, 3), embed_seconds=round(t_embed - t0, 3),
             versions={**versions, "pymilvus": _version("pymilvus")},
             backend={"kind": "milvus", "uri": target.spec, "collection": target.collection, "physical": physical,
-                     "consistency_level": CONSISTENCY, "index_type": "HNSW" if kind == "hnsw" else "FLAT"})
+                     "consistency_level": ms.consistency, "index_type": index_type, "index_params": index_params,
+                     "nprobe": ms.nprobe if index_type.startswith("IVF") else None, "shards": ms.shards,
+                     "replicas": ms.replicas})
         files = {p.relative_to(tmp).as_posix(): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
         manifest = IndexManifest(build, query, files, file_digests(tmp, files))
         write_manifest(tmp, manifest)
@@ -97,7 +108,7 @@ def build_milvus(docs: list[Document], lines: dict[str, str], index_dir: Path, e
         client.drop_collection(physical)
         raise
     _retire(client, target, physical)
-    return BuildReport(index_dir, manifest, len(chunks), 0, False, time.perf_counter() - t0)
+    return BuildReport(index_dir, manifest, len(todo), len(chunks) - len(todo), False, time.perf_counter() - t0)
 
 
 def _row_weights(lexical: LexicalIndex, n: int) -> tuple[list[dict], dict[str, int], np.ndarray]:
@@ -117,8 +128,19 @@ def _row_weights(lexical: LexicalIndex, n: int) -> tuple[list[dict], dict[str, i
     return rows, vocab, df
 
 
+def _index_params(index_type: str, ms: MilvusSettings, bs, chunks: int) -> dict:
+    """The vector index's build parameters (HNSW: the embedded index's M / efConstruction)."""
+    if index_type == "HNSW":
+        return {"M": bs.hnsw_m, "efConstruction": bs.hnsw_ef_construction}
+    if index_type.startswith("IVF"):
+        params = {"nlist": max(1, min(ms.nlist, chunks))}  # no more lists than vectors
+        return {**params, "m": 48, "nbits": 8} if index_type == "IVF_PQ" else params  # 384 = 48 sub-vectors of 8
+    return {}
+
+
 def _write_collection(client, target: MilvusTarget, dim: int, chunks, vectors: np.ndarray, rows_lex: list[dict],
-                      lex_texts: list[str], by_id: dict, kind: str, bs, record: dict) -> str:
+                      lex_texts: list[str], by_id: dict, index_type: str, index_params: dict, ms: MilvusSettings, bs,
+                      record: dict) -> str:
     """Create, fill, flush and load ``<collection>__<hex>``; returns that name."""
     from pymilvus import DataType, Function, FunctionType
 
@@ -139,22 +161,23 @@ def _write_collection(client, target: MilvusTarget, dim: int, chunks, vectors: n
         schema.add_function(Function(name="text_bm25", function_type=FunctionType.BM25,
                                      input_field_names=["text"], output_field_names=["text_bm25"]))
         index = client.prepare_index_params()
-        if kind == "hnsw":
-            index.add_index("vector", index_type="HNSW", metric_type="IP",
-                            params={"M": bs.hnsw_m, "efConstruction": bs.hnsw_ef_construction})
-        else:
-            index.add_index("vector", index_type="FLAT", metric_type="IP")
+        index.add_index("vector", index_type=index_type, metric_type="IP", params=index_params)
         index.add_index("lex", index_type="SPARSE_INVERTED_INDEX", metric_type="IP")
         index.add_index("text_bm25", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
                         params={"bm25_k1": bs.bm25_k1, "bm25_b": bs.bm25_b})
         for field in ("doc_id", "year"):
             index.add_index(field, index_type="INVERTED")
-        client.create_collection(physical, schema=schema, index_params=index, consistency_level=CONSISTENCY)
+        client.create_collection(physical, schema=schema, index_params=index, consistency_level=ms.consistency,
+                                 num_shards=ms.shards)
         for start in range(0, len(chunks), 500):
             client.insert(physical, [_entity(i, chunks[i], vectors[i], rows_lex[i], lex_texts[i], by_id)
                                      for i in range(start, min(start + 500, len(chunks)))])
         client.flush(physical)
-        client.load_collection(physical)
+        if ms.replicas > 1:  # a cluster with that many query nodes (create_collection loaded one replica)
+            client.release_collection(physical)
+            client.load_collection(physical, replica_number=ms.replicas)
+        else:
+            client.load_collection(physical)
     except Exception as exc:
         try:
             if client.has_collection(physical):
@@ -210,5 +233,8 @@ def open_milvus(index_dir: Path, manifest: IndexManifest):
     for t, (i, d) in data["vocab"].items():
         df[int(i)] = int(d)
     lexicon = MilvusLexicon(ChineseTokenizer.load(lex_dir), vocab, df, int(data["size"]), None)
-    backend = MilvusBackend(client, target, int(data["size"]), lexicon, b.settings.hnsw_ef_search)
+    nprobe = os.environ.get("POLICYQA_MILVUS_NPROBE") or b.backend.get("nprobe") or MilvusSettings.nprobe
+    settings = MilvusSettings(nprobe=int(nprobe))
+    backend = MilvusBackend(client, target, int(data["size"]), lexicon, b.settings.hnsw_ef_search,
+                            b.backend.get("index_type", "FLAT"), settings)
     return backend, lexicon
