@@ -130,6 +130,7 @@ def ingest_paths(
     embed_context: bool = True,
     embedder=None,
     backend: str | None = None,
+    ray=None,
 ) -> IngestReport:
     """Read ``paths`` and rebuild ``index_dir`` atomically so it holds exactly these documents.
 
@@ -138,6 +139,8 @@ def ingest_paths(
     ``backend``: ``milvus://host:port/collection`` to keep vectors and BM25 in Milvus (``config.index_target``);
     None keeps the backend the index already records (embedded for a new one).  A Milvus index is rebuilt whole on
     every ingest (no unchanged check, no vector reuse yet).
+    ``ray``: an ``index.store.ray_embed.RayPlan``; the chunks that need embedding are embedded on that cluster
+    (reached before anything is read, so a wrong address fails at once).
     """
     from index.embed import load_embedder
     from index.ingest import DEFAULT_MAX_BYTES, load_documents, scan_files
@@ -153,6 +156,10 @@ def ingest_paths(
     check_index_target(Path(index_dir))  # before reading anything: a file named by mistake is refused at once
     remove_stale_builds(Path(index_dir))  # what a killed ingest left, whatever path this one takes (not while a
     # live build holds the lock)
+    if ray is not None:
+        from index.store.ray_embed import connect
+
+        connect(ray.address)
     backend = backend or _recorded_backend(Path(index_dir))
     embedder = embedder or load_embedder(config.model_spec())
     settings = IndexSettings.of(embed_context=embed_context)
@@ -189,7 +196,7 @@ def ingest_paths(
     if backend is None:
         _discard_if_damaged(Path(index_dir), embedder)
     report = build_index(documents, index_dir, embedder, settings, progress=progress,
-                         inputs_sha256=None if result.errors else inputs, backend=backend)
+                         inputs_sha256=None if result.errors else inputs, backend=backend, ray=ray)
     counts = report.counts
     return IngestReport(
         documents=len(documents),

@@ -85,7 +85,7 @@ def build_milvus(docs: list[Document], lines: dict[str, str], index_dir: Path, e
                    "hnsw_m": bs.hnsw_m if kind == "hnsw" else None},
             built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             build_seconds=round(time.perf_counter() - t0, 3), embed_seconds=round(t_embed - t0, 3),
-            versions={**versions, "pymilvus": _version("pymilvus")},
+            versions={**versions, "pymilvus": _version("pymilvus")}, embedded_by=getattr(encode, "record", None),
             backend={"kind": "milvus", "uri": target.spec, "collection": target.collection, "physical": physical,
                      "consistency_level": CONSISTENCY, "index_type": "HNSW" if kind == "hnsw" else "FLAT"})
         files = {p.relative_to(tmp).as_posix(): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
