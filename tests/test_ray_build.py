@@ -70,6 +70,16 @@ def test_ray_build_equals_the_single_process_build(cluster, tmp_path):
     # the actors' embedder was built from the model the manifest names (the registered fake); one actor per worker
     assert rec["kind"] == "ray" and rec["nodes"] == 3 and rec["cpus"] == 2 and rec["actors"] == 2, rec
     assert read_manifest(tmp_path / "single").build.embedded_by is None
+    # a manifest without Ray keeps the layout it had before (readers of older versions still read it)
+    assert "embedded_by" not in json.loads((tmp_path / "single" / "manifest.json").read_text())["build"]
+
+
+def test_the_plan_comes_from_the_flag_then_the_environment(monkeypatch):
+    monkeypatch.delenv("POLICYQA_RAY", raising=False)
+    assert RayPlan.from_env(None) is None and RayPlan.from_env("  ") is None
+    monkeypatch.setenv("POLICYQA_RAY", "10.0.0.5:6379")
+    assert RayPlan.from_env(None).address == "10.0.0.5:6379"
+    assert RayPlan.from_env("auto").address == "auto"  # the flag wins
 
 
 @dataclass(frozen=True)
@@ -199,3 +209,34 @@ def test_ray_build_with_the_real_model_equals_the_single_process_build(cluster, 
     assert_same_index(tmp_path / "single", tmp_path / "ray", min_cos=0.9999)
     rec = _ray_record(tmp_path / "ray")
     assert rec["nodes_used"] == 2 and read_manifest(tmp_path / "ray").build.model.name == embedder.name
+
+
+def test_an_address_that_is_not_host_port_is_refused_naming_the_form():
+    from index.store.errors import RayClusterError
+    from index.store.ray_embed import connect
+
+    with pytest.raises(RayClusterError, match="expected host:port, ray://host:port or auto"):
+        connect("nonsense")
+
+
+@pytest.mark.slow  # starts a Milvus server besides the cluster
+@pytest.mark.milvus
+def test_ray_build_into_milvus_searches_like_the_single_process_build(cluster, tmp_path):
+    pytest.importorskip("pymilvus", reason="pymilvus is not installed (pip install -e '.[milvus]')")
+    from milvus_server import MilvusLite, milvus_lite_binary
+
+    from index.search import Searcher
+
+    if milvus_lite_binary() is None:
+        pytest.skip("milvus-lite is not installed (pip install -e '.[milvus]')")
+    emb = HashEmbedder()
+    build_index(corpus(), tmp_path / "single", emb, progress=False)
+    with MilvusLite(tmp_path / "srv") as server:
+        report = build_index(corpus(), tmp_path / "milvus", emb, progress=False, backend=f"{server.spec}/ray",
+                             ray=RayPlan(cluster, batch_size=4))
+        assert dict(report.manifest.build.embedded_by)["kind"] == "ray"
+        a, b = Searcher.load(tmp_path / "single", emb), Searcher.load(tmp_path / "milvus", emb)
+        for query in ("哪些条款涉及医保异地结算", "高铁", "公交一卡通"):
+            ha, hb = a.query(query, k=5).hits, b.query(query, k=5).hits
+            assert [h.chunk_id for h in ha] == [h.chunk_id for h in hb]
+            assert np.allclose([h.score for h in ha], [h.score for h in hb], atol=1e-5)

@@ -116,9 +116,9 @@ def connect(address: str) -> dict:
 def disconnect() -> None:
     """Leave the cluster (it keeps running)."""
     global _connected
-    import ray
+    if _connected is not None:
+        import ray
 
-    if ray.is_initialized():
         ray.shutdown()
     _connected = None
 
