@@ -25,6 +25,7 @@ class IngestReport:
     megabytes: float
     seconds: float
     unchanged: bool = False  # the source files are byte-identical to the last clean ingest: nothing was read
+    embedded_on: str | None = None  # where the new chunks were embedded when not here: "Ray cluster at …, 2 actors …"
 
     def summary(self) -> str:
         """One human-readable paragraph."""
@@ -37,6 +38,8 @@ class IngestReport:
             f"(新嵌入 {self.embedded}); indexed {self.documents} documents / {self.provisions} provisions "
             f"from {self.files} files ({self.megabytes:.1f} MB) in {self.seconds:.1f}s",
         ]
+        if self.embedded_on:
+            lines.append(f"embedded on {self.embedded_on}")
         if self.kept_previous:
             lines.append("kept the previously indexed version of: " + ", ".join(self.kept_previous))
         lines.append(f"{len(self.errors)} file(s) failed" if self.errors else "no errors")
@@ -208,4 +211,13 @@ def ingest_paths(
         files=result.files,
         megabytes=result.bytes / 1e6,
         seconds=time.perf_counter() - t0,
+        embedded_on=_embedded_on(report.manifest.build.embedded_by) if report.encoded else None,
     )
+
+
+def _embedded_on(record) -> str | None:
+    """The summary's words for the manifest's ``embedded_by`` (None: embedded in this process)."""
+    if not record or record.get("kind") != "ray":
+        return None
+    return (f"the Ray cluster at {record.get('address')}: {record.get('batches')} batches, {record.get('actors')} "
+            f"actors on {record.get('nodes_used')} of its {record.get('nodes')} nodes")

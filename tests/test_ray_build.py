@@ -167,6 +167,7 @@ def _cli(*args, env=None, timeout=180):
 def test_cli_ingest_with_ray_equals_the_single_process_ingest(cluster, corpus_dir, tmp_path):
     res = _cli("ingest", str(corpus_dir), "--index", str(tmp_path / "ray"), "--no-progress", "--ray", cluster)
     assert res.returncode == 0, res.stderr
+    assert f"embedded on the Ray cluster at {cluster}: " in res.stdout, res.stdout
     assert "Traceback" not in res.stderr
     assert _cli("ingest", str(corpus_dir), "--index", str(tmp_path / "single"), "--no-progress").returncode == 0
     assert_same_index(tmp_path / "single", tmp_path / "ray", min_cos=0.999999)
