@@ -105,6 +105,9 @@ def ingest(
     index: Optional[Path] = IndexOpt,
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
     context: bool = typer.Option(True, "--context/--no-context", help="Embed title and heading path with the text."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="ADDRESS",
+                                      help="Embed on the Ray cluster at host:port, ray://host:port or auto "
+                                           "(default: $POLICYQA_RAY; none: in this process)."),
 ) -> None:
     """Read documents and (re)build the index so it holds exactly these documents.
 
@@ -112,14 +115,14 @@ def ingest(
     version already in the index, so a bad file never loses indexed work.
     """
     from index.pipeline import ingest_paths
-
     from index.store.atomic import is_locked, lock_path
+    from index.store.ray_embed import RayPlan
 
     if is_locked(_index_dir(index)):  # this ingest then waits for it (index.store.atomic.folder_lock)
         typer.echo(f"等待 waiting: another build of {_index_dir(index)} is running (lock {lock_path(_index_dir(index))}); "
                    "this one continues when it finishes", err=True)
     report = ingest_paths(paths, _index_dir(index), progress=progress, embed_context=context,
-                          backend=config.index_target(index)[1])
+                          backend=config.index_target(index)[1], ray=RayPlan.from_env(ray))
     for err in report.errors:
         typer.echo(f"跳过 skipped: {err.path}: {err.reason}", err=True)
     typer.echo(report.summary())

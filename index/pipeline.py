@@ -25,6 +25,7 @@ class IngestReport:
     megabytes: float
     seconds: float
     unchanged: bool = False  # the source files are byte-identical to the last clean ingest: nothing was read
+    embedded_on: str | None = None  # where the new chunks were embedded when not here: "Ray cluster at …, 2 actors …"
 
     def summary(self) -> str:
         """One human-readable paragraph."""
@@ -37,6 +38,8 @@ class IngestReport:
             f"(新嵌入 {self.embedded}); indexed {self.documents} documents / {self.provisions} provisions "
             f"from {self.files} files ({self.megabytes:.1f} MB) in {self.seconds:.1f}s",
         ]
+        if self.embedded_on:
+            lines.append(f"embedded on {self.embedded_on}")
         if self.kept_previous:
             lines.append("kept the previously indexed version of: " + ", ".join(self.kept_previous))
         lines.append(f"{len(self.errors)} file(s) failed" if self.errors else "no errors")
@@ -130,6 +133,7 @@ def ingest_paths(
     embed_context: bool = True,
     embedder=None,
     backend: str | None = None,
+    ray=None,
 ) -> IngestReport:
     """Read ``paths`` and rebuild ``index_dir`` atomically so it holds exactly these documents.
 
@@ -138,6 +142,8 @@ def ingest_paths(
     ``backend``: ``milvus://host:port/collection`` to keep vectors and BM25 in Milvus (``config.index_target``);
     None keeps the backend the index already records (embedded for a new one).  A Milvus index is rebuilt whole on
     every ingest (no unchanged check, no vector reuse yet).
+    ``ray``: an ``index.store.ray_embed.RayPlan``; the chunks that need embedding are embedded on that cluster
+    (reached before anything is read, so a wrong address fails at once).
     """
     from index.embed import load_embedder
     from index.ingest import DEFAULT_MAX_BYTES, load_documents, scan_files
@@ -153,6 +159,10 @@ def ingest_paths(
     check_index_target(Path(index_dir))  # before reading anything: a file named by mistake is refused at once
     remove_stale_builds(Path(index_dir))  # what a killed ingest left, whatever path this one takes (not while a
     # live build holds the lock)
+    if ray is not None:
+        from index.store.ray_embed import connect
+
+        connect(ray.address)
     backend = backend or _recorded_backend(Path(index_dir))
     embedder = embedder or load_embedder(config.model_spec())
     settings = IndexSettings.of(embed_context=embed_context)
@@ -189,7 +199,7 @@ def ingest_paths(
     if backend is None:
         _discard_if_damaged(Path(index_dir), embedder)
     report = build_index(documents, index_dir, embedder, settings, progress=progress,
-                         inputs_sha256=None if result.errors else inputs, backend=backend)
+                         inputs_sha256=None if result.errors else inputs, backend=backend, ray=ray)
     counts = report.counts
     return IngestReport(
         documents=len(documents),
@@ -201,4 +211,13 @@ def ingest_paths(
         files=result.files,
         megabytes=result.bytes / 1e6,
         seconds=time.perf_counter() - t0,
+        embedded_on=_embedded_on(report.manifest.build.embedded_by) if report.encoded else None,
     )
+
+
+def _embedded_on(record) -> str | None:
+    """The summary's words for the manifest's ``embedded_by`` (None: embedded in this process)."""
+    if not record or record.get("kind") != "ray":
+        return None
+    return (f"the Ray cluster at {record.get('address')}: {record.get('batches')} batches, {record.get('actors')} "
+            f"actors on {record.get('nodes_used')} of its {record.get('nodes')} nodes")

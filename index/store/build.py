@@ -31,6 +31,7 @@ from index.types import Document
 
 if TYPE_CHECKING:  # only the protocol type; the model code is imported when an embedder is built
     from index.embed import Embedder
+    from index.store.ray_embed import RayPlan
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ def build_index(
     lock_timeout: float = 600.0,
     inputs_sha256: str | None = None,
     backend: str | None = None,
+    ray: RayPlan | None = None,
 ) -> BuildReport:
     """Build (or update) the index at ``index_dir`` atomically, reusing vectors of unchanged chunks.
 
@@ -149,15 +151,20 @@ def build_index(
     try:
         with folder_lock(index_dir, lock_timeout):  # which clears build folders left by a killed build
             check_index_target(index_dir)
+            encode = _encode
+            if ray is not None:
+                from index.store.ray_embed import RayEncoder
+
+                encode = RayEncoder(ray)
             if backend is not None:
-                return _build_milvus(docs, index_dir, embedder, settings, progress, backend, t0)
-            return _build_locked(docs, index_dir, embedder, settings, progress, inputs_sha256, t0)
+                return _build_milvus(docs, index_dir, embedder, settings, progress, backend, t0, encode)
+            return _build_locked(docs, index_dir, embedder, settings, progress, inputs_sha256, t0, encode)
     except OSError as exc:  # read-only file system, full disk, no permission: one line with the fix
         raise write_error(exc, index_dir) from None
 
 
 def _build_locked(docs: list[Document], index_dir: Path, embedder: Embedder, settings: IndexSettings,
-                  progress: bool, inputs_sha256: str | None, t0: float) -> BuildReport:
+                  progress: bool, inputs_sha256: str | None, t0: float, encode=_encode) -> BuildReport:
     bs = settings.build
     max_tokens = min(bs.chunk_max_tokens, embedder.max_tokens)
     fingerprint = build_fingerprint(embedder, bs, max_tokens)
@@ -185,7 +192,7 @@ def _build_locked(docs: list[Document], index_dir: Path, embedder: Embedder, set
     for i, key in enumerate(keys):
         if key in reuse:
             vectors[i] = reuse[key]
-    vectors[todo] = _encode(embedder, [chunks[i].embed_text for i in todo], progress)
+    vectors[todo] = encode(embedder, [chunks[i].embed_text for i in todo], progress)
     t_embed = time.perf_counter()
     old_precision = old.build.model.passage_precision if (old and reuse) else None
     precision = _vectors_precision(getattr(embedder, "precision", None), old_precision,
@@ -219,7 +226,7 @@ def _build_locked(docs: list[Document], index_dir: Path, embedder: Embedder, set
             inputs_sha256=inputs_sha256,
             built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             build_seconds=round(time.perf_counter() - t0, 3), embed_seconds=round(t_embed - t0, 3),
-            versions=_versions())
+            versions=_versions(), embedded_by=getattr(encode, "record", None) if todo else None)
         files = {p.relative_to(tmp).as_posix(): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
         manifest = IndexManifest(build, query, files, file_digests(tmp, files))
         write_manifest(tmp, manifest)  # written last: a directory without it is incomplete
@@ -231,7 +238,7 @@ def _build_locked(docs: list[Document], index_dir: Path, embedder: Embedder, set
 
 
 def _build_milvus(docs: list[Document], index_dir: Path, embedder: Embedder, settings: IndexSettings,
-                  progress: bool, backend: str, t0: float) -> BuildReport:
+                  progress: bool, backend: str, t0: float, encode=_encode) -> BuildReport:
     from index.milvus import MilvusTarget
     from index.store.milvus_store import build_milvus
 
@@ -239,7 +246,7 @@ def _build_milvus(docs: list[Document], index_dir: Path, embedder: Embedder, set
     lines = {d.id: doc_json(d) for d in docs}
     fingerprint = build_fingerprint(embedder, bs, min(bs.chunk_max_tokens, embedder.max_tokens))
     return build_milvus(docs, lines, index_dir, embedder, settings, MilvusTarget.parse(backend), fingerprint,
-                        corpus_hash(docs, lines), progress, t0, _encode, _versions())
+                        corpus_hash(docs, lines), progress, t0, encode, _versions())
 
 
 def _carried_query_section(old: IndexManifest | None, embedder: Embedder, index_dir: Path, tmp: Path,

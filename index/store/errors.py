@@ -38,6 +38,10 @@ class NotAnIndexError(IndexStoreError):
     """``--index`` names something that exists and is not an index folder (a file, or a folder of other files)."""
 
 
+class RayClusterError(IndexStoreError):
+    """The Ray cluster named for the build cannot be reached, or could not embed the chunks."""
+
+
 # errno -> (中文, English, the fix)
 _WRITE_PROBLEMS = {
     errno.EROFS: ("只读文件系统", "the file system is read-only",

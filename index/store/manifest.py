@@ -53,6 +53,8 @@ class BuildSection:
     embed_seconds: float | None = None
     versions: Mapping[str, Any] = field(default_factory=dict)
     backend: Mapping[str, Any] | None = None  # None: embedded (FAISS + bm25s files); {"kind": "milvus", "uri", …}
+    # None: this process embedded the chunks; {"kind": "ray", "address", "nodes", "cpus", "actors", "batch_size", …}
+    embedded_by: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ class IndexManifest:
         data = {
             "schema_version": self.schema_version,
             "build": {**{k: getattr(b, k) for k in b.__dataclass_fields__ if k not in ("model", "settings")
-                         and not (k == "backend" and b.backend is None)},  # an embedded manifest stays as it was
+                         and not (k in ("backend", "embedded_by") and getattr(b, k) is None)},  # as it was before
                       "model": asdict(b.model), "settings": asdict(b.settings)},
             "query": {"settings": asdict(q.settings), "abstain": q.abstain, "adapter": q.adapter,
                       "adapter_fusion": q.adapter_fusion, "relevance": q.relevance},
@@ -104,8 +106,9 @@ class IndexManifest:
             settings = section_from_dict(BuildSettings, b.pop("settings"))
             for key in ("counts", "tokenizer", "chunker", "dense", "versions"):
                 b[key] = _frozen(b.get(key))
-            if b.get("backend") is not None:
-                b["backend"] = _frozen(b["backend"])
+            for key in ("backend", "embedded_by"):  # absent from manifests written before them
+                if b.get(key) is not None:
+                    b[key] = _frozen(b[key])
             build = BuildSection(model=model, settings=settings, **b)
             query = QuerySection(section_from_dict(QuerySettings, q.get("settings")),
                                  _frozen(q["abstain"]) if q.get("abstain") else None, q.get("adapter"),

@@ -94,7 +94,7 @@ def build_milvus(docs: list[Document], lines: dict[str, str], index_dir: Path, e
                    "hnsw_m": bs.hnsw_m if index_type == "HNSW" else None},
             built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             build_seconds=round(time.perf_counter() - t0, 3), embed_seconds=round(t_embed - t0, 3),
-            versions={**versions, "pymilvus": _version("pymilvus")},
+            versions={**versions, "pymilvus": _version("pymilvus")}, embedded_by=getattr(encode, "record", None),
             backend={"kind": "milvus", "uri": target.spec, "collection": target.collection, "physical": physical,
                      "consistency_level": ms.consistency, "index_type": index_type, "index_params": index_params,
                      "nprobe": ms.nprobe if index_type.startswith("IVF") else None, "shards": ms.shards,
