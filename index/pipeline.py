@@ -140,8 +140,8 @@ def ingest_paths(
     A file that fails to read but whose document is already in the index keeps its indexed version
     (a transient or corrupted copy never deletes indexed work); its error is still reported.
     ``backend``: ``milvus://host:port/collection`` to keep vectors and BM25 in Milvus (``config.index_target``);
-    None keeps the backend the index already records (embedded for a new one).  A Milvus index is rebuilt whole on
-    every ingest (no unchanged check, no vector reuse yet).
+    None keeps the backend the index already records (embedded for a new one).  A Milvus index is rebuilt on every
+    ingest (no unchanged check), re-using the vectors of unchanged chunks (``index.store.milvus_reuse``).
     ``ray``: an ``index.store.ray_embed.RayPlan``; the chunks that need embedding are embedded on that cluster
     (reached before anything is read, so a wrong address fails at once).
     """

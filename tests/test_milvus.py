@@ -343,3 +343,42 @@ def test_the_backend_benchmark_runs_and_reports_both_backends(tmp_path):
     assert report["search"]["questions"] == 6 and report["parity_within_0.02"] is True
     assert set(report["search_rss_mb"]) == {"embedded", "milvus"} and report["milvus_server_rss_mb_after_search"]
     assert "| milvus |" in (tmp_path / "backends-corpus.md").read_text(encoding="utf-8")
+
+
+def test_an_index_type_the_server_refuses_fails_before_any_embedding(milvus, tmp_path, monkeypatch):
+    """milvus-lite refuses HNSW (which AUTO picks above the HNSW threshold): the collection is created before the
+    chunks are embedded, so the refusal comes at once, nothing was encoded, and no collection is left behind."""
+    from pymilvus import MilvusClient
+
+    monkeypatch.setenv("POLICYQA_MILVUS_INDEX", "HNSW")
+    emb = _Counting()
+    with pytest.raises(IndexStoreError) as err:
+        build_index(corpus(), tmp_path / "m", emb, progress=False, backend=f"{milvus.spec}/refused")
+    assert milvus.spec.split("//")[1] in str(err.value) and emb.encoded == 0
+    assert not (tmp_path / "m" / "manifest.json").exists()
+    assert not [c for c in MilvusClient(uri=f"http://127.0.0.1:{milvus.port}").list_collections()
+                if c.startswith("refused")]
+
+
+def test_a_failed_embedding_leaves_no_collection_and_the_old_index_in_place(milvus, tmp_path):
+    emb = _Counting()
+    build_index(corpus(), tmp_path / "m", emb, progress=False, backend=f"{milvus.spec}/failing")
+    before = (tmp_path / "m" / "manifest.json").read_bytes()
+
+    def out_of_memory(texts, progress=False):
+        raise RuntimeError("the model ran out of memory")
+
+    from dataclasses import replace
+
+    from pymilvus import MilvusClient
+
+    broken = _Counting()
+    broken.encode_passages = out_of_memory
+    client = MilvusClient(uri=f"http://127.0.0.1:{milvus.port}")
+    kept = sorted(c for c in client.list_collections() if c.startswith("failing__"))
+    with pytest.raises(RuntimeError, match="out of memory"):
+        build_index([replace(d, title=d.title + "（修订）") for d in corpus()], tmp_path / "m", broken,
+                    progress=False, backend=f"{milvus.spec}/failing")
+    assert (tmp_path / "m" / "manifest.json").read_bytes() == before
+    assert sorted(c for c in client.list_collections() if c.startswith("failing__")) == kept
+    assert Searcher.load(tmp_path / "m", emb).query("医保异地结算", 3).hits

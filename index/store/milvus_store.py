@@ -54,24 +54,27 @@ def build_milvus(docs: list[Document], lines: dict[str, str], index_dir: Path, e
     keys = [chunk_key(embedder, c.embed_text) for c in chunks]
     reuse = milvus_reusable(client, target, index_dir, embedder, set(keys))  # unchanged chunks: not encoded again
     todo = [i for i, key in enumerate(keys) if key not in reuse]
-    vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
-    for i, key in enumerate(keys):
-        if key in reuse:
-            vectors[i] = reuse[key]
-    vectors[todo] = encode(embedder, [chunks[i].embed_text for i in todo], progress)
-    t_embed = time.perf_counter()
-    by_id = {d.id: d for d in docs}
-    lex_texts = lexical_texts(docs, chunks, bs.lexical_context)
-    tokenizer = ChineseTokenizer.for_corpus(docs)
-    lexical = LexicalIndex.build(lex_texts, tokenizer, bs.bm25_k1, bs.bm25_b, progress)
-    rows_lex, vocab, df = _row_weights(lexical, len(chunks))
     index_type = ms.index_type(len(chunks), bs.hnsw_threshold)
     index_params = _index_params(index_type, ms, bs, len(chunks))
     record = collection_record(embedder.name, embedder.dim, fingerprint, chash, len(chunks))
-    physical = _write_collection(client, target, embedder.dim, chunks, vectors, rows_lex, lex_texts, by_id,
-                                 index_type, index_params, ms, bs, record)
-    tmp = build_folder(index_dir)
+    # the collection (schema, vector index type) is created before any embedding: a server that refuses the index
+    # type (milvus-lite refuses HNSW, which AUTO picks above the HNSW threshold) fails now, not after an hour of work
+    physical = _create_collection(client, target, embedder.dim, index_type, index_params, ms, bs, record)
+    tmp = None
     try:
+        vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
+        for i, key in enumerate(keys):
+            if key in reuse:
+                vectors[i] = reuse[key]
+        vectors[todo] = encode(embedder, [chunks[i].embed_text for i in todo], progress)
+        t_embed = time.perf_counter()
+        by_id = {d.id: d for d in docs}
+        lex_texts = lexical_texts(docs, chunks, bs.lexical_context)
+        tokenizer = ChineseTokenizer.for_corpus(docs)
+        lexical = LexicalIndex.build(lex_texts, tokenizer, bs.bm25_k1, bs.bm25_b, progress)
+        rows_lex, vocab, df = _row_weights(lexical, len(chunks))
+        _fill_collection(client, target, physical, chunks, vectors, rows_lex, lex_texts, by_id, ms)
+        tmp = build_folder(index_dir)
         write_texts(tmp, docs, lines, chunks, keys)
         (tmp / BM25_DIR).mkdir()
         tokenizer.save(tmp / BM25_DIR)
@@ -104,8 +107,9 @@ def build_milvus(docs: list[Document], lines: dict[str, str], index_dir: Path, e
         write_manifest(tmp, manifest)
         swap_in(tmp, index_dir)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        client.drop_collection(physical)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        _drop_quietly(client, physical)
         raise
     _retire(client, target, physical)
     return BuildReport(index_dir, manifest, len(todo), len(chunks) - len(todo), False, time.perf_counter() - t0)
@@ -138,10 +142,9 @@ def _index_params(index_type: str, ms: MilvusSettings, bs, chunks: int) -> dict:
     return {}
 
 
-def _write_collection(client, target: MilvusTarget, dim: int, chunks, vectors: np.ndarray, rows_lex: list[dict],
-                      lex_texts: list[str], by_id: dict, index_type: str, index_params: dict, ms: MilvusSettings, bs,
-                      record: dict) -> str:
-    """Create, fill, flush and load ``<collection>__<hex>``; returns that name."""
+def _create_collection(client, target: MilvusTarget, dim: int, index_type: str, index_params: dict,
+                       ms: MilvusSettings, bs, record: dict) -> str:
+    """Create ``<collection>__<hex>`` with its schema and indexes (empty); returns that name."""
     from pymilvus import DataType, Function, FunctionType
 
     physical = f"{target.collection}__{uuid.uuid4().hex[:8]}"
@@ -169,6 +172,16 @@ def _write_collection(client, target: MilvusTarget, dim: int, chunks, vectors: n
             index.add_index(field, index_type="INVERTED")
         client.create_collection(physical, schema=schema, index_params=index, consistency_level=ms.consistency,
                                  num_shards=ms.shards)
+    except Exception as exc:
+        _drop_quietly(client, physical)
+        raise call_failure(exc, target) from None
+    return physical
+
+
+def _fill_collection(client, target: MilvusTarget, physical: str, chunks, vectors: np.ndarray, rows_lex: list[dict],
+                     lex_texts: list[str], by_id: dict, ms: MilvusSettings) -> None:
+    """Insert every chunk, flush and load the collection (with ``ms.replicas`` replicas)."""
+    try:
         for start in range(0, len(chunks), 500):
             client.insert(physical, [_entity(i, chunks[i], vectors[i], rows_lex[i], lex_texts[i], by_id)
                                      for i in range(start, min(start + 500, len(chunks)))])
@@ -179,13 +192,16 @@ def _write_collection(client, target: MilvusTarget, dim: int, chunks, vectors: n
         else:
             client.load_collection(physical)
     except Exception as exc:
-        try:
-            if client.has_collection(physical):
-                client.drop_collection(physical)
-        except Exception:
-            pass
         raise call_failure(exc, target) from None
-    return physical
+
+
+def _drop_quietly(client, physical: str) -> None:
+    """Drop a collection this build created, if it exists (the server may be the reason we are here)."""
+    try:
+        if client.has_collection(physical):
+            client.drop_collection(physical)
+    except Exception:
+        pass
 
 
 def _retire(client, target: MilvusTarget, keep: str) -> None:
