@@ -38,8 +38,15 @@ def _du(path: Path) -> int:
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
 
 
-def _questions(corpus: Path, split: str, half: str, limit: int | None):
-    """(documents path, questions, qrels or None (resolved against the index), level, label)."""
+def _questions(corpus: Path, split: str, half: str, limit: int | None, load_queries: str | None = None):
+    """(documents path, questions, qrels or None (resolved against the index; {} with ``load_queries``: no labels),
+    level, label)."""
+    if load_queries:  # an unlabelled corpus (lawrefbook): these questions time the search, nothing is scored
+        from eval.questions import Question
+        from index.request import read_query_file
+
+        qs = [Question(qid, text, split="load") for qid, text, _ in read_query_file(load_queries)][:limit]
+        return corpus, qs, {}, "provision", f"{load_queries} ({len(qs)} questions, unlabelled here: timing only)"
     if (corpus / "corpus.jsonl").is_file():
         from eval.beir import load_beir
         from eval.questions import qrels_level
@@ -109,6 +116,10 @@ def _figures(questions, qrels, found: dict) -> dict:
     """Per backend: latency and the metrics per split (and over all questions)."""
     out = {}
     for name, res in found.items():
+        if not qrels:  # timing only (``--load-queries``)
+            out[name] = {"latency_ms": {k: round(v, 1) if isinstance(v, float) else v
+                                        for k, v in latency_summary(res["ms"]).items()}, "metrics": {}}
+            continue
         per_q = ir_metrics({q.id: ids for q, ids in zip(questions, res["ids"])}, qrels)
         splits = {s: mean_metrics(per_q, [q.id for q in questions if q.split == s])
                   for s in sorted({q.split for q in questions})}
@@ -126,7 +137,7 @@ def run(args) -> dict:
     from eval.milvus_lite import MilvusLite
 
     corpus = Path(args.corpus).resolve()
-    docs, questions, qrels, level, label = _questions(corpus, args.split, args.half, args.limit)
+    docs, questions, qrels, level, label = _questions(corpus, args.split, args.half, args.limit, args.load_queries)
     slug = args.name or corpus.name.lower()
     work = Path(args.workdir or tempfile.mkdtemp(prefix=f"bench-{slug}-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -173,7 +184,8 @@ def run(args) -> dict:
             "p95": round(m["latency_ms"]["p95"] / e["latency_ms"]["p95"], 2)}
         result["parity"] = {s: {f: round(m["metrics"][s][f] - e["metrics"][s][f], 4) for f in FIGURES}
                             for s in e["metrics"]}
-        result["parity_within_0.02"] = all(abs(v) <= 0.02 for s in result["parity"].values() for v in s.values())
+        result["parity_within_0.02"] = (all(abs(v) <= 0.02 for s in result["parity"].values() for v in s.values())
+                                        if result["parity"] else None)  # None: no labels, top-10 agreement only
     finally:
         if server:
             server.__exit__()
@@ -199,6 +211,8 @@ def main(argv=None) -> None:
     ap.add_argument("--workdir", help="where the indexes and the server's data go (default: a temporary folder)")
     ap.add_argument("--keep", action="store_true", help="keep the workdir")
     ap.add_argument("--limit", type=int, help="first N questions only")
+    ap.add_argument("--load-queries", help="a queries file (JSON Lines, BEIR or {id, query}) that only times the "
+                    "search, for a corpus without labelled questions (lawrefbook: STARD's questions)")
     ap.add_argument("--name", help="report name suffix (default: the corpus folder's name)")
     ap.add_argument("--out", default=str(ROOT / "eval" / "reports"))
     run(ap.parse_args(argv))

@@ -345,6 +345,22 @@ def test_the_backend_benchmark_runs_and_reports_both_backends(tmp_path):
     assert "| milvus |" in (tmp_path / "backends-corpus.md").read_text(encoding="utf-8")
 
 
+def test_the_backend_benchmark_times_an_unlabelled_corpus_with_load_queries(tmp_path):
+    """``--load-queries`` (lawrefbook has no labelled questions): the questions only time the search; no metric is
+    reported and the parity verdict is None rather than a vacuous 'met'."""
+    queries = tmp_path / "q.jsonl"
+    queries.write_text("\n".join(json.dumps({"_id": f"q{i}", "text": t}, ensure_ascii=False)
+                                 for i, t in enumerate(["医保异地结算", "铁路建设", "高铁旅游"])) + "\n", encoding="utf-8")
+    env = {**os.environ, "POLICYQA_MODEL": "fake-hash-ngrams", "POLICYQA_DATA": str(tmp_path / "data")}
+    res = subprocess.run([sys.executable, "-m", "eval.bench_backends", "--load-queries", str(queries), "--name", "load",
+                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    assert res.returncode == 0, res.stderr[-2000:]
+    report = json.loads((tmp_path / "backends-load.json").read_text(encoding="utf-8"))
+    assert report["search"]["questions"] == 3 and report["parity_within_0.02"] is None
+    assert report["search"]["embedded"]["metrics"] == {} and report["search"]["identical_top10"] == 3
+    assert "timing and top-10 agreement only" in (tmp_path / "backends-load.md").read_text(encoding="utf-8")
+
+
 def test_an_index_type_the_server_refuses_fails_before_any_embedding(milvus, tmp_path, monkeypatch):
     """milvus-lite refuses HNSW (which AUTO picks above the HNSW threshold): the collection is created before the
     chunks are embedded, so the refusal comes at once, nothing was encoded, and no collection is left behind."""
