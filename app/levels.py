@@ -18,6 +18,9 @@ MEANING = {"strong": "该条款很可能直接回答了问题",
            "possible": "该条款与问题有关，但不一定直接回答",
            "weak": "该条款与问题的关联弱，仅供参考"}
 NO_STRONG_NOTE = "没有找到直接回答该问题的条款。以下是最接近的条款，请逐条核对。"
+#: When a hit reaches the stage's threshold (the JSON says ``found``) but none is 直接相关: the page must not say that
+#: nothing was found, nor quote the hits as an answer.
+POSSIBLE_NOTE = "以下条款达到相关阈值、可能与问题有关，但不一定直接回答该问题，请逐条核对。"
 MORE_LABEL = "更多可能相关的条款"
 
 

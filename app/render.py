@@ -13,7 +13,7 @@ from app import facts as facts_mod
 from app.cite import hit_citation, reference_of
 from app.document_view import outline, render_document  # noqa: F401  (re-exported)
 from app.highlight import _e, clip, highlight, query_terms, split_sentences  # noqa: F401
-from app.levels import MEANING, MORE_LABEL, NO_STRONG_NOTE, WORDS, relevance_level, split_levels
+from app.levels import MEANING, MORE_LABEL, NO_STRONG_NOTE, POSSIBLE_NOTE, WORDS, relevance_level, split_levels
 from app.styles import CSS  # noqa: F401  (re-exported: serve passes it to launch)
 from app.summary import (  # noqa: F401  (re-exported)
     Quote, rank_quotes, ranking_words, render_summary, summary, summary_quotes)
@@ -134,6 +134,8 @@ def render_results(query: str, hits: Sequence[Hit], documents: dict[str, Documen
                 head = head.replace("</section>", '<div class="pq-actions">'
                                     + _copy_button("复制要点", summary_copy_text(quotes, answers), "summary")
                                     + _feedback_buttons("answer") + "</div></section>", 1)
+        elif shown and any(h.confident for _, h in shown):  # 可能相关 only: found, but not a direct answer
+            head = f'<div class="pq-warn pq-possible">{_e(POSSIBLE_NOTE)}</div>'
         else:
             head = f'<div class="pq-warn pq-noanswer">{_e(NO_ANSWER_NOTE)}</div>'
         judged = any(h.relevance is not None for h in hits)  # an index without a relevance stage has no threshold

@@ -16,7 +16,7 @@ import pytest
 from app import export, render
 from app.cite import hit_citation, reference_of
 from app.feedback import FeedbackLog, read_feedback, to_labelled
-from app.levels import MORE_LABEL, relevance_level
+from app.levels import MORE_LABEL, POSSIBLE_NOTE, relevance_level
 from app.ui import SearchApp
 from index.types import Hit
 from ui_stub import DOCS, RelevanceStub, StubSearcher
@@ -59,9 +59,13 @@ def test_weak_cards_are_folded_and_the_summary_quotes_strong_hits_only():
 
 
 def test_when_nothing_is_strong_the_page_says_so_above_the_closest_hits():
-    out = render.render_results(QUESTION, [_hit(0.1, True, 1), _hit(0.01, False, 2)], {})
+    out = render.render_results(QUESTION, [_hit(0.1, False, 1), _hit(0.01, False, 2)], {})
     assert render.NO_ANSWER_NOTE in out and "pq-summary" not in out
     assert out.index(render.NO_ANSWER_NOTE) < out.index("<article")
+    # a hit at the threshold but under the 直接相关 cut: found (as the JSON says), not quoted, not "nothing found"
+    possible = render.render_results(QUESTION, [_hit(0.1, True, 1), _hit(0.01, False, 2)], {})
+    assert POSSIBLE_NOTE in possible and render.NO_ANSWER_NOTE not in possible and "pq-summary" not in possible
+    assert possible.index(POSSIBLE_NOTE) < possible.index("<article") and "可能相关" in possible
     only_weak = render.render_results(QUESTION, [_hit(0.01, False, 1)], {})
     assert "<details" not in only_weak and only_weak.count("<article") == 1  # nothing to fold them under
 
