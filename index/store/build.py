@@ -187,12 +187,7 @@ def _build_locked(docs: list[Document], index_dir: Path, embedder: Embedder, set
     chunks = chunk_documents(docs, embedder.count_tokens, max_tokens, bs.chunk_overlap, bs.embed_context)
     keys = [chunk_key(embedder, c.embed_text) for c in chunks]
     reuse = reusable_vectors(index_dir, embedder)
-    todo = [i for i, key in enumerate(keys) if key not in reuse]
-    vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
-    for i, key in enumerate(keys):
-        if key in reuse:
-            vectors[i] = reuse[key]
-    vectors[todo] = encode(embedder, [chunks[i].embed_text for i in todo], progress)
+    vectors, todo = assemble_vectors(embedder, chunks, keys, reuse, encode, progress)
     t_embed = time.perf_counter()
     old_precision = old.build.model.passage_precision if (old and reuse) else None
     precision = _vectors_precision(getattr(embedder, "precision", None), old_precision,
@@ -235,6 +230,18 @@ def _build_locked(docs: list[Document], index_dir: Path, embedder: Embedder, set
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return BuildReport(index_dir, manifest, len(todo), len(chunks) - len(todo), False, time.perf_counter() - t0)
+
+
+def assemble_vectors(embedder: Embedder, chunks, keys: list[str], reuse: dict, encode, progress: bool):
+    """(the chunks' vectors, the positions encoded): an unchanged chunk's vector is taken from ``reuse`` (by chunk
+    key), the others are encoded by ``encode`` (in process, or on a Ray cluster).  Both backends build with it."""
+    todo = [i for i, key in enumerate(keys) if key not in reuse]
+    vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
+    for i, key in enumerate(keys):
+        if key in reuse:
+            vectors[i] = reuse[key]
+    vectors[todo] = encode(embedder, [chunks[i].embed_text for i in todo], progress)
+    return vectors, todo
 
 
 def _build_milvus(docs: list[Document], index_dir: Path, embedder: Embedder, settings: IndexSettings,

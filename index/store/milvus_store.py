@@ -44,7 +44,7 @@ def collection_record(model: str, dim: int, fingerprint: str, corpus_sha256: str
 def build_milvus(docs: list[Document], lines: dict[str, str], index_dir: Path, embedder, settings: IndexSettings,
                  target: MilvusTarget, fingerprint: str, chash: str, progress: bool, t0: float, encode, versions):
     """Chunk, embed and BM25-weight ``docs``; write the collection and the local folder.  Returns the manifest."""
-    from index.store.build import BuildReport, chunk_key, lexical_texts, write_texts
+    from index.store.build import BuildReport, assemble_vectors, chunk_key, lexical_texts, write_texts
 
     bs = settings.build
     ms = MilvusSettings.from_env()  # index type, shards, replicas, consistency: a wrong value fails before anything
@@ -53,7 +53,6 @@ def build_milvus(docs: list[Document], lines: dict[str, str], index_dir: Path, e
     chunks = chunk_documents(docs, embedder.count_tokens, max_tokens, bs.chunk_overlap, bs.embed_context)
     keys = [chunk_key(embedder, c.embed_text) for c in chunks]
     reuse = milvus_reusable(client, target, index_dir, embedder, set(keys))  # unchanged chunks: not encoded again
-    todo = [i for i, key in enumerate(keys) if key not in reuse]
     index_type = ms.index_type(len(chunks), bs.hnsw_threshold)
     index_params = _index_params(index_type, ms, bs, len(chunks))
     record = collection_record(embedder.name, embedder.dim, fingerprint, chash, len(chunks))
@@ -62,11 +61,7 @@ def build_milvus(docs: list[Document], lines: dict[str, str], index_dir: Path, e
     physical = _create_collection(client, target, embedder.dim, index_type, index_params, ms, bs, record)
     tmp = None
     try:
-        vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
-        for i, key in enumerate(keys):
-            if key in reuse:
-                vectors[i] = reuse[key]
-        vectors[todo] = encode(embedder, [chunks[i].embed_text for i in todo], progress)
+        vectors, todo = assemble_vectors(embedder, chunks, keys, reuse, encode, progress)
         t_embed = time.perf_counter()
         by_id = {d.id: d for d in docs}
         lex_texts = lexical_texts(docs, chunks, bs.lexical_context)
