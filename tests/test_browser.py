@@ -204,12 +204,17 @@ def test_region_filter_narrows_results(page):
     _wait_new_results(page, previous)
 
 
-def test_compare_view_side_by_side(page):
-    page.fill("#pq-question textarea", QUESTION)
+def _compare(page, question: str):
+    """Ask ``question`` in the 对比 tab and return its columns once they are there."""
+    page.fill("#pq-question textarea", question)
     page.get_by_role("tab", name="对比").click()
     page.click("#pq-run-compare")
     page.wait_for_selector("#pq-compare .pq-col")
-    cols = page.locator("#pq-compare .pq-col")
+    return page.locator("#pq-compare .pq-col")
+
+
+def test_compare_view_side_by_side(page):
+    cols = _compare(page, QUESTION)
     assert cols.count() >= 2
     assert page.locator("#pq-compare .pq-card .pq-cite").count() >= 2
     page.locator("#pq-compare").scroll_into_view_if_needed()

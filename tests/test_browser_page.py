@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import pytest
 
-from test_browser import ARGS, CHROMIUM, SHOTS, _ask, _free_port, _last_request, _wait_new_results
+from test_browser import ARGS, CHROMIUM, SHOTS, _ask, _compare, _free_port, _last_request, _wait_new_results
 
 pytestmark = pytest.mark.browser
 QUESTION = "哪些条款涉及医保异地结算"
@@ -164,11 +164,7 @@ def test_filters_narrow_each_other_and_k_reruns_the_search(page):
 
 
 def test_compare_lists_each_documents_relevant_provisions_or_says_it_is_absent(page):
-    page.fill("#pq-question textarea", RAIL)
-    page.get_by_role("tab", name="对比").click()
-    page.click("#pq-run-compare")
-    page.wait_for_selector("#pq-compare .pq-col")
-    cols = page.locator("#pq-compare .pq-col")
+    cols = _compare(page, RAIL)
     assert cols.count() == 2
     assert "直接相关" in cols.nth(0).inner_text() and "相关度 1.00" in cols.nth(0).inner_text()
     assert "本文件未涉及" in cols.nth(1).inner_text()
