@@ -8,6 +8,9 @@ Question sets (never the default corpus nor eval/data/questions.jsonl):
     the gold document; every such provision is relevant); split by document (tool.py ``split_of``).
   * STARD: the first TUNE_SHARE of qrels/train.tsv's questions (file order, eval/beir.py) over data/stard-index;
     ``stard-a`` = the first half of that tune half (training), ``stard-b`` = the second half (dev). Doc-level gold.
+  * laws: eval/data/laws/batch_*.jsonl, everyday legal questions the team wrote over statute articles (the article
+    texts of STARD's corpus, never its questions), searched in data/stard-index; ``law-train`` / ``law-dev`` by the
+    main gold article (``law_split``), so an article's questions never straddle the two. Doc-level gold.
 """
 from __future__ import annotations
 
@@ -38,6 +41,7 @@ POLICIES_INDEX = ROOT / "data" / f"policies-index{_TAG}"
 STARD_INDEX = ROOT / "data" / f"stard-index{_TAG}"
 STARD = ROOT.parent / "shared" / "bench" / "stard"
 BATCHES = ROOT / "eval" / "data" / "policies"
+LAW_BATCHES = ROOT / "eval" / "data" / "laws"
 WORK = ROOT / "data" / "relevance" / _TAG.lstrip("-")  # training outputs (stage.json, the LightGBM files, ...)
 CACHE = WORK / "cache"
 
@@ -62,7 +66,7 @@ class Item:
     qid: str
     query: str
     source: str  # policies | stard
-    split: str  # train | dev | test | stard-a | stard-b
+    split: str  # train | dev | test | stard-a | stard-b | law-train | law-dev
     kind: str
     gold: frozenset  # provision ids (policies) or doc ids (stard)
     hits: list = field(default_factory=list)
@@ -75,7 +79,7 @@ class Item:
         return bool(self.gold)
 
     def key(self, h) -> str:
-        return h.doc_id if self.source == "stard" else h.provision_id
+        return h.doc_id if self.source in ("stard", "laws") else h.provision_id
 
 
 def split_of(doc_id: str) -> str:
@@ -165,6 +169,30 @@ def stard_questions() -> list[Item]:
                  frozenset(d for d, g in data.qrels[q.id].items() if g > 0)) for i, q in enumerate(tune)]
 
 
+def law_split(article_id: str) -> str:
+    """85 % of the articles train, 15 % are dev (sha256 of the main gold article's id)."""
+    h = int(hashlib.sha256(("law:" + article_id).encode("utf-8")).hexdigest()[:8], 16) % 100
+    return "law-train" if h < 85 else "law-dev"
+
+
+def law_files() -> list[Path]:
+    return sorted(LAW_BATCHES.glob("batch_*.jsonl"))
+
+
+def law_questions(files: list[Path] | None = None) -> list[Item]:
+    """The team's law questions (malformed or unfinished lines skipped: files may still be being written)."""
+    items = []
+    for f in files if files is not None else law_files():
+        for line in f.read_text(encoding="utf-8").splitlines():
+            try:
+                q = json.loads(line)
+                gold = [str(g) for g in q["gold"]]
+                items.append(Item(q["id"], q["query"], "laws", law_split(gold[0]), q["kind"], frozenset(gold)))
+            except (ValueError, KeyError, IndexError, TypeError):
+                continue
+    return items
+
+
 def fill(searcher, items: list[Item], progress: str = "") -> list[Item]:
     """Search every item (hybrid, abstention off, top-N) and attach hits, signals and labels."""
     s = searcher.with_settings(abstain=False)
@@ -240,6 +268,23 @@ def load_stard(refresh: bool = False) -> tuple[list[Item], dict]:
     return items, info
 
 
+def load_laws(refresh: bool = False) -> tuple[list[Item], dict]:
+    """Law items with candidates from the STARD index (cached by question-files hash)."""
+    from index.search import Searcher
+
+    files = law_files()
+    h = files_hash(files)
+    path = CACHE / f"laws-{h}.pkl"
+    if path.exists() and not refresh:
+        return load_cached(path)
+    s = Searcher.load(STARD_INDEX)
+    items = fill(s, law_questions(files), "laws")
+    info = {"files": [f.name for f in files], "sha256_16": h, "index_corpus_sha256": corpus_sha(s.manifest)}
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps((items, info)))
+    return items, info
+
+
 def corpus_sha(manifest) -> str | None:
     """The index's corpus hash, from a typed manifest (schema 2) or a dict (schema 1)."""
     build = getattr(manifest, "build", None)
@@ -270,6 +315,9 @@ def _cli() -> None:
     if "stard" in which:
         items, info = load_stard(refresh="--refresh" in which)
         print(json.dumps({"stard": info, "splits": summary(items)}, ensure_ascii=False, indent=1))
+    if "laws" in which:
+        items, info = load_laws(refresh="--refresh" in which)
+        print(json.dumps({"laws": info, "splits": summary(items)}, ensure_ascii=False, indent=1))
 
 
 if __name__ == "__main__":

