@@ -149,8 +149,11 @@ class SearchApp:
         if len(query) > MAX_QUERY_CHARS:  # said in the page's words, with the numbers a reader checks
             warnings.insert(0, f"问题过长（{len(query):,} 字），已截断至 {MAX_QUERY_CHARS:,} 字：只按前 "
                                f"{MAX_QUERY_CHARS:,} 字检索。")
-        english = any("CC-CEDICT" in n for n in resp.notes)  # terms also come from everyday words (口语词对照)
-        notes = [n for n in resp.notes if "CC-CEDICT" not in n]
+        from index.search import ENGLISH_NOTE
+
+        # the terms also come from everyday words (口语词对照), which keep their own note
+        english = any(n.startswith(ENGLISH_NOTE) for n in resp.notes)
+        notes = [n for n in resp.notes if not n.startswith(ENGLISH_NOTE)]
         if resp.terms and english:  # no library names to the reader
             notes.insert(0, "英文问题已按英汉词典对照以下中文词检索：" + "、".join(resp.terms[:30])
                          + (f" 等 {len(resp.terms)} 个词" if len(resp.terms) > 30 else ""))

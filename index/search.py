@@ -346,12 +346,16 @@ def _everyday_note(concepts) -> tuple[str, ...]:
     return everyday.note(concepts)
 
 
+#: How an English query's note begins (``translation_note``); the page recognises the note by it.
+ENGLISH_NOTE = "英文查询按 CC-CEDICT 词典对照中文词检索："
+
+
 def translation_note(terms: tuple[str, ...]) -> tuple[str, ...]:
     """The note shown with an English query's results: the Chinese words it was matched with (empty: none)."""
     if not terms:
         return ()
     shown = "、".join(terms[:NOTE_WORDS]) + (f" 等 {len(terms)} 个词" if len(terms) > NOTE_WORDS else "")
-    return (f"英文查询按 CC-CEDICT 词典对照中文词检索：{shown}",)
+    return (ENGLISH_NOTE + shown,)
 
 
 _top_rows = top_rows  # moved to index.backend (kept for callers of index.search)
