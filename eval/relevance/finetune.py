@@ -3,6 +3,7 @@ negatives, on CPU, and write the small delta that ``policyqa model build`` merge
 
     .venv/bin/python -m eval.relevance.finetune            # ~30 min on 2 cores; writes data/relevance/finetune/
     .venv/bin/python -m eval.relevance.finetune --ship     # copy the delta into index/data/model_delta/
+    (--no-laws: the first delta's recipe, e5-small-policyqa-lora.npz, without the team's law questions)
 
 Data (never the default corpus, never STARD's held-out half): the team's policy questions of the ``train`` split
 (eval/data/policies, over ../shared/corpora/policies.jsonl), STARD tune half A (``stard-a``) and the team's everyday
@@ -44,8 +45,8 @@ SHIP = ROOT / "index" / "data" / "model_delta"
 SEED = 13
 #: The delta this recipe writes.  policyqa2 = the policyqa recipe plus the team's law questions (``law-train``);
 #: the first delta (e5-small-policyqa-lora.npz, model ``…-policyqa``) was trained without them (its meta says so).
-DELTA = "e5-small-policyqa2-lora.npz"
-LAWS = True
+LAWS = "--no-laws" not in sys.argv  # --no-laws: the first delta's recipe
+DELTA = "e5-small-policyqa2-lora.npz" if LAWS else "e5-small-policyqa-lora.npz"
 LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": ["query", "key", "value"]}
 TRAIN = {"epochs": 1, "batch": 32, "lr": 3e-4, "warmup": 0.1, "passage_tokens": 160, "negatives_from": 5}
 
