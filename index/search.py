@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -134,6 +135,22 @@ class Searcher:
 
     def _judged(self, stage: RelevanceStage, text: str, hits: list[Hit], ranked: Ranked, at: list[int],
                 concepts, mask: Scope | None) -> list[Hit]:
+        """The stage judges the first ``stage.top_n`` candidates — the list it was trained on — so a question's first
+        hits are the same whatever k is (before, k=100 let the stage promote candidates from ranks 31-100 and gave
+        another top 10 than k=10).  Candidates beyond them (k > top_n) follow, with the relevance the stage gives them
+        in the longer list, never above the lowest judged one, so hits stay best first."""
+        n = stage.top_n
+        head = self._judge(stage, text, hits[:n], ranked, at[:n], concepts, mask)
+        if len(hits) <= n:
+            return head
+        _, prob = stage.judge(self._evidence(text, hits, ranked, at, concepts))
+        floor = min(h.relevance for h in head)
+        capped = [min(float(p), floor) for p in prob[n:]]
+        order = sorted(range(len(capped)), key=lambda i: -capped[i])  # stable: first-stage order on ties
+        return head + [replace(hits[n + i], relevance=capped[i], confident=capped[i] >= stage.threshold) for i in order]
+
+    def _judge(self, stage: RelevanceStage, text: str, hits: list[Hit], ranked: Ranked, at: list[int],
+               concepts, mask: Scope | None) -> list[Hit]:
         """``hits`` re-ordered by the stage, each with its calibrated relevance and whether it is confident.
 
         With a filter, a provision's relevance is at least what the same question over the whole collection gave it:

@@ -23,13 +23,13 @@ QUESTION = "哪些条款涉及医保异地结算"
 OUT_OF_CORPUS = "海南离岛免税购物额度是多少"
 
 
-def _stage(folder, threshold=0.5, coverage_weight=10.0, trained_for=None):
+def _stage(folder, threshold=0.5, coverage_weight=10.0, trained_for=None, top_n=10):
     """A small linear stage: P(relevant) = sigmoid(w·coverage + 2·bigram − 5)."""
     folder.mkdir(parents=True, exist_ok=True)
     weights = [0.0] * len(FEATURES)
     weights[FEATURES.index("coverage")] = coverage_weight
     weights[FEATURES.index("bigram")] = 2.0
-    spec = {"model": "linear", "weights": weights, "bias": -5.0, "threshold": threshold, "top_n": 10,
+    spec = {"model": "linear", "weights": weights, "bias": -5.0, "threshold": threshold, "top_n": top_n,
             "calibration": {"kind": "platt", "a": 1.0, "b": 0.0}, "trained_for": trained_for}
     (folder / "stage.json").write_text(json.dumps(spec), encoding="utf-8")
     return folder
@@ -223,3 +223,22 @@ def test_num_missing_marks_candidates_that_give_no_number_to_a_how_much_question
     col = FEATURES.index("num_missing")
     assert f[:, col].tolist() == [1.0, 0.0]
     assert f[:, FEATURES.index("q_quantity")].tolist() == [1.0, 1.0]
+
+
+def test_the_first_hits_are_the_same_whatever_k_is(tmp_path):
+    # the stage judges its top_n (4 here) candidates, the list it was trained on: asking for more hits must not let
+    # it promote a candidate from further down above them (it did: `policyqa eval` searches k=100 and measured
+    # another top 10 than a k=10 search shows)
+    build_index(corpus(), tmp_path / "ix", _embedder(_stage(tmp_path / "stage", threshold=0.2, top_n=4)),
+                progress=False)
+    searcher = Searcher.load(tmp_path / "ix")
+    stage = searcher.relevance_stage()
+    for q in (QUESTION, "长株潭 公积金 互认", "港口 通关 一体化", OUT_OF_CORPUS):
+        few, many = searcher.query(q, k=3).hits, searcher.query(q, k=14).hits
+        assert len(many) > stage.top_n
+        assert [h.provision_id for h in few] == [h.provision_id for h in many[:3]], q
+        assert [h.relevance for h in few] == [h.relevance for h in many[:3]], q
+        rel = [h.relevance for h in many]
+        assert rel == sorted(rel, reverse=True) and all(0.0 <= r <= 1.0 for r in rel)
+        assert max(rel[stage.top_n:]) <= min(rel[:stage.top_n])
+        assert all(h.confident == (h.relevance >= stage.threshold) for h in many)

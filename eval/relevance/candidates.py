@@ -230,23 +230,32 @@ def load_cached(path: Path):
     return data
 
 
+def _cached(name: str, refresh: bool, build) -> tuple[list[Item], dict]:
+    """``build()``'s (items, info), pickled in CACHE/<name>.pkl and read from there next time (unless ``refresh``)."""
+    path = CACHE / f"{name}.pkl"
+    if path.exists() and not refresh:
+        return load_cached(path)
+    items, info = build()
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps((items, info)))
+    return items, info
+
+
 def load_policies(refresh: bool = False) -> tuple[list[Item], dict]:
     """Policies items with candidates (cached by question-files hash)."""
     from index.search import Searcher
 
     files = policy_files()
     h = files_hash(files)
-    path = CACHE / f"policies-{h}.pkl"
-    if path.exists() and not refresh:
-        return load_cached(path)
-    s = Searcher.load(POLICIES_INDEX)
-    items, problems = policy_questions(s.documents)
-    fill(s, items, "policies")
-    info = {"files": [f.name for f in files], "sha256_16": h, "problems": problems,
-            "index_corpus_sha256": corpus_sha(s.manifest)}
-    CACHE.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(pickle.dumps((items, info)))
-    return items, info
+
+    def build():
+        s = Searcher.load(POLICIES_INDEX)
+        items, problems = policy_questions(s.documents)
+        fill(s, items, "policies")
+        return items, {"files": [f.name for f in files], "sha256_16": h, "problems": problems,
+                       "index_corpus_sha256": corpus_sha(s.manifest)}
+
+    return _cached(f"policies-{h}", refresh, build)
 
 
 def load_stard(refresh: bool = False) -> tuple[list[Item], dict]:
@@ -255,17 +264,14 @@ def load_stard(refresh: bool = False) -> tuple[list[Item], dict]:
     from index.search import Searcher
 
     qh = file_hash(STARD / "qrels" / "train.tsv")[:16]
-    path = CACHE / f"stard-{qh}.pkl"
-    if path.exists() and not refresh:
-        return load_cached(path)
-    s = Searcher.load(STARD_INDEX)
-    items = stard_questions()
-    fill(s, items, "stard")
-    info = {"qrels_sha256_16": qh, "queries_sha256_16": file_hash(STARD / "queries-train.jsonl")[:16],
-            "index_corpus_sha256": corpus_sha(s.manifest)}
-    CACHE.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(pickle.dumps((items, info)))
-    return items, info
+
+    def build():
+        s = Searcher.load(STARD_INDEX)
+        items = fill(s, stard_questions(), "stard")
+        return items, {"qrels_sha256_16": qh, "queries_sha256_16": file_hash(STARD / "queries-train.jsonl")[:16],
+                       "index_corpus_sha256": corpus_sha(s.manifest)}
+
+    return _cached(f"stard-{qh}", refresh, build)
 
 
 def load_laws(refresh: bool = False) -> tuple[list[Item], dict]:
@@ -274,15 +280,13 @@ def load_laws(refresh: bool = False) -> tuple[list[Item], dict]:
 
     files = law_files()
     h = files_hash(files)
-    path = CACHE / f"laws-{h}.pkl"
-    if path.exists() and not refresh:
-        return load_cached(path)
-    s = Searcher.load(STARD_INDEX)
-    items = fill(s, law_questions(files), "laws")
-    info = {"files": [f.name for f in files], "sha256_16": h, "index_corpus_sha256": corpus_sha(s.manifest)}
-    CACHE.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(pickle.dumps((items, info)))
-    return items, info
+
+    def build():
+        s = Searcher.load(STARD_INDEX)
+        items = fill(s, law_questions(files), "laws")
+        return items, {"files": [f.name for f in files], "sha256_16": h, "index_corpus_sha256": corpus_sha(s.manifest)}
+
+    return _cached(f"laws-{h}", refresh, build)
 
 
 def corpus_sha(manifest) -> str | None:
