@@ -149,7 +149,7 @@ class SearchApp:
         if len(query) > MAX_QUERY_CHARS:  # said in the page's words, with the numbers a reader checks
             warnings.insert(0, f"问题过长（{len(query):,} 字），已截断至 {MAX_QUERY_CHARS:,} 字：只按前 "
                                f"{MAX_QUERY_CHARS:,} 字检索。")
-        from index.search import ENGLISH_NOTE
+        from index.query_terms import ENGLISH_NOTE
 
         # the terms also come from everyday words (口语词对照), which keep their own note
         english = any(n.startswith(ENGLISH_NOTE) for n in resp.notes)

@@ -1,7 +1,6 @@
 """Hybrid search over a built index: dense + BM25 candidates, fusion, filters, dedupe, cited hits."""
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -11,6 +10,10 @@ import numpy as np
 from index.backend import Scope, SearchBackend, top_rows
 from index.fuse import fuse
 from index.normalize import MAX_QUERY_CHARS, clean_query, fold, to_simplified
+from index.query_terms import CJK as _CJK
+from index.query_terms import ENGLISH_NOTE, NOTE_WORDS, concepts_of, translation_note  # noqa: F401 (re-exported)
+from index.query_terms import notes as query_notes
+from index.query_terms import words as _words
 from index.relevance import Evidence, RelevanceStage, lexical_question
 from index.request import (  # noqa: F401  (MODES and the reasons are re-exported for callers of index.search)
     MODES, REASON_EMPTY, REASON_FILTERED, REASON_NO_ANSWER, REASON_NOTHING, REASON_WEAK, SearchRequest,
@@ -22,9 +25,6 @@ if TYPE_CHECKING:  # only the protocol type; the model code is imported when an 
     from index.embed import Embedder
     from index.translate import Concept
 
-_CJK = re.compile("[\u3400-\u9fff]")
-_LATIN = re.compile("[A-Za-z]{2}")
-NOTE_WORDS = 30  # dictionary words listed in the note (the rest are counted)
 
 
 class Ranked(NamedTuple):
@@ -120,7 +120,7 @@ class Searcher:
         threshold = self.min_score if mode == "hybrid" and stage is None else None
         hits, at = self._hits(ranked.rows, ranked.scores, want, threshold)
         terms = _words(concepts)
-        notes = _everyday_note(concepts) if _CJK.search(cq.text) else translation_note(terms)
+        notes = query_notes(cq.text, concepts)
         if stage is not None:  # the relevance stage judges, orders and marks the hits; the heuristic below is off
             hits = self._judged(stage, cq.text, hits, ranked, at, concepts, mask)[:k]
             reason = None if any(h.confident for h in hits) else REASON_NO_ANSWER if hits else REASON_NOTHING
@@ -257,16 +257,7 @@ class Searcher:
         (``index.everyday``: 外地 -> 异地)."""
         if not self.settings.translate or not self._ix.chunks:
             return ()
-        lexical = self._ix.lexical
-        if _CJK.search(text):
-            from index import everyday
-
-            return everyday.concepts(fold(to_simplified(text)), lexical.tokenizer.tokenize(text), lexical.term_frequency)
-        if not _LATIN.search(text):
-            return ()
-        from index.translate import QueryTranslator
-
-        return QueryTranslator.default().translate(text, weight=lexical.term_frequency)
+        return concepts_of(text, self._ix.lexical)
 
     def _best_plain_cosine(self, plain: np.ndarray, qvec: np.ndarray, cos: np.ndarray, mask) -> float | None:
         # Abstention thresholds are calibrated on the model's own cosines: with an adapter, look the best one up
@@ -350,29 +341,6 @@ class Searcher:
         other.settings = other._ix.settings
         other.min_score = changes.get("min_score", self.min_score)
         return other
-
-
-def _words(concepts: tuple[Concept, ...]) -> tuple[str, ...]:
-    """The Chinese words of translated concepts, each once, in concept order."""
-    return tuple(dict.fromkeys(w for c in concepts for w in c.terms))
-
-
-def _everyday_note(concepts) -> tuple[str, ...]:
-    from index import everyday
-
-    return everyday.note(concepts)
-
-
-#: How an English query's note begins (``translation_note``); the page recognises the note by it.
-ENGLISH_NOTE = "英文查询按 CC-CEDICT 词典对照中文词检索："
-
-
-def translation_note(terms: tuple[str, ...]) -> tuple[str, ...]:
-    """The note shown with an English query's results: the Chinese words it was matched with (empty: none)."""
-    if not terms:
-        return ()
-    shown = "、".join(terms[:NOTE_WORDS]) + (f" 等 {len(terms)} 个词" if len(terms) > NOTE_WORDS else "")
-    return (ENGLISH_NOTE + shown,)
 
 
 _top_rows = top_rows  # moved to index.backend (kept for callers of index.search)
