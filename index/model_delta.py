@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 DELTA_DIR = Path(__file__).resolve().parent / "data" / "model_delta"
-SHIPPED = "e5-small-policyqa3-lora.npz"  # the default model's delta
+SHIPPED = "e5-small-policyqa-lora.npz"  # the default model's delta
 _A, _B = ".lora_A.weight", ".lora_B.weight"
 
 

