@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 
 if TYPE_CHECKING:
-    from index.modelbuild import E5Image
+    from index.e5image import E5Image
 
 _LEAF_BIT = 1 << 8
 _VALUE_BIT = 1 << 31
