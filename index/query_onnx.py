@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 ONNX_OPSET = 17
 
 
@@ -88,3 +90,38 @@ def export_query_onnx(folder: Path, dest: Path, quantize: bool = True, accuracy_
             lg.setLevel(lv)
         raw.unlink(missing_ok=True)
     return dest
+
+
+def open_session(path: Path, threads: int = 1):
+    """An ONNX Runtime session over the query encoder at ``path``.
+
+    One session serves every thread (``run`` is thread-safe): ``threads`` intra-op threads ($POLICYQA_QUERY_THREADS,
+    default 1: a one-thread run stays on the calling thread, so concurrent requests share the cores without an inner
+    pool waiting at barriers for descheduled threads), no spinning (like OMP_WAIT_POLICY=PASSIVE), sequential
+    execution, and no memory pattern (every query has another length, so it would never be reused).
+    """
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.enable_mem_pattern = False
+    opts.log_severity_level = 3  # errors only
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def mean_pooled(session, seqs: list[list[int]], pad: int) -> np.ndarray:
+    """Mean-pooled (fp32) last hidden states of token-id sequences, one ONNX Runtime run, padded to the longest."""
+    longest = max(map(len, seqs))
+    input_ids = np.full((len(seqs), longest), pad, np.int64)
+    mask = np.zeros((len(seqs), longest), np.int64)
+    for r, s in enumerate(seqs):
+        input_ids[r, : len(s)] = s
+        mask[r, : len(s)] = 1
+    hidden = session.run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
+    m = mask[:, :, None].astype(np.float32)
+    return (hidden * m).sum(1) / m.sum(1)

