@@ -1,20 +1,20 @@
 """Hybrid search over a built index: dense + BM25 candidates, fusion, filters, dedupe, cited hits."""
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from index.backend import Scope, SearchBackend, top_rows
 from index.fuse import fuse
+from index.judge import Judging, Ranked
 from index.normalize import MAX_QUERY_CHARS, clean_query, fold, to_simplified
 from index.query_terms import CJK as _CJK
 from index.query_terms import ENGLISH_NOTE, NOTE_WORDS, concepts_of, translation_note  # noqa: F401 (re-exported)
 from index.query_terms import notes as query_notes
 from index.query_terms import words as _words
-from index.relevance import Evidence, RelevanceStage, lexical_question
+from index.relevance import RelevanceStage
 from index.request import (  # noqa: F401  (MODES and the reasons are re-exported for callers of index.search)
     MODES, REASON_EMPTY, REASON_FILTERED, REASON_NO_ANSWER, REASON_NOTHING, REASON_WEAK, SearchRequest,
     SearchResponse)
@@ -26,18 +26,7 @@ if TYPE_CHECKING:  # only the protocol type; the model code is imported when an 
     from index.translate import Concept
 
 
-
-class Ranked(NamedTuple):
-    """Candidates of one retrieval, best first: rows, scores, the best plain cosine, and per row cosine and BM25."""
-
-    rows: np.ndarray
-    scores: np.ndarray
-    top_cos: float | None
-    cos: np.ndarray | None
-    bm25: np.ndarray
-
-
-class Searcher:
+class Searcher(Judging):
     """Searches one index; build it with ``Searcher.load(index_dir)``."""
 
     def __init__(self, loaded: LoadedIndex, embedder: Embedder):
@@ -132,45 +121,6 @@ class Searcher:
     def relevance_stage(self) -> RelevanceStage | None:
         """The index's relevance stage (named in its manifest), unless switched off (``relevance=False``)."""
         return self._ix.relevance if self.settings.relevance else None
-
-    def _judged(self, stage: RelevanceStage, text: str, hits: list[Hit], ranked: Ranked, at: list[int],
-                concepts, mask: Scope | None) -> list[Hit]:
-        """The stage judges the first ``stage.top_n`` candidates — the list it was trained on — so a question's first
-        hits are the same whatever k is (before, k=100 let the stage promote candidates from ranks 31-100 and gave
-        another top 10 than k=10).  Candidates beyond them (k > top_n) follow, with the relevance the stage gives them
-        in the longer list, never above the lowest judged one, so hits stay best first."""
-        n = stage.top_n
-        head = self._judge(stage, text, hits[:n], ranked, at[:n], concepts, mask)
-        if len(hits) <= n:
-            return head
-        _, prob = stage.judge(self._evidence(text, hits, ranked, at, concepts))
-        floor = min(h.relevance for h in head)
-        capped = [min(float(p), floor) for p in prob[n:]]
-        order = sorted(range(len(capped)), key=lambda i: -capped[i])  # stable: first-stage order on ties
-        return head + [replace(hits[n + i], relevance=capped[i], confident=capped[i] >= stage.threshold) for i in order]
-
-    def _judge(self, stage: RelevanceStage, text: str, hits: list[Hit], ranked: Ranked, at: list[int],
-               concepts, mask: Scope | None) -> list[Hit]:
-        """``hits`` re-ordered by the stage, each with its calibrated relevance and whether it is confident.
-
-        With a filter, a provision's relevance is at least what the same question over the whole collection gave it:
-        the stage reads the candidate list (ranks, gaps to the best), which a filter changes, and a filter must never
-        hide a provision the unfiltered search presents as an answer."""
-        if not hits:
-            return hits
-        raw, prob = stage.judge(self._evidence(text, hits, ranked, at, concepts))
-        if mask is not None:
-            wide = self._rank(text, "hybrid", max(self.settings.candidates, 3 * stage.top_n), None, concepts)
-            wide_hits, wide_at = self._hits(wide.rows, wide.scores, stage.top_n, None)
-            if wide_hits:
-                wide_prob = dict(zip((h.provision_id for h in wide_hits),
-                                     stage.judge(self._evidence(text, wide_hits, wide, wide_at, concepts))[1]))
-                prob = np.maximum(prob, [wide_prob.get(h.provision_id, 0.0) for h in hits])
-        return stage.mark(hits, raw, prob)
-
-    def _evidence(self, text: str, hits: list[Hit], ranked: Ranked, at: list[int], concepts=()) -> Evidence:
-        return Evidence.of(self._ix.lexical, lexical_question(text, _words(concepts)), hits, *(
-            np.asarray([a[i] for i in at]) for a in (ranked.scores, ranked.cos, ranked.bm25, ranked.rows)))
 
     def abstain_thresholds(self) -> dict | None:
         """The abstention thresholds in effect (the manifest's, recorded from the model that built the index), or None
