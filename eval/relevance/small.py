@@ -75,3 +75,45 @@ def small_items(pol: list[Item]) -> list[Item]:
             print(f"  {split} group {g}: {len(inside)} answerable, {len(negatives)} not", flush=True)
     path.write_bytes(pickle.dumps(out))
     return out
+
+
+def operating_points(stage_dir: Path, rates=(0.038, 0.05, 0.073, 0.10)) -> dict:
+    """The stage at ``stage_dir`` (a training output or a shipped ``index/data/relevance/<model>/``) on the small dev
+    collections: at its own threshold, false abstain (answerable questions without a confident hit), not-answerable
+    questions with a confident hit and top-1 correct; the AUC of the best probability; and, at each false-abstain
+    ``rate``, the threshold that gives it and the not-answerable share still confident there (stages compared at the
+    same false-abstain rate, not at their own thresholds)."""
+    import json
+
+    from eval.relevance.candidates import load_policies
+    from eval.relevance.scoring import RelevanceStage
+
+    spec = json.loads((Path(stage_dir) / "stage.json").read_text(encoding="utf-8"))
+    if "score" not in spec:  # the shipped layout (ship.py) -> the training one
+        spec = {"score": spec["model"], "lgbm": spec["lgbm"],
+                "calibration": {**spec["calibration"], "threshold": spec["threshold"]}}
+    stage = RelevanceStage(spec, Path(stage_dir), threads=2)
+    best_a, best_n, top1 = [], [], []
+    for i in (i for i in small_items(load_policies()[0]) if i.split == "dev"):
+        p = stage.calibrator(stage.raw_scores(i.sig, i.hits)) if i.hits else np.zeros(1)
+        if i.answerable and i.labels is not None and i.labels.any():
+            best_a.append(p.max())
+            top1.append(bool(i.labels[int(np.argmax(p))]))
+        elif not i.answerable:
+            best_n.append(p.max())
+    a, n, t = np.asarray(best_a), np.asarray(best_n), stage.calibrator.threshold
+    auc = (a[:, None] > n[None, :]).mean() + 0.5 * (a[:, None] == n[None, :]).mean()
+    return {"threshold": t, "answerable": len(a), "not_answerable": len(n),
+            "false_abstain": round(float((a < t).mean()), 4),
+            "not_answerable_confident": round(float((n >= t).mean()), 4), "top1": round(float(np.mean(top1)), 4),
+            "auc": round(float(auc), 4),
+            "at_false_abstain": {str(r): {"threshold": round(float(np.quantile(a, r)), 4),
+                                          "not_answerable_confident": round(float((n >= np.quantile(a, r)).mean()), 4)}
+                                 for r in rates}}
+
+
+if __name__ == "__main__":  # python -m eval.relevance.small STAGE_DIR   ($POLICYQA_MODEL: the stage's model)
+    import json
+    import sys
+
+    print(json.dumps(operating_points(Path(sys.argv[1])), indent=1))
