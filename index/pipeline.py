@@ -42,7 +42,9 @@ class IngestReport:
             lines.append(f"embedded on {self.embedded_on}")
         if self.kept_previous:
             lines.append("kept the previously indexed version of: " + ", ".join(self.kept_previous))
-        lines.append(f"{len(self.errors)} file(s) failed" if self.errors else "no errors")
+        # an error is a file that could not be read or one JSON Lines record skipped (the rest of that file is indexed)
+        lines.append(f"跳过 {len(self.errors)} 项（文件或记录，原因见上）; {len(self.errors)} skipped (files or records, "
+                     "reasons above)" if self.errors else "no errors")
         return "\n".join(lines)
 
 

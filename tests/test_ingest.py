@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from index.dedup import THRESHOLD, find_duplicates, shingles
-from index.ingest import IngestResult, iter_files, load_documents
+from index.ingest import IngestError, IngestResult, iter_files, load_documents
 from index.parse import parse_document
 from index.read import read_path
 
@@ -150,3 +150,15 @@ def test_directory_walk_survives_symlink_loops(tmp_path):
     assert [d.id for d in r.documents] == ["sub/a"]
     reasons = sorted(e.reason.split(" (")[0] for e in r.errors)
     assert reasons == ["file not found", "symlink loop", "symlink loop", "symlink to a directory"]
+
+
+def test_the_summary_counts_skipped_records_as_skipped_not_as_failed_files(tmp_path):
+    """A JSON Lines file with one duplicate id: the file is indexed, one record skipped; the summary says so."""
+    from index.pipeline import IngestReport
+
+    report = IngestReport(documents=2, provisions=5, chunks=5, embedded=5, kept_previous=(),
+                          errors=(IngestError("p.jsonl:3", "duplicate id 'x' (first on line 1); line skipped"),),
+                          files=1, megabytes=0.1, seconds=0.5)
+    last = report.summary().splitlines()[-1]
+    assert "跳过 1 项" in last and "1 skipped" in last and "failed" not in last
+    assert IngestReport(2, 5, 5, 5, (), (), 1, 0.1, 0.5).summary().endswith("no errors")
