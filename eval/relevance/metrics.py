@@ -73,3 +73,12 @@ def tradeoff(items, probs: list[np.ndarray]) -> list[dict]:
     """The abstention figures at every distinct top probability (the curve to choose a threshold from)."""
     tops = sorted({round(float(np.max(p)), 6) for p in probs if len(p)})
     return [abstention(items, probs, t) for t in tops]
+
+
+def separation(pos, neg) -> float:
+    """P(an answerable question's best probability > a not-answerable one's), ties half (the AUC): how well a stage
+    tells the two apart at any threshold; NaN when either side is empty."""
+    p, n = np.asarray(pos, np.float64), np.asarray(neg, np.float64)
+    if not len(p) or not len(n):
+        return float("nan")
+    return round(float((p[:, None] > n[None, :]).mean() + 0.5 * (p[:, None] == n[None, :]).mean()), 4)

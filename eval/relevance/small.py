@@ -86,6 +86,7 @@ def operating_points(stage_dir: Path, rates=(0.038, 0.05, 0.073, 0.10)) -> dict:
     import json
 
     from eval.relevance.candidates import load_policies
+    from eval.relevance.metrics import separation
     from eval.relevance.scoring import RelevanceStage
 
     spec = json.loads((Path(stage_dir) / "stage.json").read_text(encoding="utf-8"))
@@ -102,11 +103,10 @@ def operating_points(stage_dir: Path, rates=(0.038, 0.05, 0.073, 0.10)) -> dict:
         elif not i.answerable:
             best_n.append(p.max())
     a, n, t = np.asarray(best_a), np.asarray(best_n), stage.calibrator.threshold
-    auc = (a[:, None] > n[None, :]).mean() + 0.5 * (a[:, None] == n[None, :]).mean()
     return {"threshold": t, "answerable": len(a), "not_answerable": len(n),
             "false_abstain": round(float((a < t).mean()), 4),
             "not_answerable_confident": round(float((n >= t).mean()), 4), "top1": round(float(np.mean(top1)), 4),
-            "auc": round(float(auc), 4),
+            "auc": separation(a, n),
             "at_false_abstain": {str(r): {"threshold": round(float(np.quantile(a, r)), 4),
                                           "not_answerable_confident": round(float((n >= np.quantile(a, r)).mean()), 4)}
                                  for r in rates}}

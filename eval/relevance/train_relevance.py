@@ -28,7 +28,7 @@ if str(ROOT) not in sys.path:
 
 from eval.relevance.candidates import (  # noqa: E402
     load_cached, WORK, CACHE, POLICIES_INDEX, STARD_INDEX, Item, fill, load_laws, load_policies, load_stard)
-from eval.relevance.metrics import ranking  # noqa: E402
+from eval.relevance.metrics import ranking, separation  # noqa: E402
 from eval.relevance.scoring import FEATURES, features  # noqa: E402
 from eval.relevance.small import small_items  # noqa: E402
 from eval.relevance.train_ranker import PARAMS  # noqa: E402
@@ -83,12 +83,9 @@ def top_prob(model, items, cal) -> dict[str, float]:
 
 
 def auc(pos: dict, neg: dict) -> float:
-    """P(an answerable question's best probability > a not-answerable one's), ties half: how well the stage tells
-    the two apart at any threshold (the operating point's rates on 31 team questions move in steps of 3 %)."""
-    p, n = np.array(list(pos.values())), np.array(list(neg.values()))
-    if not len(p) or not len(n):
-        return float("nan")
-    return round(float(((p[:, None] > n[None, :]).mean() + 0.5 * (p[:, None] == n[None, :]).mean())), 4)
+    """``separation`` of two questions -> best probability maps (the operating point's rates on 31 team questions
+    move in steps of 3 %, the AUC does not)."""
+    return separation(list(pos.values()), list(neg.values()))
 
 
 def main() -> int:
