@@ -242,3 +242,17 @@ def test_the_first_hits_are_the_same_whatever_k_is(tmp_path):
         assert rel == sorted(rel, reverse=True) and all(0.0 <= r <= 1.0 for r in rel)
         assert max(rel[stage.top_n:]) <= min(rel[:stage.top_n])
         assert all(h.confident == (h.relevance >= stage.threshold) for h in many)
+
+
+def test_training_candidates_are_gathered_in_first_stage_order_as_the_stage_reads_them(searcher):
+    """The stage's rank features count the fused order it is given; its training data must be gathered in that order,
+    not in the order of the stage the index already carries."""
+    from eval.relevance.candidates import Item, fill
+
+    item = Item("q", QUESTION, "policies", "dev", "formal", frozenset())
+    fill(searcher, [item])
+    fused = searcher.with_settings(relevance=False, abstain=False).query(QUESTION, k=30).hits
+    assert [h.chunk_id for h in item.hits] == [h.chunk_id for h in fused]
+    assert list(item.sig.fused) == sorted(item.sig.fused, reverse=True)
+    judged = [h.chunk_id for h in searcher.query(QUESTION, k=30).hits]
+    assert judged != [h.chunk_id for h in item.hits]  # the index's stage would have re-ordered them

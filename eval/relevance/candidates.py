@@ -194,8 +194,13 @@ def law_questions(files: list[Path] | None = None) -> list[Item]:
 
 
 def fill(searcher, items: list[Item], progress: str = "") -> list[Item]:
-    """Search every item (hybrid, abstention off, top-N) and attach hits, signals and labels."""
-    s = searcher.with_settings(abstain=False)
+    """Search every item (hybrid, abstention off, top-N) and attach hits, signals and labels.
+
+    The index's own relevance stage is switched off: the stage reads its candidates in first-stage (fused) order —
+    their ``rank``, ``doc_first_rank`` and ``max_cov5`` features — and so must its training data.  Until session 11
+    an index built with a shipped stage gave the *previous stage's* order here, so each stage was trained on ranks
+    it never sees in use."""
+    s = searcher.with_settings(abstain=False, relevance=False)
     s.query("预热", 5)  # load the encoder before timing
     t0 = time.time()
     for i, it in enumerate(items):
