@@ -9,7 +9,6 @@ from typing import NamedTuple
 import numpy as np
 
 from index.backend import Scope
-from index.query_terms import words as _words
 from index.relevance import Evidence, RelevanceStage, lexical_question
 from index.types import Hit
 
@@ -63,5 +62,5 @@ class Judging:
         return stage.mark(hits, raw, prob)
 
     def _evidence(self, text: str, hits: list[Hit], ranked: Ranked, at: list[int], concepts=()) -> Evidence:
-        return Evidence.of(self._ix.lexical, lexical_question(text, _words(concepts)), hits, *(
+        return Evidence.of(self._ix.lexical, lexical_question(text, concepts), hits, *(
             np.asarray([a[i] for i in at]) for a in (ranked.scores, ranked.cos, ranked.bm25, ranked.rows)))

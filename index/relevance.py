@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from index.query_terms import words
+
 #: Candidates the stage judges (hybrid top-N, one per provision).
 TOP_N = 30
 STAGE_FILE = "stage.json"
@@ -58,12 +60,14 @@ class Evidence:
                    pieces=tuple("~" in h.chunk_id for h in hits), idf=idf, unknown_idf=unknown, n_tokens=n_tokens)
 
 
-def lexical_question(text: str, words: tuple[str, ...] = ()) -> str:
-    """The question as the stage's word features read it: the text, plus the Chinese words of its dictionary
-    translation (``index.translate``; English questions), which BM25 already matches.  Without them an English
-    question's coverage, title/path overlap and bigram features are all zero and its words all "unknown", so the stage
-    ranked its candidates on cosines alone (the same words on the training side: eval/relevance/scoring.py)."""
-    return f"{text} {' '.join(words)}" if words else text
+def lexical_question(text: str, concepts=()) -> str:
+    """The question as the stage's word features read it: the text, plus the Chinese words of its concepts — the
+    dictionary translation of an English question (``index.translate``) or the official words of a Chinese question's
+    everyday words (``index.everyday``) — which BM25 already matches.  Without them an English question's coverage,
+    title/path overlap and bigram features are all zero and its words all "unknown", so the stage ranked its candidates
+    on cosines alone (the same function on the training side: eval/relevance/scoring.py)."""
+    added = words(concepts)
+    return f"{text} {' '.join(added)}" if added else text
 
 
 #: A question that asks for an amount, a share, a limit or a date ("补贴多少", "比例是多少", "截止日期是哪天", "how much").

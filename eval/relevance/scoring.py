@@ -79,7 +79,7 @@ def gather(searcher, query: str, hits) -> Signals:
         from index.dense import exact_scores
 
         cos = np.asarray(exact_scores(ix.vectors, searcher.query_vector(text), rows), dtype=np.float64)
-    text = lexical_question(text, tuple(dict.fromkeys(w for c in concepts for w in c.terms)))  # as the product
+    text = lexical_question(text, concepts)  # as the product
     cov = lexical.coverage(text, rows) if len(rows) else np.zeros(0)
     idf, unknown, n_tokens = lexical.idf_split(text)
     total = sum(idf.values()) or 1.0

@@ -1,0 +1,93 @@
+"""Dev figures through the product path — the searcher as a user runs it, relevance stage included — for a candidate
+change, to be put beside the shipped one's in the same run: the team's policies dev split (questions and their
+English versions apart) or STARD's tune-half B.
+
+    python -m eval.relevance.devpath INDEX policies|stard [--stage DIR] [--set name=value ...]
+
+``--stage``: judge with a stage folder (``ship.py``'s layout, e.g. ``ship(source, dest_root=…)``) instead of the
+index's own; ``--set``: query settings (``Searcher.with_settings``, e.g. ``relevance=false`` for the first stage
+alone).  Prints one JSON line: per group, MRR@10 and R@10, false abstain (answerable questions without a
+confident hit), out-of-corpus questions abstained, MRR@10 by question kind.  Policies gold is provisions, STARD's is
+documents.  Every ship-or-not rule of session 11 was decided on these figures (eval/reports/QUALITY.md).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))
+
+from eval.relevance.candidates import BATCHES, Item, policy_questions, stard_questions  # noqa: E402
+
+
+def figures(searcher, items: list[Item], by_doc: bool = False, k: int = 10) -> dict:
+    """The product-path figures of ``items``: ``questions`` (the team's questions as written, a few of them English)
+    and ``english_versions`` (``-en`` ids: batch_7's English versions of Chinese questions) apart."""
+    groups: dict[str, dict] = {}
+    for it in items:
+        resp = searcher.query(it.query, k=k)
+        ids = [h.doc_id if by_doc else h.provision_id for h in resp.hits]
+        g = groups.setdefault("english_versions" if it.qid.endswith("-en") else "questions",
+                              {"rr": [], "recall": [], "abstain": [], "ooc": [], "kinds": {}})
+        if it.gold:
+            rr = next((1.0 / (i + 1) for i, x in enumerate(ids) if x in it.gold), 0.0)
+            g["rr"].append(rr)
+            g["kinds"].setdefault(it.kind, []).append(rr)
+            g["recall"].append(len(set(ids) & it.gold) / len(it.gold))
+            g["abstain"].append(not any(h.confident for h in resp.hits))
+        else:
+            g["ooc"].append(not resp.found)
+    mean = lambda xs: round(float(np.mean(xs)), 4) if xs else None  # noqa: E731
+    return {lang: {"answerable": len(g["rr"]), "MRR@10": mean(g["rr"]), "R@10": mean(g["recall"]),
+                   "false_abstain": mean(g["abstain"]), "ooc": len(g["ooc"]), "ooc_abstained": mean(g["ooc"]),
+                   "MRR@10_by_kind": {kind: mean(v) for kind, v in sorted(g["kinds"].items())}}
+            for lang, g in sorted(groups.items())}
+
+
+def _value(text: str):
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        return float(text) if "." in text else int(text)
+    except ValueError:
+        return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    from index.relevance import RelevanceStage
+    from index.search import Searcher
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("index", type=Path)
+    ap.add_argument("questions", choices=("policies", "stard"))
+    ap.add_argument("--stage", type=Path, help="a stage folder to judge with instead of the index's own")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a query setting")
+    args = ap.parse_args(argv)
+    settings = {k: _value(v) for k, v in (s.split("=", 1) for s in args.set)}
+    searcher = Searcher.load(args.index)
+    if settings:
+        searcher = searcher.with_settings(**settings)
+    if args.stage:
+        object.__setattr__(searcher._ix, "relevance", RelevanceStage.load(args.stage))  # this process only
+    if args.questions == "policies":
+        items = [i for i in policy_questions(searcher.documents, sorted(BATCHES.glob("batch_*.jsonl")))[0]
+                 if i.split == "dev"]
+    else:
+        items = [i for i in stard_questions() if i.split == "stard-b"]
+    t0 = time.time()
+    out = figures(searcher, items, by_doc=args.questions == "stard")
+    print(json.dumps({"index": str(args.index), "questions": args.questions, "stage": args.stage and str(args.stage),
+                      "settings": settings, "seconds": round(time.time() - t0), **out}, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
