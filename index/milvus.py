@@ -127,6 +127,12 @@ class MilvusSettings:
         return {"nprobe": self.nprobe} if index_type.startswith("IVF") else {}
 
 
+def collection_record(model: str, dim: int, fingerprint: str, corpus_sha256: str, chunks: int) -> dict:
+    """What a collection's description records (``index.store.milvus_store`` writes it), and what a search or a
+    vector reuse checks against the local manifest (``check_collection``)."""
+    return {"model": model, "dim": dim, "fingerprint": fingerprint, "corpus_sha256": corpus_sha256, "chunks": chunks}
+
+
 def is_milvus(spec) -> bool:
     """Whether an --index value names a Milvus collection rather than a folder."""
     return str(spec).startswith("milvus:/")

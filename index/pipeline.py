@@ -107,13 +107,13 @@ _READER_LIBS = ("charset-normalizer", "pypdf", "python-docx", "selectolax", "ope
 def inputs_fingerprint(files: list[tuple[Path, Path]], max_bytes: int) -> str | None:
     """sha256 over the files to ingest (ingest root, path, bytes) and the code and library versions that read them;
     None when a file cannot be read whole (it will be reported by the normal path)."""
-    from index.store.build import _dist_version
+    from index.store.parts import dist_version
 
     h = hashlib.sha256()
     here = Path(__file__).parent
     for name in _READERS:
         h.update((here / f"{name}.py").read_bytes())
-    h.update(repr([(n, _dist_version(n)) for n in _READER_LIBS] + [max_bytes]).encode())
+    h.update(repr([(n, dist_version(n)) for n in _READER_LIBS] + [max_bytes]).encode())
     try:
         for path, root in files:
             if path.stat().st_size > max_bytes:

@@ -2,12 +2,13 @@
 
 settings (BuildSettings, QuerySettings) · manifest (IndexManifest, the one source of truth) · atomic (lock, swap,
 shared with the model build) · guard (what may be an index, what an ingest never reads) · build (build_index) ·
-reuse (unchanged_index, reusable vectors; sha256-checked) · load (load_index, attach_adapter) · milvus_store (an index
+parts (what both backends build with: BuildReport, chunk keys, corpus hash) · reuse (unchanged_index, reusable vectors; sha256-checked) · load (load_index, attach_adapter) · milvus_store (an index
 whose vectors and BM25 weights live in a Milvus collection: build_milvus, open_milvus)
 """
 from index.store.atomic import folder_lock as index_lock
-from index.store.build import BuildReport, build_index, build_fingerprint, chunk_key, corpus_hash
-from index.store.reuse import unchanged_index
+from index.store.build import build_index
+from index.store.parts import BuildReport, chunk_key, corpus_hash
+from index.store.reuse import build_fingerprint, unchanged_index
 from index.store.errors import (
     FIX, IndexAlteredError, IndexCorruptError, IndexLockedError, IndexMismatchError, IndexNotFoundError, IndexStoreError)
 from index.store.layout import ADAPTER, BM25_DIR, CHUNKS, DENSE, DOCUMENTS, MANIFEST, VECTORS

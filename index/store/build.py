@@ -1,29 +1,27 @@
 """Build (or update) an index folder atomically, reusing the vectors of unchanged chunks; attach query-time parts."""
 from __future__ import annotations
 
-import hashlib
-import json
-import platform
 import shutil
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from index.chunk import chunk_documents, context_prefix
+from index.chunk import chunk_documents
 from index.dense import DenseIndex
 from index.lexical import LexicalIndex
 from index.store.atomic import build_folder, folder_lock, swap_in
 from index.store.errors import IndexStoreError, write_error
 from index.store.guard import check_index_target
 from index.store.reuse import build_fingerprint, reusable_vectors
-from index.store.layout import BM25_DIR, CHUNKS, DENSE, DOCUMENTS, VECTORS
+from index.store.layout import BM25_DIR, DENSE, VECTORS
 from index.store.manifest import (
     BuildSection, IndexManifest, ModelInfo, QuerySection, altered_file, file_digests, read_manifest,
     write_manifest)
+from index.store.parts import (  # noqa: F401  (BuildReport, chunk_key, corpus_hash: index.store's names)
+    BuildReport, assemble_vectors, chunk_key, corpus_hash, doc_json, lexical_texts, versions, write_texts)
 from index.store.settings import IndexSettings
 from index.store.stage import copy_shipped_stage, model_abstain, replace_stage, shipped_stage_digest, stage_digest
 from index.tokenize import ChineseTokenizer
@@ -32,73 +30,6 @@ from index.types import Document
 if TYPE_CHECKING:  # only the protocol type; the model code is imported when an embedder is built
     from index.embed import Embedder
     from index.store.ray_embed import RayPlan
-
-
-@dataclass(frozen=True)
-class BuildReport:
-    """What ``build_index`` did: the manifest written, and how many chunk vectors were encoded vs reused."""
-
-    index_dir: Path
-    manifest: IndexManifest
-    encoded: int
-    reused: int
-    unchanged: bool  # corpus and build settings identical: nothing was rebuilt
-    seconds: float
-
-    @property
-    def counts(self) -> dict:
-        """The manifest's counts plus what this build embedded (``embedded``) and reused (``reused``)."""
-        return {**self.manifest.build.counts, "embedded": self.encoded, "reused": self.reused}
-
-
-def _sha(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def chunk_key(embedder: Embedder, embed_text: str) -> str:
-    """Content key of a chunk vector: the same model + prompt + text always gives the same vector."""
-    return _sha(f"{embedder.name}\0{embedder.passage_prompt}\0{embed_text}")[:32]
-
-
-def _shallow(obj) -> dict:
-    return dict(obj.__dict__)  # the records are plain (non-slotted) dataclasses: __dict__ holds exactly the fields
-
-
-def doc_json(doc: Document) -> str:
-    """``Document.to_dict()`` as JSON, without dataclasses.asdict's deep copies (10x faster on 100k documents)."""
-    d = _shallow(doc)
-    d["provisions"] = [_shallow(p) for p in doc.provisions]
-    d["sources"] = [_shallow(x) for x in doc.sources]
-    return json.dumps(d, ensure_ascii=False, sort_keys=True)
-
-
-def corpus_hash(documents: Iterable[Document], _lines: dict[str, str] | None = None) -> str:
-    """sha256 over the documents' JSON, in id order."""
-    lines = _lines if _lines is not None else {d.id: doc_json(d) for d in documents}
-    h = hashlib.sha256()
-    for doc_id in sorted(lines):
-        h.update(lines[doc_id].encode("utf-8"))
-        h.update(b"\n")
-    return h.hexdigest()
-
-
-def lexical_texts(docs: list[Document], chunks, lexical_context: bool) -> list[str]:
-    """What BM25 indexes for each chunk: its text, after its document title and heading path when
-    ``lexical_context``."""
-    by_id = {d.id: d for d in docs}
-    provs = {p.id: p for d in docs for p in d.provisions}
-    return [(context_prefix(by_id[c.doc_id], provs[c.provision_id]) if lexical_context else "") + c.text
-            for c in chunks]
-
-
-def write_texts(folder: Path, docs: list[Document], lines: dict[str, str], chunks, keys) -> None:
-    """documents.jsonl (the lines serialised once for hashing) and chunks.jsonl (each with its vector key)."""
-    with open(folder / DOCUMENTS, "w", encoding="utf-8") as fh:
-        for d in docs:
-            fh.write(lines[d.id] + "\n")
-    with open(folder / CHUNKS, "w", encoding="utf-8") as fh:
-        for c, key in zip(chunks, keys):
-            fh.write(json.dumps({**asdict(c), "key": key}, ensure_ascii=False) + "\n")
 
 
 def _encode(embedder: Embedder, texts: list[str], progress: bool) -> np.ndarray:
@@ -221,7 +152,7 @@ def _build_locked(docs: list[Document], index_dir: Path, embedder: Embedder, set
             inputs_sha256=inputs_sha256,
             built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             build_seconds=round(time.perf_counter() - t0, 3), embed_seconds=round(t_embed - t0, 3),
-            versions=_versions(), embedded_by=getattr(encode, "record", None) if todo else None)
+            versions=versions(), embedded_by=getattr(encode, "record", None) if todo else None)
         files = {p.relative_to(tmp).as_posix(): p.stat().st_size for p in sorted(tmp.rglob("*")) if p.is_file()}
         manifest = IndexManifest(build, query, files, file_digests(tmp, files))
         write_manifest(tmp, manifest)  # written last: a directory without it is incomplete
@@ -230,18 +161,6 @@ def _build_locked(docs: list[Document], index_dir: Path, embedder: Embedder, set
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return BuildReport(index_dir, manifest, len(todo), len(chunks) - len(todo), False, time.perf_counter() - t0)
-
-
-def assemble_vectors(embedder: Embedder, chunks, keys: list[str], reuse: dict, encode, progress: bool):
-    """(the chunks' vectors, the positions encoded): an unchanged chunk's vector is taken from ``reuse`` (by chunk
-    key), the others are encoded by ``encode`` (in process, or on a Ray cluster).  Both backends build with it."""
-    todo = [i for i, key in enumerate(keys) if key not in reuse]
-    vectors = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
-    for i, key in enumerate(keys):
-        if key in reuse:
-            vectors[i] = reuse[key]
-    vectors[todo] = encode(embedder, [chunks[i].embed_text for i in todo], progress)
-    return vectors, todo
 
 
 def _build_milvus(docs: list[Document], index_dir: Path, embedder: Embedder, settings: IndexSettings,
@@ -253,7 +172,7 @@ def _build_milvus(docs: list[Document], index_dir: Path, embedder: Embedder, set
     lines = {d.id: doc_json(d) for d in docs}
     fingerprint = build_fingerprint(embedder, bs, min(bs.chunk_max_tokens, embedder.max_tokens))
     return build_milvus(docs, lines, index_dir, embedder, settings, MilvusTarget.parse(backend), fingerprint,
-                        corpus_hash(docs, lines), progress, t0, encode, _versions())
+                        corpus_hash(docs, lines), progress, t0, encode, versions())
 
 
 def _carried_query_section(old: IndexManifest | None, embedder: Embedder, index_dir: Path, tmp: Path,
@@ -280,22 +199,3 @@ def _vectors_precision(new: str | None, old: str | None, encoded: int, reused: i
     if not encoded:
         return old
     return new if new == old else "mixed"
-
-
-def _versions() -> dict:
-    import bm25s
-    import faiss
-    import jieba
-
-    return {"python": platform.python_version(), "numpy": np.__version__, "faiss": faiss.__version__,
-            "bm25s": bm25s.__version__, "jieba": jieba.__version__,
-            **{n: _dist_version(n) for n in ("opencc", "langchain-text-splitters")}}
-
-
-def _dist_version(name: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return None

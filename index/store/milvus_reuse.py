@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from index.milvus import MilvusTarget, check_collection, describe
+from index.milvus import MilvusTarget, check_collection, collection_record, describe
 from index.store.errors import IndexStoreError
 from index.store.layout import CHUNKS
 from index.store.manifest import altered_file, read_manifest_json
@@ -51,8 +51,6 @@ def _from_collection(client, target: MilvusTarget, index_dir: Path, embedder, wa
                                                {k: v for k, v in digests.items() if k == CHUNKS}):
             return {}
         physical = MilvusTarget(old.host, old.port, backend["physical"])
-        from index.store.milvus_store import collection_record
-
         expected = collection_record(model["name"], model["dim"], build["fingerprint"], build["corpus_sha256"],
                                      int(build["counts"]["chunks"]))
         check_collection(describe(client, physical, old), expected, physical, old)

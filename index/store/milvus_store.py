@@ -21,12 +21,13 @@ import numpy as np
 
 from index.chunk import chunk_documents
 from index.lexical import LexicalIndex
-from index.milvus import MilvusSettings, MilvusTarget, call_failure, connect
+from index.milvus import MilvusSettings, MilvusTarget, call_failure, collection_record, connect
 from index.normalize import fold
 from index.store.atomic import build_folder, swap_in
 from index.store.layout import BM25_DIR
 from index.store.milvus_reuse import milvus_reusable
 from index.store.manifest import BuildSection, IndexManifest, ModelInfo, QuerySection, file_digests, write_manifest
+from index.store.parts import BuildReport, assemble_vectors, chunk_key, dist_version, lexical_texts, write_texts
 from index.store.settings import IndexSettings
 from index.store.stage import copy_shipped_stage, model_abstain
 from index.tokenize import ChineseTokenizer
@@ -36,16 +37,9 @@ LEXICON = "lexicon.json"  # in BM25_DIR: {"size": n, "vocab": {token: [id, df]}}
 TEXT_CHARS = 8000  # VARCHAR limit is 65,535 bytes; a chunk is <= 512 model tokens (~1,500 characters)
 
 
-def collection_record(model: str, dim: int, fingerprint: str, corpus_sha256: str, chunks: int) -> dict:
-    """What the collection's description records, and what a search checks against the local manifest."""
-    return {"model": model, "dim": dim, "fingerprint": fingerprint, "corpus_sha256": corpus_sha256, "chunks": chunks}
-
-
 def build_milvus(docs: list[Document], lines: dict[str, str], index_dir: Path, embedder, settings: IndexSettings,
                  target: MilvusTarget, fingerprint: str, chash: str, progress: bool, t0: float, encode, versions):
     """Chunk, embed and BM25-weight ``docs``; write the collection and the local folder.  Returns the manifest."""
-    from index.store.build import BuildReport, assemble_vectors, chunk_key, lexical_texts, write_texts
-
     bs = settings.build
     ms = MilvusSettings.from_env()  # index type, shards, replicas, consistency: a wrong value fails before anything
     client = connect(target)  # fails first, before any embedding, when the server is not there
@@ -92,7 +86,7 @@ def build_milvus(docs: list[Document], lines: dict[str, str], index_dir: Path, e
                    "hnsw_m": bs.hnsw_m if index_type == "HNSW" else None},
             built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             build_seconds=round(time.perf_counter() - t0, 3), embed_seconds=round(t_embed - t0, 3),
-            versions={**versions, "pymilvus": _version("pymilvus")}, embedded_by=getattr(encode, "record", None),
+            versions={**versions, "pymilvus": dist_version("pymilvus")}, embedded_by=getattr(encode, "record", None),
             backend={"kind": "milvus", "uri": target.spec, "collection": target.collection, "physical": physical,
                      "consistency_level": ms.consistency, "index_type": index_type, "index_params": index_params,
                      "nprobe": ms.nprobe if index_type.startswith("IVF") else None, "shards": ms.shards,
@@ -214,12 +208,6 @@ def _entity(i: int, chunk, vector: np.ndarray, lex: dict, text: str, by_id: dict
     return {"row": i, "chunk_id": chunk.id, "doc_id": chunk.doc_id, "region": fold(doc.region or ""),
             "issuer": fold(doc.issuer or ""), "year": int(doc.year) if doc.year is not None else -1,
             "vector": np.asarray(vector, np.float32).tolist(), "lex": lex, "text": text[:TEXT_CHARS]}
-
-
-def _version(name: str) -> str | None:
-    from index.store.build import _dist_version
-
-    return _dist_version(name)
 
 
 def open_milvus(index_dir: Path, manifest: IndexManifest):
