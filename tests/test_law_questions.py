@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from eval.relevance.candidates import law_files, law_questions, law_split
+from eval.relevance.question_sets import law_files, law_questions, law_split
 
 ROOT = Path(__file__).resolve().parents[1]
 STARD = ROOT.parent / "shared" / "bench" / "stard"

@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run from a checkout: an earlier PYTHONPATH entry (a code snapshot) still wins
     sys.path.append(str(ROOT))
 
-from eval.relevance.candidates import CACHE, POLICIES_INDEX, STARD_INDEX, policy_questions, stard_questions  # noqa: E402
+from eval.relevance.candidates import CACHE, POLICIES_INDEX, STARD_INDEX  # noqa: E402
+from eval.relevance.question_sets import policy_questions, stard_questions  # noqa: E402
 from eval.relevance.scoring import CE_PASSAGE, CE_QUERY, TOP_N, OnnxCrossEncoder, features, gather, pair_text  # noqa: E402
 
 OUT = ROOT / "data" / "relevance"

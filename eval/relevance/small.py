@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.relevance.candidates import load_cached, CACHE, POLICIES_INDEX, Item, fill, split_of
+from eval.relevance.candidates import load_cached, CACHE, POLICIES_INDEX, fill
+from eval.relevance.question_sets import Item, split_of
 
 GROUP = 5
 GROUPS = {"train": 24, "dev": 5}

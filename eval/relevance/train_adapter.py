@@ -24,7 +24,8 @@ if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
 from eval.adapter import candidates, dense_mrr  # noqa: E402
-from eval.relevance.candidates import POLICIES_INDEX, STARD_INDEX, policy_questions, stard_questions  # noqa: E402
+from eval.relevance.candidates import POLICIES_INDEX, STARD_INDEX  # noqa: E402
+from eval.relevance.question_sets import policy_questions, stard_questions  # noqa: E402
 from index.adapter import QueryAdapter  # noqa: E402
 from index.normalize import to_simplified  # noqa: E402
 

@@ -39,7 +39,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run from a checkout: an earlier PYTHONPATH entry (a code snapshot) still wins
     sys.path.append(str(ROOT))
 
-from eval.relevance.candidates import CACHE, STARD, load_policies, load_stard  # noqa: E402
+from eval.relevance.candidates import CACHE, load_policies, load_stard  # noqa: E402
+from eval.relevance.question_sets import STARD  # noqa: E402
 from eval.relevance.metrics import ranking  # noqa: E402
 from eval.relevance.scoring import CE_PASSAGE, CE_QUERY, OnnxCrossEncoder, pair_text  # noqa: E402
 
