@@ -55,5 +55,5 @@ def test_the_command_judges_with_another_stage_and_settings(folder, tmp_path, ca
     strict = _stage(tmp_path / "strict", threshold=0.999)
     main([str(folder), "stard", "--stage", str(strict), "--set", "candidates=50"])
     line = json.loads(capsys.readouterr().out)
-    assert line["settings"] == {"candidates": 50} and line["stage"] == str(strict)
+    assert line["question_set"] == "stard" and line["settings"] == {"candidates": 50} and line["stage"] == str(strict)
     assert line["questions"]["false_abstain"] == 1.0  # nothing clears a 0.999 threshold

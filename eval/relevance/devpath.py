@@ -62,8 +62,12 @@ def _value(text: str):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from dataclasses import replace
+
+    from index.embed import load_embedder
     from index.relevance import RelevanceStage
     from index.search import Searcher
+    from index.store import check_embedder, load_index
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("index", type=Path)
@@ -72,11 +76,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a query setting")
     args = ap.parse_args(argv)
     settings = {k: _value(v) for k, v in (s.split("=", 1) for s in args.set)}
-    searcher = Searcher.load(args.index)
+    loaded = load_index(args.index)
+    embedder = load_embedder(loaded.manifest.build.model.name)
+    check_embedder(loaded.manifest, embedder, args.index)
+    if args.stage:  # in this process only; the index folder is not touched
+        loaded = replace(loaded, relevance=RelevanceStage.load(args.stage))
+    searcher = Searcher(loaded, embedder)
     if settings:
         searcher = searcher.with_settings(**settings)
-    if args.stage:
-        object.__setattr__(searcher._ix, "relevance", RelevanceStage.load(args.stage))  # this process only
     if args.questions == "policies":
         items = [i for i in policy_questions(searcher.documents, sorted(BATCHES.glob("batch_*.jsonl")))[0]
                  if i.split == "dev"]
@@ -84,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         items = [i for i in stard_questions() if i.split == "stard-b"]
     t0 = time.time()
     out = figures(searcher, items, by_doc=args.questions == "stard")
-    print(json.dumps({"index": str(args.index), "questions": args.questions, "stage": args.stage and str(args.stage),
+    print(json.dumps({"index": str(args.index), "question_set": args.questions, "stage": args.stage and str(args.stage),
                       "settings": settings, "seconds": round(time.time() - t0), **out}, ensure_ascii=False))
     return 0
 

@@ -20,7 +20,7 @@ from index.store.layout import BM25_DIR, DENSE, VECTORS
 from index.store.manifest import (
     BuildSection, IndexManifest, ModelInfo, QuerySection, altered_file, file_digests, read_manifest,
     write_manifest)
-from index.store.parts import (  # noqa: F401  (BuildReport, chunk_key, corpus_hash: index.store's names)
+from index.store.parts import (
     BuildReport, assemble_vectors, chunk_key, corpus_hash, doc_json, lexical_texts, versions, write_texts)
 from index.store.settings import IndexSettings
 from index.store.stage import copy_shipped_stage, model_abstain, replace_stage, shipped_stage_digest, stage_digest
