@@ -24,31 +24,38 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
+from eval.metrics import ir_metrics  # noqa: E402
 from eval.relevance.question_sets import BATCHES, Item, policy_questions, stard_questions  # noqa: E402
 
 
 def figures(searcher, items: list[Item], by_doc: bool = False, k: int = 10) -> dict:
     """The product-path figures of ``items``: ``questions`` (the team's questions as written, a few of them English)
-    and ``english_versions`` (``-en`` ids: batch_7's English versions of Chinese questions) apart."""
+    and ``english_versions`` (``-en`` ids: batch_7's English versions of Chinese questions) apart.  MRR@10 and R@10
+    are ``eval.metrics.ir_metrics``' (pytrec_eval), as in every other report."""
     groups: dict[str, dict] = {}
     for it in items:
         resp = searcher.query(it.query, k=k)
-        ids = [h.doc_id if by_doc else h.provision_id for h in resp.hits]
         g = groups.setdefault("english_versions" if it.qid.endswith("-en") else "questions",
-                              {"rr": [], "recall": [], "abstain": [], "ooc": [], "kinds": {}})
+                              {"run": {}, "qrels": {}, "kinds": {}, "abstain": [], "ooc": []})
         if it.gold:
-            rr = next((1.0 / (i + 1) for i, x in enumerate(ids) if x in it.gold), 0.0)
-            g["rr"].append(rr)
-            g["kinds"].setdefault(it.kind, []).append(rr)
-            g["recall"].append(len(set(ids) & it.gold) / len(it.gold))
+            g["run"][it.qid] = [h.doc_id if by_doc else h.provision_id for h in resp.hits]
+            g["qrels"][it.qid] = {x: 1 for x in it.gold}
+            g["kinds"].setdefault(it.kind, []).append(it.qid)
             g["abstain"].append(not any(h.confident for h in resp.hits))
         else:
             g["ooc"].append(not resp.found)
-    mean = lambda xs: round(float(np.mean(xs)), 4) if xs else None  # noqa: E731
-    return {lang: {"answerable": len(g["rr"]), "MRR@10": mean(g["rr"]), "R@10": mean(g["recall"]),
-                   "false_abstain": mean(g["abstain"]), "ooc": len(g["ooc"]), "ooc_abstained": mean(g["ooc"]),
-                   "MRR@10_by_kind": {kind: mean(v) for kind, v in sorted(g["kinds"].items())}}
-            for lang, g in sorted(groups.items())}
+    def mean(xs) -> float | None:
+        return round(float(np.mean(xs)), 4) if len(xs) else None
+
+    out = {}
+    for name, g in sorted(groups.items()):
+        per_query = ir_metrics(g["run"], g["qrels"])
+        mrr = {kind: mean([per_query[q]["mrr@10"] for q in qids]) for kind, qids in sorted(g["kinds"].items())}
+        out[name] = {"answerable": len(per_query), "MRR@10": mean([r["mrr@10"] for r in per_query.values()]),
+                     "R@10": mean([r["recall@10"] for r in per_query.values()]),
+                     "false_abstain": mean(g["abstain"]), "ooc": len(g["ooc"]), "ooc_abstained": mean(g["ooc"]),
+                     "MRR@10_by_kind": mrr}
+    return out
 
 
 def _value(text: str):
