@@ -5,7 +5,10 @@
 The questions of ``qrels/<split>.tsv`` are taken in file order; the first ``--train-share`` of them (default half) are
 the training questions (the "tune" rows of `policyqa eval beir`), the rest are never seen here: they are the "heldout"
 rows of its report.  Among the training questions the last fifth picks the number of steps (early stopping on
-MRR@10 of dense retrieval), then the adapter is refit on all training questions for that many steps.
+MRR@10 of dense retrieval), then the adapter is refit on all training questions for that many steps.  Unless
+``--tau`` and ``--lr`` are given, the same early-stopping questions also pick them from a small grid (``GRID``): the
+first settings (τ 0.05, lr 2e-3) were chosen for the plain model and overfit the fine-tuned default model from the
+first ten steps on (its cosines spread wider), so `policyqa tune` wrote no adapter for it (session 12).
 
 The passage vectors are read from the benchmark's index (built by `policyqa eval beir DIR`; the same cache key), so
 nothing is re-embedded; query vectors come from the model exactly as the Searcher makes them.  The loss is a softmax
@@ -24,6 +27,10 @@ import numpy as np
 from eval.beir import TUNE_SHARE, beir_index_dir, load_beir, tune_cut
 from index.adapter import QueryAdapter, adapter_filename
 from index.normalize import to_simplified
+
+
+#: (temperature, learning rate) pairs tried when none is given; the first is the plain model's original setting.
+GRID = ((0.05, 2e-3), (0.05, 5e-4), (0.05, 2e-4), (0.02, 5e-4), (0.02, 2e-4), (0.1, 5e-4))
 
 
 def _positives(questions, qrels, doc_rows: dict[str, list[int]]) -> list[np.ndarray]:
@@ -98,6 +105,19 @@ def fit(queries: np.ndarray, passages: np.ndarray, positives: list[np.ndarray], 
     return (best[2] if val is not None else w.detach()).numpy(), curve
 
 
+def pick(curves: dict[tuple[float, float], list]) -> tuple[float, float, int, float] | None:
+    """(tau, lr, steps, early-stopping MRR@10) of the best point of the validation ``curves`` of ``fit`` (one per
+    (tau, lr), each starting with step 0 = no adapter); the earliest step and the first setting win ties; None when no
+    step of any setting beats step 0."""
+    best = None
+    for (tau, lr), curve in curves.items():
+        base = curve[0][2]
+        for step, _, mrr in curve[1:]:
+            if mrr > base and (best is None or mrr > best[3]):
+                best = (tau, lr, step, mrr)
+    return best
+
+
 def main(argv: list[str] | None = None) -> int:
     from index import config
     from index.embed import load_embedder
@@ -109,9 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--index", type=Path, default=None, help="its index (default: the `policyqa eval beir` cache)")
     ap.add_argument("--train-share", type=float, default=TUNE_SHARE, help="first share of the questions used for training")
     ap.add_argument("--steps", type=int, default=200, help="most steps (early stopping picks fewer)")
-    ap.add_argument("--tau", type=float, default=0.05)
+    ap.add_argument("--tau", type=float, default=None, help="InfoNCE temperature (default: picked from GRID)")
     ap.add_argument("--l2", type=float, default=1e-3)
-    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--lr", type=float, default=None, help="Adam learning rate (default: picked from GRID)")
     ap.add_argument("--w-dense", type=float, default=0.9,
                     help="hybrid fusion weight used with the adapter (w_bm25 = 1 - it); chosen on the tune half "
                          "without adapter: 0.7 / 0.8 / 0.9 -> R@10 .511 / .530 / .557 (eval/reports/QUALITY.md)")
@@ -135,19 +155,29 @@ def main(argv: list[str] | None = None) -> int:
     passages = np.asarray(ix.vectors, np.float32)
     print(f"{len(train)} training questions ({n_fit} fit + {len(train) - n_fit} early-stopping), "
           f"{len(passages)} passages; baseline val dense MRR@10 {dense_mrr(qv[n_fit:], passages, pos[n_fit:]):.4f}")
-    _, curve = fit(qv[:n_fit], passages, pos[:n_fit], args.steps, args.tau, args.l2, args.lr,
-                   val=(qv[n_fit:], pos[n_fit:]))
-    best_step = max(curve, key=lambda c: (c[2], -c[0]))[0]
-    if best_step == 0:
+    grid = [(args.tau or t, args.lr or lr) for t, lr in GRID] if args.tau is None or args.lr is None \
+        else [(args.tau, args.lr)]
+    grid = list(dict.fromkeys(grid))
+    curves = {}
+    for tau, lr in grid:
+        print(f"tau {tau} lr {lr}:", flush=True)
+        curves[(tau, lr)] = fit(qv[:n_fit], passages, pos[:n_fit], args.steps, tau, args.l2, lr,
+                                val=(qv[n_fit:], pos[n_fit:]))[1]
+    chosen = pick(curves)
+    if chosen is None:
         print("no step beats the plain model on the early-stopping questions: no adapter written")
         return 1
+    args.tau, args.lr, best_step, best_mrr = chosen
+    curve = curves[(args.tau, args.lr)]
+    print(f"best: tau {args.tau} lr {args.lr} step {best_step}, early-stopping dense MRR@10 {curve[0][2]:.4f} -> "
+          f"{best_mrr:.4f}")
     print(f"refit on all {len(train)} training questions for {best_step} steps")
     weight, _ = fit(qv, passages, pos, best_step, args.tau, args.l2, args.lr)
     meta = {
         "benchmark": Path(args.directory).name, "split": args.split, "train_questions": len(train),
         "train_ids_first_last": [train[0].id, train[-1].id], "train_share": args.train_share, "steps": best_step,
         "tau": args.tau, "l2": args.l2, "lr": args.lr, "index_corpus_sha256": ix.manifest.build.corpus_sha256,
-        "curve": curve, "trained_by": "python -m eval.adapter",
+        "curve": curve, "grid": [list(g) for g in grid], "trained_by": "python -m eval.adapter",
         "fusion": {"w_dense": args.w_dense, "w_bm25": round(1.0 - args.w_dense, 6)},
     }
     out = args.out or Path(__file__).resolve().parent / "data" / (

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from eval.adapter import dense_mrr, fit
+from eval.adapter import dense_mrr, fit, pick
 from eval.beir import load_beir, tune_cut
 from fakes import HashEmbedder
 from index.adapter import QueryAdapter, adapter_filename
@@ -105,6 +105,15 @@ def test_fit_learns_a_map_that_ranks_the_positives_higher():
                    val=(queries[100:], positives[100:]), every=20)
     after = dense_mrr(QueryAdapter("t", w, {}).apply(queries[100:]), passages, positives[100:])
     assert after > before + 0.2 and [c[0] for c in curve] == [0, 20, 40, 60]
+
+
+def test_pick_takes_the_best_setting_and_step_and_refuses_when_nothing_beats_no_adapter():
+    # the curves of fit(): (step, loss, early-stopping MRR@10), step 0 = no adapter
+    overfits = [(0, None, 0.40), (10, 2.7, 0.39), (20, 2.0, 0.35)]
+    gentle = [(0, None, 0.40), (10, 2.9, 0.43), (20, 2.5, 0.47), (30, 2.2, 0.47), (40, 2.0, 0.45)]
+    assert pick({(0.05, 2e-3): overfits, (0.02, 2e-4): gentle}) == (0.02, 2e-4, 20, 0.47)
+    assert pick({(0.05, 2e-3): overfits}) is None
+    assert pick({(0.05, 2e-3): [(0, None, 0.4), (10, 1.0, 0.4)]}) is None  # a tie with no adapter is not a gain
 
 
 def test_beir_halves_label_tune_then_heldout(tmp_path):
