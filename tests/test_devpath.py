@@ -57,3 +57,15 @@ def test_the_command_judges_with_another_stage_and_settings(folder, tmp_path, ca
     line = json.loads(capsys.readouterr().out)
     assert line["question_set"] == "stard" and line["settings"] == {"candidates": 50} and line["stage"] == str(strict)
     assert line["questions"]["false_abstain"] == 1.0  # nothing clears a 0.999 threshold
+
+
+def test_fast_path_cut_is_the_highest_abstaining_on_at_most_five_percent():
+    import numpy as np
+
+    from eval.relevance.fastpath import cut
+
+    # (best cosine, best top-5 coverage) of 20 answerable questions; a well-covered question never abstains
+    ev = np.array([(0.40 + 0.02 * i, 0.1) for i in range(19)] + [(0.30, 0.9)])
+    c, share = cut(ev)
+    assert (c, share) == (0.42, 0.05)  # under 0.42: only 0.40, 1 of 20; under 0.43 also 0.42, 2 of 20
+    assert cut(np.array([(0.1, 0.0)] * 10))[0] == 0.1  # nothing above the grid's floor keeps under 5 %

