@@ -45,7 +45,7 @@ def main() -> None:
 
     booster = lgb.Booster(model_file=str(OUT / "lgbm_binary.txt"))
     meta = json.loads((OUT / args.ce / "meta.json").read_text())
-    from eval.relevance.train_reranker import base_folder
+    from eval.relevance.reranker_model import base_folder
 
     ce = OnnxCrossEncoder(CACHE / f"{args.ce}.onnx", base_folder() / "tokenizer.json", meta["max_length"], threads=1)
     res = {"load_avg_start": os.getloadavg(), "ce": args.ce, "max_length": meta["max_length"], "layers": meta["layers"]}
@@ -87,7 +87,7 @@ def main() -> None:
     # torch, 1 thread, per pair (batch of 10 pairs of the last STARD question's candidates)
     import torch
 
-    from eval.relevance.train_reranker import load_torch
+    from eval.relevance.reranker_model import load_torch
 
     torch.set_num_threads(1)
     model = load_torch(OUT / args.ce)

@@ -198,7 +198,7 @@ def main() -> None:
     if "ce@" in name:
         k = int(name.split("@")[1])
         meta = json.loads((OUT / args.ce / "meta.json").read_text())
-        from eval.relevance.train_reranker import base_folder
+        from eval.relevance.reranker_model import base_folder
 
         spec.update({"score": "lgbm+ce" if name.startswith("lgbm") else "ce", "ce_top": k,
                      "ce": {"onnx": f"cache/{args.ce}.onnx", "tokenizer": str(base_folder() / "tokenizer.json"),
