@@ -92,14 +92,40 @@ def eval_feedback(
 def tune(
     index: Optional[Path] = IndexOpt,
     adapter: Optional[Path] = typer.Option(None, "--adapter", help="A query adapter (.npz from python -m eval.adapter)."),
+    queries: Optional[Path] = typer.Option(None, "--queries",
+                                           help="Train one here: this collection's questions (JSONL, as policyqa eval)."),
+    qrels: Optional[Path] = typer.Option(None, "--qrels", help="… and their judgements (TSV query-id, corpus-id, score)."),
+    w_dense: Optional[float] = typer.Option(None, "--w-dense", min=0.0, max=1.0,
+                                            help="Fusion weight of dense retrieval with the adapter (default: the index's)."),
     remove: bool = typer.Option(False, "--remove", help="Remove the index's query adapter."),
 ) -> None:
-    """Corpus-specific tuning, made explicit: attach a query adapter to one index (recorded in its manifest)."""
+    """Corpus-specific tuning, made explicit: train a query adapter on this collection's labelled questions
+    (--queries/--qrels), or attach one trained before (--adapter), or --remove it; recorded in the index's manifest."""
     from index.store import attach_adapter
 
-    if (adapter is None) == (not remove):
-        raise CliError("需要 --adapter 文件或 --remove / give --adapter FILE or --remove")
-    manifest = attach_adapter(_index_dir(index), None if remove else adapter)
+    trained = queries is not None or qrels is not None
+    if sum((adapter is not None, remove, trained)) != 1 or (trained and (queries is None or qrels is None)):
+        raise CliError("需要且只需要其一：--queries 与 --qrels、--adapter 文件或 --remove / give one of: --queries with "
+                       "--qrels, --adapter FILE, or --remove")
+    if trained:
+        from eval.tune import TuneError, tune_index
+
+        try:
+            meta = tune_index(_index_dir(index), queries, qrels, w_dense=w_dense, log=typer.echo)
+        except TuneError as exc:
+            typer.echo(f"未调优 / not tuned: {exc}", err=True)
+            raise typer.Exit(1) from None
+        before, after = meta["early_stopping_mrr10"]
+        typer.echo(f"已训练并挂接查询适配器 / query adapter trained and attached: {meta['questions']} 个问题 questions "
+                   f"({meta['fit_questions']} fit, the rest for early stopping: dense MRR@10 {before:.3f} -> {after:.3f}), "
+                   f"{meta['steps']} steps, {meta['seconds']:.0f} s")
+    elif adapter is not None and w_dense is not None:
+        raise CliError("--w-dense 只用于 --queries 训练 / --w-dense goes with --queries (an --adapter file carries its own)")
+    manifest = attach_adapter(_index_dir(index), adapter) if adapter is not None or remove else None
+    if manifest is None:
+        from index.store import read_manifest
+
+        manifest = read_manifest(_index_dir(index))
     state = manifest.query.adapter or "none"
     typer.echo(f"index {_index_dir(index)}: query adapter {state}"
                + (f", fusion {dict(manifest.query.adapter_fusion)}" if manifest.query.adapter_fusion else ""))

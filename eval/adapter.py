@@ -118,6 +118,33 @@ def pick(curves: dict[tuple[float, float], list]) -> tuple[float, float, int, fl
     return best
 
 
+def train_adapter(qv: np.ndarray, passages: np.ndarray, positives: list[np.ndarray], steps: int = 200,
+                  l2: float = 1e-3, tau: float | None = None, lr: float | None = None, log=print) -> dict | None:
+    """Early stopping on the last fifth of the questions (in their order) picks (τ, lr) from ``GRID`` (or the given
+    ones) and the number of steps; then W is refit on all of them for that many steps.  Returns the weight, the
+    settings and the early-stopping curve, or None when no setting beats no adapter on those questions."""
+    n_fit = tune_cut(len(qv), 0.8)
+    log(f"{len(qv)} questions ({n_fit} fit + {len(qv) - n_fit} early-stopping), {len(passages)} passages; "
+        f"early-stopping dense MRR@10 without adapter {dense_mrr(qv[n_fit:], passages, positives[n_fit:]):.4f}")
+    grid = list(dict.fromkeys([(tau or t, lr or r) for t, r in GRID] if tau is None or lr is None else [(tau, lr)]))
+    curves = {}
+    for t, r in grid:
+        log(f"tau {t} lr {r}:")
+        curves[(t, r)] = fit(qv[:n_fit], passages, positives[:n_fit], steps, t, l2, r,
+                             val=(qv[n_fit:], positives[n_fit:]))[1]
+    chosen = pick(curves)
+    if chosen is None:
+        return None
+    tau, lr, best_step, best_mrr = chosen
+    curve = curves[(tau, lr)]
+    log(f"best: tau {tau} lr {lr} step {best_step}, early-stopping dense MRR@10 {curve[0][2]:.4f} -> {best_mrr:.4f}; "
+        f"refit on all {len(qv)} questions")
+    weight, _ = fit(qv, passages, positives, best_step, tau, l2, lr)
+    return {"weight": weight, "tau": tau, "lr": lr, "l2": l2, "steps": best_step, "curve": curve,
+            "grid": [list(g) for g in grid], "fit_questions": n_fit,
+            "early_stopping_mrr10": [curve[0][2], best_mrr]}
+
+
 def main(argv: list[str] | None = None) -> int:
     from index import config
     from index.embed import load_embedder
@@ -148,36 +175,21 @@ def main(argv: list[str] | None = None) -> int:
         doc_rows.setdefault(chunk.doc_id, []).append(row)
     n_train = tune_cut(len(data.questions), args.train_share)
     train = data.questions[:n_train]
-    n_fit = tune_cut(len(train), 0.8)
     texts = [to_simplified(q.query) if ix.settings.dense_t2s else q.query for q in train]
     qv = embedder.encode_queries(texts).astype(np.float32)
     pos = _positives(train, data.qrels, doc_rows)
     passages = np.asarray(ix.vectors, np.float32)
-    print(f"{len(train)} training questions ({n_fit} fit + {len(train) - n_fit} early-stopping), "
-          f"{len(passages)} passages; baseline val dense MRR@10 {dense_mrr(qv[n_fit:], passages, pos[n_fit:]):.4f}")
-    grid = [(args.tau or t, args.lr or lr) for t, lr in GRID] if args.tau is None or args.lr is None \
-        else [(args.tau, args.lr)]
-    grid = list(dict.fromkeys(grid))
-    curves = {}
-    for tau, lr in grid:
-        print(f"tau {tau} lr {lr}:", flush=True)
-        curves[(tau, lr)] = fit(qv[:n_fit], passages, pos[:n_fit], args.steps, tau, args.l2, lr,
-                                val=(qv[n_fit:], pos[n_fit:]))[1]
-    chosen = pick(curves)
-    if chosen is None:
+    result = train_adapter(qv, passages, pos, args.steps, args.l2, args.tau, args.lr)
+    if result is None:
         print("no step beats the plain model on the early-stopping questions: no adapter written")
         return 1
-    args.tau, args.lr, best_step, best_mrr = chosen
-    curve = curves[(args.tau, args.lr)]
-    print(f"best: tau {args.tau} lr {args.lr} step {best_step}, early-stopping dense MRR@10 {curve[0][2]:.4f} -> "
-          f"{best_mrr:.4f}")
-    print(f"refit on all {len(train)} training questions for {best_step} steps")
-    weight, _ = fit(qv, passages, pos, best_step, args.tau, args.l2, args.lr)
+    weight, best_step, curve = result.pop("weight"), result["steps"], result["curve"]
+    args.tau, args.lr, grid = result["tau"], result["lr"], result["grid"]
     meta = {
         "benchmark": Path(args.directory).name, "split": args.split, "train_questions": len(train),
         "train_ids_first_last": [train[0].id, train[-1].id], "train_share": args.train_share, "steps": best_step,
         "tau": args.tau, "l2": args.l2, "lr": args.lr, "index_corpus_sha256": ix.manifest.build.corpus_sha256,
-        "curve": curve, "grid": [list(g) for g in grid], "trained_by": "python -m eval.adapter",
+        "curve": curve, "grid": grid, "trained_by": "python -m eval.adapter",
         "fusion": {"w_dense": args.w_dense, "w_bm25": round(1.0 - args.w_dense, 6)},
     }
     out = args.out or Path(__file__).resolve().parent / "data" / (
