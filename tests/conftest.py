@@ -1,4 +1,5 @@
-"""Shared fixtures: the fake embedder, paths to the bundled corpus and to ../shared (skipped when absent)."""
+"""Shared fixtures: the fake embedder, the CLI run in-process, paths to the bundled corpus and to ../shared (skipped when
+absent)."""
 from __future__ import annotations
 
 import sys
@@ -28,3 +29,25 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared is absent (it is only beside the repo in CI and on developer machines)")
     return SHARED
+
+
+@pytest.fixture
+def run_cli(monkeypatch, capsys):
+    """``policyqa ARGS`` in-process through the console-script entry point (fake embedder): (code, out, err)."""
+    import index.embed
+    from app import cli
+
+    monkeypatch.setattr(index.embed, "load_embedder", lambda spec=None: HashEmbedder())
+
+    def run(*args) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["policyqa", *map(str, args)])
+        code = 0
+        try:
+            cli.main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out, err = capsys.readouterr()
+        assert "Traceback" not in out + err, err
+        return code, out, err
+
+    return run

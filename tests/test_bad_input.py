@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import socket
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,8 +26,6 @@ import zipfile
 import httpx
 import pytest
 
-import index.embed
-from app import cli
 from fakes import HashEmbedder
 from index.pipeline import ingest_paths
 from index.search import REASON_EMPTY, REASON_FILTERED, Searcher
@@ -438,25 +435,6 @@ def server(searcher):
     demo = serve(None, port=port, searcher=searcher, block=False)
     yield f"http://127.0.0.1:{port}"
     demo.close()
-
-
-@pytest.fixture
-def run_cli(monkeypatch, capsys):
-    """Run ``policyqa ARGS`` in-process through the console-script entry point; (exit code, stdout, stderr)."""
-    monkeypatch.setattr(index.embed, "load_embedder", lambda spec=None: HashEmbedder())
-
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["policyqa", *args])
-        code = 0
-        try:
-            cli.main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        out, err = capsys.readouterr()
-        assert "Traceback" not in out + err, err
-        return code, out, err
-
-    return run
 
 
 def http_search(url: str, query, k=10, mode="hybrid", doc=None, region=None, issuer=None, year=None,

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-import index.embed
-from app import cli
 from fakes import HashEmbedder
 from index.pipeline import ingest_paths
 from index.store import (
@@ -25,25 +23,6 @@ from index_fixtures import corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = "关于推进医保异地结算的通知\n\n一、总体要求\n\n（一）推进医保异地就医直接结算，方便参保群众。\n"
-
-
-@pytest.fixture
-def run_cli(monkeypatch, capsys):
-    """``policyqa ARGS`` in-process through the console-script entry point (fake embedder): (code, out, err)."""
-    monkeypatch.setattr(index.embed, "load_embedder", lambda spec=None: HashEmbedder())
-
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["policyqa", *map(str, args)])
-        code = 0
-        try:
-            cli.main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        out, err = capsys.readouterr()
-        assert "Traceback" not in out + err, err
-        return code, out, err
-
-    return run
 
 
 def _ingest(paths, ix: Path):

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import numpy as np
 import pytest
 
-import index.embed
-from app import cli
 from fakes import HashEmbedder
 from index.adapter import QueryAdapter
 from index.search import Searcher
@@ -22,24 +19,6 @@ def ix(tmp_path):
     path = tmp_path / "ix"
     build_index(corpus(), path, HashEmbedder(), progress=False)
     return path
-
-
-@pytest.fixture
-def run_cli(monkeypatch, capsys):
-    monkeypatch.setattr(index.embed, "load_embedder", lambda spec=None: HashEmbedder())
-
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["policyqa", *args])
-        code = 0
-        try:
-            cli.main()
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        out, err = capsys.readouterr()
-        assert "Traceback" not in out + err, err
-        return code, out, err
-
-    return run
 
 
 def labelled(tmp_path, ix, n: int = 12, known: bool = True):
