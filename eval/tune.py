@@ -61,8 +61,8 @@ def tune_index(index_dir: Path, queries: Path, qrels: Path, embedder=None, w_den
             positives.append(np.asarray(gold, np.int64))
     if len(questions) < MIN_QUESTIONS:
         raise TuneError(f"只有 {len(questions)} 个问题在索引中找到了相关条目，至少需要 {MIN_QUESTIONS} 个 / only "
-                        f"{len(questions)} questions have a judged item in this index ({unknown} judged items are "
-                        f"not in it); at least {MIN_QUESTIONS} are needed")
+                        f"{len(questions)} questions have a judged item in this index (for {unknown} judged questions "
+                        f"none of their items is in it); at least {MIN_QUESTIONS} are needed")
     texts = [to_simplified(q.query) if ix.settings.dense_t2s else q.query for q in questions]
     qv = embedder.encode_queries(texts).astype(np.float32)
     result = train_adapter(qv, np.asarray(ix.vectors, np.float32), positives, steps=steps, log=log)

@@ -72,7 +72,7 @@ def test_tune_leaves_the_index_alone_when_the_adapter_does_not_beat_the_model(ix
 def test_tune_says_how_many_judged_items_are_missing_from_the_index(ix, tmp_path, run_cli):
     queries, qrels = labelled(tmp_path, ix, known=False)
     code, out, err = run_cli("tune", "--index", str(ix), "--queries", str(queries), "--qrels", str(qrels))
-    assert code == 1 and "only 0 questions" in err and "12 judged items are not in it" in err
+    assert code == 1 and "only 0 questions" in err and "for 12 judged questions none of their items is in it" in err
     assert read_manifest(ix).query.adapter is None
 
 
