@@ -107,8 +107,11 @@ def tune(
     if sum((adapter is not None, remove, trained)) != 1 or (trained and (queries is None or qrels is None)):
         raise CliError("需要且只需要其一：--queries 与 --qrels、--adapter 文件或 --remove / give one of: --queries with "
                        "--qrels, --adapter FILE, or --remove")
+    if w_dense is not None and not trained:
+        raise CliError("--w-dense 只用于 --queries 训练 / --w-dense goes with --queries (an --adapter file carries its own)")
     if trained:
         from eval.tune import TuneError, tune_index
+        from index.store import read_manifest
 
         try:
             meta = tune_index(_index_dir(index), queries, qrels, w_dense=w_dense, log=typer.echo)
@@ -119,13 +122,9 @@ def tune(
         typer.echo(f"已训练并挂接查询适配器 / query adapter trained and attached: {meta['questions']} 个问题 questions "
                    f"({meta['fit_questions']} fit, the rest for early stopping: dense MRR@10 {before:.3f} -> {after:.3f}), "
                    f"{meta['steps']} steps, {meta['seconds']:.0f} s")
-    elif adapter is not None and w_dense is not None:
-        raise CliError("--w-dense 只用于 --queries 训练 / --w-dense goes with --queries (an --adapter file carries its own)")
-    manifest = attach_adapter(_index_dir(index), adapter) if adapter is not None or remove else None
-    if manifest is None:
-        from index.store import read_manifest
-
         manifest = read_manifest(_index_dir(index))
+    else:
+        manifest = attach_adapter(_index_dir(index), adapter)  # None with --remove
     state = manifest.query.adapter or "none"
     typer.echo(f"index {_index_dir(index)}: query adapter {state}"
                + (f", fusion {dict(manifest.query.adapter_fusion)}" if manifest.query.adapter_fusion else ""))

@@ -33,7 +33,8 @@ from index.normalize import to_simplified
 GRID = ((0.05, 2e-3), (0.05, 5e-4), (0.05, 2e-4), (0.02, 5e-4), (0.02, 2e-4), (0.1, 5e-4))
 
 
-def _positives(questions, qrels, doc_rows: dict[str, list[int]]) -> list[np.ndarray]:
+def positive_rows(questions, qrels, doc_rows: dict[str, list[int]]) -> list[np.ndarray]:
+    """Each question's judged-relevant index rows (``doc_rows``: judged id -> rows; empty when none is in the index)."""
     return [np.asarray(sorted(r for d, g in qrels[q.id].items() if g > 0 for r in doc_rows.get(d, ())), np.int64)
             for q in questions]
 
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     train = data.questions[:n_train]
     texts = [to_simplified(q.query) if ix.settings.dense_t2s else q.query for q in train]
     qv = embedder.encode_queries(texts).astype(np.float32)
-    pos = _positives(train, data.qrels, doc_rows)
+    pos = positive_rows(train, data.qrels, doc_rows)
     passages = np.asarray(ix.vectors, np.float32)
     result = train_adapter(qv, passages, pos, args.steps, args.l2, args.tau, args.lr)
     if result is None:

@@ -32,7 +32,7 @@ def _sha(path: Path) -> str:
 def tune_index(index_dir: Path, queries: Path, qrels: Path, embedder=None, w_dense: float | None = None,
                steps: int = 200, log=print) -> dict:
     """Train and attach; returns the adapter's header.  Raises TuneError when nothing is attached."""
-    from eval.adapter import train_adapter
+    from eval.adapter import positive_rows, train_adapter
     from eval.questions import load_qrels, load_queries, qrels_level
     from index.adapter import QueryAdapter
     from index.embed import load_embedder
@@ -51,14 +51,10 @@ def tune_index(index_dir: Path, queries: Path, qrels: Path, embedder=None, w_den
     for row, chunk in enumerate(ix.chunks):
         rows.setdefault(chunk.provision_id if level == "provision" else chunk.doc_id, []).append(row)
     problems: list[str] = []
-    questions, positives, unknown = [], [], 0
-    for q in load_queries(queries, problems):
-        gold = sorted(r for item, g in judged.get(q.id, {}).items() if g > 0 for r in rows.get(item, ()))
-        if q.id in judged and not gold:
-            unknown += 1
-        if gold:
-            questions.append(q)
-            positives.append(np.asarray(gold, np.int64))
+    asked = [q for q in load_queries(queries, problems) if q.id in judged]
+    found = [(q, gold) for q, gold in zip(asked, positive_rows(asked, judged, rows)) if len(gold)]
+    questions, positives = [q for q, _ in found], [gold for _, gold in found]
+    unknown = len(asked) - len(found)
     if len(questions) < MIN_QUESTIONS:
         raise TuneError(f"只有 {len(questions)} 个问题在索引中找到了相关条目，至少需要 {MIN_QUESTIONS} 个 / only "
                         f"{len(questions)} questions have a judged item in this index (for {unknown} judged questions "

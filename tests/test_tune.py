@@ -79,7 +79,7 @@ def test_tune_says_how_many_judged_items_are_missing_from_the_index(ix, tmp_path
 def test_tune_takes_exactly_one_way(ix, tmp_path, run_cli):
     queries, qrels = labelled(tmp_path, ix)
     for args in ([], ["--remove", "--queries", str(queries), "--qrels", str(qrels)], ["--queries", str(queries)],
-                 ["--adapter", str(tmp_path / "a.npz"), "--qrels", str(qrels)]):
+                 ["--adapter", str(tmp_path / "a.npz"), "--qrels", str(qrels)], ["--remove", "--w-dense", "0.5"]):
         code, out, err = run_cli("tune", "--index", str(ix), *args)
         assert code == 2 and "--queries" in err, args
     assert read_manifest(ix).query.adapter is None

@@ -30,10 +30,10 @@ COVER = 0.45
 def evidence(searcher, questions) -> np.ndarray:
     """(n, 2): each question's best dense cosine over the whole index and the best top-5 coverage."""
     fast = searcher.with_settings(relevance=False, abstain=False)
+    vectors = np.asarray(fast._ix.vectors, np.float32)  # once, not per question
     out = []
     for q in questions:
-        qvec = fast.query_vector(q)
-        best = float((np.asarray(fast._ix.vectors, np.float32) @ qvec).max())
+        best = float((vectors @ fast.query_vector(q)).max())
         rows = [fast._row_of[h.chunk_id] for h in fast.query(q, k=5).hits]
         cover = float(fast._ix.lexical.coverage(q, np.asarray(rows, np.int64)).max(initial=0.0))
         out.append((best, cover))
