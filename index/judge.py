@@ -21,6 +21,7 @@ class Ranked(NamedTuple):
     top_cos: float | None
     cos: np.ndarray | None
     bm25: np.ndarray
+    plain: np.ndarray | None = None  # the query vector (unadapted), for sentence cosines
 
 
 class Judging:
@@ -36,7 +37,7 @@ class Judging:
         head = self._judge(stage, text, hits[:n], ranked, at[:n], concepts, mask)
         if len(hits) <= n:
             return head
-        _, prob = stage.judge(self._evidence(text, hits, ranked, at, concepts))
+        _, prob = stage.judge(self._evidence(stage, text, hits, ranked, at, concepts))
         floor = min(h.relevance for h in head)
         capped = [min(float(p), floor) for p in prob[n:]]
         order = sorted(range(len(capped)), key=lambda i: -capped[i])  # stable: first-stage order on ties
@@ -51,16 +52,28 @@ class Judging:
         hide a provision the unfiltered search presents as an answer."""
         if not hits:
             return hits
-        raw, prob = stage.judge(self._evidence(text, hits, ranked, at, concepts))
+        raw, prob = stage.judge(self._evidence(stage, text, hits, ranked, at, concepts))
         if mask is not None:
             wide = self._rank(text, "hybrid", max(self.settings.candidates, 3 * stage.top_n), None, concepts)
             wide_hits, wide_at = self._hits(wide.rows, wide.scores, stage.top_n, None)
             if wide_hits:
                 wide_prob = dict(zip((h.provision_id for h in wide_hits),
-                                     stage.judge(self._evidence(text, wide_hits, wide, wide_at, concepts))[1]))
+                                     stage.judge(self._evidence(stage, text, wide_hits, wide, wide_at, concepts))[1]))
                 prob = np.maximum(prob, [wide_prob.get(h.provision_id, 0.0) for h in hits])
         return stage.mark(hits, raw, prob)
 
-    def _evidence(self, text: str, hits: list[Hit], ranked: Ranked, at: list[int], concepts=()) -> Evidence:
-        return Evidence.of(self._ix.lexical, lexical_question(text, concepts), hits, *(
-            np.asarray([a[i] for i in at]) for a in (ranked.scores, ranked.cos, ranked.bm25, ranked.rows)))
+    def _evidence(self, stage: RelevanceStage, text: str, hits: list[Hit], ranked: Ranked, at: list[int],
+                  concepts=()) -> Evidence:
+        fused, cos, bm25, rows = (np.asarray([a[i] for i in at]) for a in (ranked.scores, ranked.cos, ranked.bm25,
+                                                                             ranked.rows))
+        sent = self._sentence_cosines(stage, ranked.plain, rows) if stage.needs_sentences else None
+        return Evidence.of(self._ix.lexical, lexical_question(text, concepts), hits, fused, cos, bm25, rows, sent)
+
+    @staticmethod
+    def _sentence_cosines(stage: RelevanceStage, qvec: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
+        """Each row's best sentence cosine to the (unadapted) query vector, from the index's sentence vectors."""
+        sentences = stage.sentences
+        if sentences is None or qvec is None:
+            raise ValueError("this index's relevance stage reads sentence vectors and the index has none: "
+                             "rebuild it with `policyqa ingest`")
+        return sentences.best(qvec, rows)

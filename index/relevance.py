@@ -21,6 +21,8 @@ from index.query_terms import words
 #: Candidates the stage judges (hybrid top-N, one per provision).
 TOP_N = 30
 STAGE_FILE = "stage.json"
+#: A stage with sentence features: its index's sentence vectors and each chunk's first sentence (index.sentences).
+SENTENCE_VECTORS, SENTENCE_STARTS = "sentence_vectors.npy", "sentence_starts.npy"
 _CJK = re.compile("[\u3400-\u9fff]")
 
 FEATURES = (
@@ -29,6 +31,11 @@ FEATURES = (
     "doc_first_rank", "piece", "q_tokens", "q_chars", "q_unknown", "cjk", "gap_fused", "gap_cos",
     "q_quantity", "num", "num_missing",
 )
+#: Sentence-level features (``index.sentences``): the candidate's best sentence's cosine to the question, its distance
+#: to the list's best, its margin over the runner-up, its rank, and how much it beats the whole chunk's cosine.  Only a
+#: stage that lists them needs the index's sentence vectors.
+SENTENCE_FEATURES = ("sent", "d_sent", "gap_sent", "rank_sent", "sent_gain")
+ALL_FEATURES = FEATURES + SENTENCE_FEATURES
 
 
 @dataclass(frozen=True)
@@ -48,16 +55,18 @@ class Evidence:
     idf: dict  # IDF of each question word the index knows
     unknown_idf: float  # summed IDF of the question words it does not know
     n_tokens: int  # distinct question words
+    sent: np.ndarray | None = None  # each candidate's best sentence cosine (only for a stage with sentence features)
 
     @classmethod
-    def of(cls, lexical, text: str, hits, fused, cos, bm25, rows) -> Evidence:
+    def of(cls, lexical, text: str, hits, fused, cos, bm25, rows, sent=None) -> Evidence:
         """The evidence of ``hits`` (and their fused, cosine and BM25 scores and index rows) for the question."""
         idf, unknown, n_tokens = lexical.idf_split(text)
         return cls(query=text, fused=np.asarray(fused, np.float64), cos=np.asarray(cos, np.float64),
                    bm25=np.asarray(bm25, np.float64), coverage=lexical.coverage(text, np.asarray(rows, np.int64)),
                    titles=tuple(h.title or "" for h in hits), paths=tuple(" ".join(h.path) for h in hits),
                    texts=tuple(h.text for h in hits), doc_ids=tuple(h.doc_id for h in hits),
-                   pieces=tuple("~" in h.chunk_id for h in hits), idf=idf, unknown_idf=unknown, n_tokens=n_tokens)
+                   pieces=tuple("~" in h.chunk_id for h in hits), idf=idf, unknown_idf=unknown, n_tokens=n_tokens,
+                   sent=None if sent is None else np.asarray(sent, np.float64))
 
 
 def lexical_question(text: str, concepts=()) -> str:
@@ -124,11 +133,11 @@ def gap(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def features(ev: Evidence) -> np.ndarray:
-    """The feature matrix (candidates × ``FEATURES``) of one question."""
+def features(ev: Evidence, names=FEATURES) -> np.ndarray:
+    """The feature matrix (candidates × ``names``: ``FEATURES`` by default, any of ``ALL_FEATURES``) of one question."""
     n = len(ev.fused)
     if n == 0:
-        return np.zeros((0, len(FEATURES)))
+        return np.zeros((0, len(names)))
     total = sum(ev.idf.values()) or 1.0
     title_cov = np.array([sum(w for t, w in ev.idf.items() if t in title) / total for title in ev.titles])
     path_cov = np.array([sum(w for t, w in ev.idf.items() if t in path) / total for path in ev.paths])
@@ -158,7 +167,13 @@ def features(ev: Evidence) -> np.ndarray:
         "cjk": np.full(n, float(bool(_CJK.search(ev.query)))), "gap_fused": gap(fused), "gap_cos": gap(cos),
         "q_quantity": np.full(n, asks), "num": states, "num_missing": asks * (1.0 - states),
     }
-    return np.stack([np.asarray(cols[f], dtype=np.float64) for f in FEATURES], axis=1)
+    if set(names) & set(SENTENCE_FEATURES):
+        if ev.sent is None:
+            raise ValueError("this relevance stage reads sentence cosines, and the search gave none")
+        sent = ev.sent
+        cols |= {"sent": sent, "d_sent": sent - sent.max(), "gap_sent": gap(sent), "rank_sent": _rank(sent),
+                 "sent_gain": sent - cos}
+    return np.stack([np.asarray(cols[f], dtype=np.float64) for f in names], axis=1)
 
 
 @dataclass(frozen=True)
@@ -221,11 +236,19 @@ class RelevanceStage:
     def __init__(self, spec: dict, folder: Path):
         self.spec, self.folder = spec, Path(folder)
         self.kind = spec["model"]
-        names = tuple(spec.get("features") or FEATURES)
-        unknown = set(names) - set(FEATURES)
+        self.names = tuple(spec.get("features") or FEATURES)
+        unknown = set(self.names) - set(ALL_FEATURES)
         if unknown:
             raise ValueError(f"{folder / STAGE_FILE}: unknown features {sorted(unknown)}")
-        self.columns = [FEATURES.index(f) for f in names]
+        #: the stage reads each candidate's best sentence cosine, from the sentence vectors of the index's chunks that
+        #: the build put in the stage's folder (``index.sentences``; None until then, e.g. in the shipped folder)
+        self.needs_sentences = bool(set(self.names) & set(SENTENCE_FEATURES))
+        self.sentences = None
+        if self.needs_sentences and (self.folder / SENTENCE_VECTORS).is_file():
+            from index.sentences import SentenceVectors
+
+            self.sentences = SentenceVectors(np.load(self.folder / SENTENCE_VECTORS, mmap_mode="r", allow_pickle=False),
+                                             np.load(self.folder / SENTENCE_STARTS, allow_pickle=False))
         self.threshold = float(spec["threshold"])
         self.calibrator = Calibrator.from_json(spec["calibration"])
         self.top_n = int(spec.get("top_n", TOP_N))
@@ -248,12 +271,13 @@ class RelevanceStage:
         return cls(json.loads((folder / STAGE_FILE).read_text(encoding="utf-8")), folder)
 
     def files(self) -> list[str]:
-        """The files of this stage (relative to its folder), ``stage.json`` first."""
+        """The files of this stage as shipped (relative to its folder), ``stage.json`` first (an index's copy of a
+        stage with sentence features also holds ``SENTENCE_VECTORS`` and ``SENTENCE_STARTS``)."""
         return [STAGE_FILE, *([self.spec["lgbm"]] if self.kind == "lgbm" else [])]
 
     def raw_scores(self, ev: Evidence) -> np.ndarray:
         """Uncalibrated scores, higher = more relevant."""
-        x = features(ev)[:, self.columns]
+        x = features(ev, self.names)
         if not len(x):
             return np.zeros(0)
         if self.kind == "lgbm":

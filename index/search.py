@@ -186,7 +186,7 @@ class Searcher(Judging):
         order = np.lexsort((rows, -scores))  # score desc, then row: deterministic ties
         bm25 = bm25_at[order] if bm25_at is not None else np.zeros(len(rows))
         return Ranked(rows[order], np.asarray(scores)[order], self._best_plain_cosine(plain, qvec, cos, mask),
-                      np.asarray(cos)[order], bm25)
+                      np.asarray(cos)[order], bm25, plain)
 
     def warm_up(self) -> None:
         """Load now what a server's first queries would otherwise wait for: the query encoder, and the English

@@ -150,7 +150,7 @@ def test_the_training_side_computes_the_same_features_as_the_product(searcher):
         concepts = s.translation(text)
         ranked = s._rank(text, "hybrid", 100, None, concepts)
         at = [int(np.flatnonzero(ranked.rows == s._row_of[h.chunk_id])[0]) for h in hits]
-        mine = features(s._evidence(text, hits, ranked, at, concepts))
+        mine = features(s._evidence(searcher.relevance_stage(), text, hits, ranked, at, concepts))
         theirs = scoring.features(scoring.gather(s, question, hits))
         assert mine.shape == theirs.shape == (len(hits), len(FEATURES))
         assert np.allclose(mine, theirs, atol=1e-6), question

@@ -87,7 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     embedder = load_embedder(loaded.manifest.build.model.name)
     check_embedder(loaded.manifest, embedder, args.index)
     if args.stage:  # in this process only; the index folder is not touched
-        loaded = replace(loaded, relevance=RelevanceStage.load(args.stage))
+        stage = RelevanceStage.load(args.stage)
+        if stage.needs_sentences and stage.sentences is None:  # a training output: sentence vectors from the cache
+            from eval.relevance.sentences import LazySentences
+
+            stage.sentences = LazySentences([c.text for c in loaded.chunks], embedder)
+        loaded = replace(loaded, relevance=stage)
     searcher = Searcher(loaded, embedder)
     if settings:
         searcher = searcher.with_settings(**settings)

@@ -48,6 +48,7 @@ class Signals:
     cjk: int
     q_quantity: float | None = None  # index.relevance.answer_types: the question asks for a quantity or date
     num: np.ndarray | None = None  # … each candidate states one (None in caches written before: add_answer_types)
+    sent: np.ndarray | None = None  # best sentence's cosine to the question (eval/relevance/sentences.py; None before)
 
 
 def _bigrams(text: str) -> set[str]:
@@ -115,6 +116,11 @@ FEATURES = (
     "doc_first_rank", "piece", "q_tokens", "q_chars", "q_unknown", "cjk", "gap_fused", "gap_cos",
     "q_quantity", "num", "num_missing",
 )
+#: Sentence-level features (index/sentences.py): the best sentence's cosine, its distance to the list's best, its
+#: margin over the runner-up, its rank, and how much the best sentence beats the whole chunk.  Trained only with
+#: ``train_relevance --sentences``; a stage that lists none of them never needs sentence vectors.
+SENTENCE_FEATURES = ("sent", "d_sent", "gap_sent", "rank_sent", "sent_gain")
+ALL_FEATURES = FEATURES + SENTENCE_FEATURES
 
 
 def _rank(x: np.ndarray) -> np.ndarray:
@@ -124,8 +130,8 @@ def _rank(x: np.ndarray) -> np.ndarray:
     return r
 
 
-def features(sig: Signals) -> np.ndarray:
-    """The feature matrix (candidates x FEATURES) of one question."""
+def features(sig: Signals, names=FEATURES) -> np.ndarray:
+    """The feature matrix (candidates x ``names``, FEATURES by default; any of ALL_FEATURES) of one question."""
     from index.relevance import gap
 
     if sig.num is None:
@@ -133,7 +139,7 @@ def features(sig: Signals) -> np.ndarray:
 
     n = len(sig.fused)
     if n == 0:
-        return np.zeros((0, len(FEATURES)))
+        return np.zeros((0, len(names)))
     top_f, top_c = sig.fused.max(), sig.cos.max()
     cols = {
         "fused": sig.fused, "cos": sig.cos, "bm25": sig.bm25, "bm25_sat": sig.bm25 / (sig.bm25 + 10.0),
@@ -148,7 +154,14 @@ def features(sig: Signals) -> np.ndarray:
         "gap_fused": gap(sig.fused), "gap_cos": gap(sig.cos),
         "q_quantity": np.full(n, sig.q_quantity), "num": sig.num, "num_missing": sig.q_quantity * (1.0 - sig.num),
     }
-    return np.stack([np.asarray(cols[f], dtype=np.float64) for f in FEATURES], axis=1)
+    if set(names) & set(SENTENCE_FEATURES):
+        if sig.sent is None:
+            raise ValueError("sentence features asked of candidates without sentence cosines: "
+                             "eval.relevance.sentences.add_sentence_cosines")
+        sent = np.asarray(sig.sent, dtype=np.float64)
+        cols |= {"sent": sent, "d_sent": sent - sent.max(), "gap_sent": gap(sent), "rank_sent": _rank(sent),
+                 "sent_gain": sent - sig.cos}
+    return np.stack([np.asarray(cols[f], dtype=np.float64) for f in names], axis=1)
 
 
 # ---------------------------------------------------------------------------------------------------- calibration
@@ -231,6 +244,7 @@ class RelevanceStage:
     def __init__(self, spec: dict, root: Path, threads: int = 1):
         self.spec, self.root = spec, root
         self.kind = spec["score"]  # "lgbm" | "ce" | "lgbm+ce" | "fused"
+        self.names = tuple(spec.get("features") or FEATURES)  # the LightGBM model's columns
         self.booster = None
         if spec.get("lgbm"):
             import lightgbm as lgb
@@ -263,7 +277,7 @@ class RelevanceStage:
             out = -50.0 - np.arange(n, dtype=np.float64)
             out[:k] = self._ce(sig, [hits[i] for i in range(k)])
             return out
-        lg = np.asarray(self.booster.predict(features(sig), raw_score=True, num_threads=1), dtype=np.float64)
+        lg = np.asarray(self.booster.predict(features(sig, self.names), raw_score=True, num_threads=1), dtype=np.float64)
         if self.kind == "lgbm":
             return lg
         top = np.argsort(-lg, kind="stable")[:self.ce_top]

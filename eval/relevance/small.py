@@ -88,15 +88,20 @@ def operating_points(stage_dir: Path, rates=(0.038, 0.05, 0.073, 0.10)) -> dict:
 
     from eval.relevance.candidates import load_policies
     from eval.relevance.metrics import separation
-    from eval.relevance.scoring import RelevanceStage
+    from eval.relevance.scoring import SENTENCE_FEATURES, RelevanceStage
 
     spec = json.loads((Path(stage_dir) / "stage.json").read_text(encoding="utf-8"))
     if "score" not in spec:  # the shipped layout (ship.py) -> the training one
-        spec = {"score": spec["model"], "lgbm": spec["lgbm"],
+        spec = {"score": spec["model"], "lgbm": spec["lgbm"], "features": spec.get("features"),
                 "calibration": {**spec["calibration"], "threshold": spec["threshold"]}}
     stage = RelevanceStage(spec, Path(stage_dir), threads=2)
     best_a, best_n, top1 = [], [], []
-    for i in (i for i in small_items(load_policies()[0]) if i.split == "dev"):
+    items = [i for i in small_items(load_policies()[0]) if i.split == "dev"]
+    if set(stage.names) & set(SENTENCE_FEATURES):
+        from eval.relevance.sentences import add_sentence_cosines
+
+        add_sentence_cosines(items)
+    for i in items:
         p = stage.calibrator(stage.raw_scores(i.sig, i.hits)) if i.hits else np.zeros(1)
         if i.answerable and i.labels is not None and i.labels.any():
             best_a.append(p.max())

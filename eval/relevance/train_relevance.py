@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path:
 from eval.relevance.candidates import (  # noqa: E402
     load_cached, WORK, CACHE, POLICIES_INDEX, STARD_INDEX, Item, fill, load_laws, load_policies, load_stard)
 from eval.relevance.metrics import ranking, separation  # noqa: E402
-from eval.relevance.scoring import FEATURES, features  # noqa: E402
+from eval.relevance.scoring import FEATURES, SENTENCE_FEATURES, features  # noqa: E402
 from eval.relevance.small import small_items  # noqa: E402
 from eval.relevance.train_ranker import PARAMS  # noqa: E402
 
@@ -62,11 +62,11 @@ def cross_items(pol, st) -> tuple[list[Item], list[Item]]:
 #: the raw BM25 score (IDF grows with the collection), how many candidates share a document and that document's best
 #: rank (a 4-document collection puts most candidates in one document).  ``--portable`` leaves them out.
 COLLECTION_BOUND = ("bm25", "same_doc", "doc_first_rank")
-COLUMNS = list(range(len(FEATURES)))
+NAMES = list(FEATURES)  # the columns trained on (main() narrows or widens them)
 
 
 def feats(sig) -> np.ndarray:
-    return features(sig)[:, COLUMNS]
+    return features(sig, NAMES)
 
 
 def matrix(items):
@@ -98,24 +98,43 @@ def main() -> int:
     ap.add_argument("--portable", action="store_true", help="leave out the collection-bound features")
     ap.add_argument("--small", action="store_true", help="also small 5-document collections (eval/relevance/small.py)")
     ap.add_argument("--laws", action="store_true", help="also the team's law questions (law-train) in training")
+    ap.add_argument("--sentences", nargs="?", const=",".join(SENTENCE_FEATURES), default="",
+                    help="also sentence-level features (best sentence's cosine; eval/relevance/sentences.py): all, "
+                         "or a comma-separated choice of " + ", ".join(SENTENCE_FEATURES))
+    ap.add_argument("--ooc-weight", type=float, default=1.0,
+                    help="weight of the team's not-answerable questions' candidates in training (default 1)")
+    ap.add_argument("--out", type=Path, default=OUT, help=f"folder for stage.json and the model (default {OUT})")
     args = ap.parse_args()
     names = [f for f in FEATURES if not (args.portable and f in COLLECTION_BOUND)]
-    COLUMNS[:] = [FEATURES.index(f) for f in names]
+    chosen = [f for f in args.sentences.split(",") if f]
+    if set(chosen) - set(SENTENCE_FEATURES):
+        ap.error(f"unknown sentence features {sorted(set(chosen) - set(SENTENCE_FEATURES))}")
+    names += [f for f in SENTENCE_FEATURES if f in chosen]
+    NAMES[:] = names
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     pol, pinfo = load_policies()
     st, sinfo = load_stard()
     to_stard, to_pol = cross_items(pol, st)
     small = small_items(pol) if args.small else []
     laws, linfo = load_laws() if args.laws else ([], {})
+    if args.sentences:
+        from eval.relevance.sentences import add_sentence_cosines
+
+        add_sentence_cosines(pol + st + to_stard + to_pol + small + laws)
     by = lambda xs, s: [i for i in xs if i.split == s]  # noqa: E731
     train = (by(pol, "train") + by(st, "stard-a") + by(to_stard, "train") + by(to_pol, "train") + by(small, "train")
              + by(laws, "law-train"))
     dev = by(pol, "dev") + by(st, "stard-b") + by(to_stard, "dev") + by(to_pol, "dev") + by(small, "dev")
     x, y = matrix(train)
+    # the team's out-of-corpus questions (topic words match, the answer is absent) weigh ``--ooc-weight`` each
+    w = np.concatenate([np.full(len(i.hits), args.ooc_weight if (not i.answerable and i.source == "policies")
+                                else 1.0) for i in train if i.hits])
     print(f"train rows {len(y)} ({int(y.sum())} positive), {len(train)} questions; {time.time() - t0:.0f} s", flush=True)
     grid, best = [], None
     for rounds in ROUNDS:
-        m = lgb.LGBMClassifier(objective="binary", n_estimators=rounds, **PARAMS).fit(x, y)
+        m = lgb.LGBMClassifier(objective="binary", n_estimators=rounds, **PARAMS).fit(x, y, sample_weight=w)
         b = m.booster_
         rp = ranking(by(pol, "dev"), [b.predict(feats(i.sig), raw_score=True) if i.hits else np.zeros(0)
                                       for i in by(pol, "dev")])
@@ -150,7 +169,7 @@ def main() -> int:
                       "ooc_cross_confident": round(np.mean([v >= t for v in pc.values()]), 4)})
     ok = [c for c in curve if c["false_abstain"] <= MAX_FALSE_ABSTAIN]
     chosen = max(ok, key=lambda c: c["threshold"])
-    booster.save_model(str(OUT / "relevance_binary.txt"))
+    booster.save_model(str(out / "relevance_binary.txt"))
     stage = {"score": "lgbm", "lgbm": "relevance_binary.txt", "name": f"relevance_binary_{best[1]}",
              "features": names,
              "calibration": {"kind": "platt", "a": a, "b": b0, "threshold": chosen["threshold"]},
@@ -160,8 +179,8 @@ def main() -> int:
                       "small_collection_questions": len(small),
                       "law_questions": {k: linfo[k] for k in ("files", "sha256_16")} if laws else None},
              "operating_point": chosen, "max_false_abstain": MAX_FALSE_ABSTAIN}
-    (OUT / "stage.json").write_text(json.dumps(stage, ensure_ascii=False, indent=1), encoding="utf-8")
-    (OUT / "relevance.json").write_text(json.dumps({"grid": grid, "rounds": best[1], "curve": curve,
+    (out / "stage.json").write_text(json.dumps(stage, ensure_ascii=False, indent=1), encoding="utf-8")
+    (out / "relevance.json").write_text(json.dumps({"grid": grid, "rounds": best[1], "curve": curve,
                                                      "chosen": chosen, "separation": separation, "wall_s": round(time.time() - t0)},
                                                     ensure_ascii=False, indent=1), encoding="utf-8")
     print(json.dumps({"rounds": best[1], "platt": [a, b0], "chosen": chosen, "features": len(names)},

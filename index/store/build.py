@@ -135,7 +135,7 @@ def _build_locked(docs: list[Document], index_dir: Path, embedder: Embedder, set
         np.save(tmp / VECTORS, vectors, allow_pickle=False)
         dense.save(tmp / DENSE)
         lexical.save(tmp / BM25_DIR)
-        query = _carried_query_section(old, embedder, index_dir, tmp, settings)
+        query = _carried_query_section(old, embedder, index_dir, tmp, settings, progress)
         build = BuildSection(
             model=ModelInfo(embedder.name, embedder.dim, embedder.query_prompt, embedder.passage_prompt,
                             embedder.max_tokens, precision),
@@ -176,11 +176,11 @@ def _build_milvus(docs: list[Document], index_dir: Path, embedder: Embedder, set
 
 
 def _carried_query_section(old: IndexManifest | None, embedder: Embedder, index_dir: Path, tmp: Path,
-                           settings: IndexSettings) -> QuerySection:
+                           settings: IndexSettings, progress: bool = False) -> QuerySection:
     """The new index's query section: these settings, the model's abstention thresholds and relevance stage (shipped
     with the model: ``embedder.relevance_dir``, copied into the index), and the adapter that ``policyqa tune``
     attached to the previous index when it was made for the same model (its file is copied)."""
-    relevance = copy_shipped_stage(embedder, tmp)
+    relevance = copy_shipped_stage(embedder, tmp, previous=index_dir if old else None, progress=progress)
     adapter = fusion = None
     if old and old.query.adapter and old.build.model.name == embedder.name and old.build.model.dim == embedder.dim:
         src = index_dir / old.query.adapter

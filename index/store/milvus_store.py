@@ -71,7 +71,7 @@ def build_milvus(docs: list[Document], lines: dict[str, str], index_dir: Path, e
             {"size": len(chunks), "vocab": {t: [i, int(df[i])] for t, i in vocab.items()}}, ensure_ascii=False),
             encoding="utf-8")
         query = QuerySection(settings.query, model_abstain(embedder), None, None,
-                             copy_shipped_stage(embedder, tmp))
+                             copy_shipped_stage(embedder, tmp, progress=progress))
         build = BuildSection(
             model=ModelInfo(embedder.name, embedder.dim, embedder.query_prompt, embedder.passage_prompt,
                             embedder.max_tokens, getattr(embedder, "precision", None)),
