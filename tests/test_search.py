@@ -6,6 +6,7 @@ from app.cite import hit_citation
 import pytest
 
 from fakes import HashEmbedder
+from index.request import REASON_NO_ANSWER
 from index.search import REASON_EMPTY, REASON_FILTERED, REASON_NOTHING, Searcher
 from index.store import IndexSettings, build_index
 from index_fixtures import GBA_MED, corpus
@@ -169,6 +170,40 @@ def test_acceptance_question_with_the_real_model(real_searcher, query):
     top = " ".join(h.text for h in hits)
     assert "异地就医即时结算" in top and "同城同结算" in top and "医保结算系统平台互联互通" in top
     assert all(hit_citation(h).startswith("《") and " › " in hit_citation(h) for h in hits)
+
+
+#: Issue 14's seed questions on the bundled corpus: item 18 of 湘政办发〔2020〕8号 answers the everyday ones.
+ITEM_18 = "实现异地就医即时结算并报销医保费用"
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("query", ["在外地住院能不能直接结算", "在大湾区看病能直接用医保报销不"])
+def test_everyday_seed_questions_are_answered_with_item_18(real_searcher, query):
+    resp = real_searcher.query(query, k=10)
+    assert resp.found and ITEM_18 in resp.hits[0].text and resp.hits[0].confident
+
+
+@pytest.mark.model
+def test_the_hardest_everyday_seed_question_puts_item_18_first_or_second(real_searcher):
+    # the issue asks for it answered; today item 18 comes first but below the threshold (0.04 < 0.065): the page
+    # says 未找到直接回答 and shows it marked weak (eval/reports/QUALITY.md, sessions 11-13)
+    resp = real_searcher.query("去外地住院花的钱回来能报吗", k=10)
+    assert any(ITEM_18 in h.text for h in resp.hits[:2])
+
+
+@pytest.mark.model
+@pytest.mark.xfail(strict=True, reason="known miss of issue 14: item 18's relevance 0.04 is under the threshold")
+def test_the_hardest_everyday_seed_question_is_answered(real_searcher):
+    resp = real_searcher.query("去外地住院花的钱回来能报吗", k=10)
+    assert resp.found and ITEM_18 in resp.hits[0].text
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("query", ["今天天气怎么样", "养老金每年涨多少"])
+def test_out_of_corpus_seed_questions_say_nothing_answers_and_still_show_weak_hits(real_searcher, query):
+    resp = real_searcher.query(query, k=10)
+    assert not resp.found and resp.reason == REASON_NO_ANSWER
+    assert resp.hits and not any(h.confident for h in resp.hits)
 
 
 def test_overfetch_filter_path_matches_the_exact_path(searcher):
