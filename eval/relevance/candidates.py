@@ -145,6 +145,24 @@ def load_laws(refresh: bool = False) -> tuple[list[Item], dict]:
     return _cached(f"laws-{h}", refresh, build)
 
 
+def cross_items(pol, st) -> tuple[list[Item], list[Item]]:
+    """Questions asked of the other corpus (no answer there), with candidates; cached."""
+    path = CACHE / "cross.pkl"
+    if path.exists():
+        return load_cached(path)
+    from index.search import Searcher
+
+    def copy(items, split_of):
+        return [Item(i.qid + "@x", i.query, "cross", split_of(i), "cross", frozenset()) for i in items]
+
+    to_stard = copy([i for i in pol if i.answerable and i.split in ("train", "dev")], lambda i: i.split)
+    to_pol = copy(st, lambda i: "train" if i.split == "stard-a" else "dev")
+    fill(Searcher.load(STARD_INDEX), to_stard, "policies->stard")
+    fill(Searcher.load(POLICIES_INDEX), to_pol, "stard->policies")
+    path.write_bytes(pickle.dumps((to_stard, to_pol)))
+    return to_stard, to_pol
+
+
 def corpus_sha(manifest) -> str | None:
     """The index's corpus hash, from a typed manifest (schema 2) or a dict (schema 1)."""
     build = getattr(manifest, "build", None)

@@ -105,8 +105,7 @@ class LazySentences:
 
 
 def _cli() -> None:
-    from eval.relevance.candidates import load_policies, load_stard
-    from eval.relevance.train_relevance import cross_items
+    from eval.relevance.candidates import cross_items, load_policies, load_stard
 
     pol, _ = load_policies()
     st, _ = load_stard()

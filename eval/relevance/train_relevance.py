@@ -15,7 +15,6 @@ half.  Writes data/relevance/relevance_binary.txt and stage.json (for ship.py).
 from __future__ import annotations
 
 import json
-import pickle
 import sys
 import time
 from pathlib import Path
@@ -27,7 +26,7 @@ if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
 from eval.relevance.candidates import (  # noqa: E402
-    load_cached, WORK, CACHE, POLICIES_INDEX, STARD_INDEX, Item, fill, load_laws, load_policies, load_stard)
+    WORK, cross_items, load_laws, load_policies, load_stard)
 from eval.relevance.metrics import ranking, separation  # noqa: E402
 from eval.relevance.scoring import FEATURES, SENTENCE_FEATURES, features  # noqa: E402
 from eval.relevance.small import small_items  # noqa: E402
@@ -38,24 +37,6 @@ ROUNDS = (100, 200, 400)
 #: The operating point: the lowest threshold whose dev false-abstain rate (answerable questions without a confident
 #: hit) stays within this share, so that out-of-corpus questions get as few confident hits as possible around it.
 MAX_FALSE_ABSTAIN = 0.05
-
-
-def cross_items(pol, st) -> tuple[list[Item], list[Item]]:
-    """Questions asked of the other corpus (no answer there), with candidates; cached."""
-    path = CACHE / "cross.pkl"
-    if path.exists():
-        return load_cached(path)
-    from index.search import Searcher
-
-    def copy(items, split_of):
-        return [Item(i.qid + "@x", i.query, "cross", split_of(i), "cross", frozenset()) for i in items]
-
-    to_stard = copy([i for i in pol if i.answerable and i.split in ("train", "dev")], lambda i: i.split)
-    to_pol = copy(st, lambda i: "train" if i.split == "stard-a" else "dev")
-    fill(Searcher.load(STARD_INDEX), to_stard, "policies->stard")
-    fill(Searcher.load(POLICIES_INDEX), to_pol, "stard->policies")
-    path.write_bytes(pickle.dumps((to_stard, to_pol)))
-    return to_stard, to_pol
 
 
 #: Features whose scale depends on the collection's size and make-up rather than on the question and the provision:
