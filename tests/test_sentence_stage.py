@@ -119,3 +119,14 @@ def test_the_product_and_the_training_side_compute_the_same_sentence_features():
     assert mine[:, 0].tolist() == sent.tolist() and mine[:, 4] == pytest.approx(sent - cos)
     with pytest.raises(ValueError, match="sentence"):
         features(Evidence(**{**ev.__dict__, "sent": None}), SENTENCE_FEATURES)
+
+
+def test_another_models_sentence_vectors_are_never_reused(tmp_path):
+    first = CountingEmbedder()
+    first.relevance_dir = _stage(tmp_path / "stage")
+    build_index(corpus(), tmp_path / "ix", first, progress=False)
+    other = CountingEmbedder(dim=32)  # another model: another dimension, its own vectors
+    other.relevance_dir = first.relevance_dir
+    build_index(corpus(), tmp_path / "ix", other, progress=False)
+    s = Searcher.load(tmp_path / "ix", other)
+    assert s.relevance_stage().sentences.vectors.shape == (other.passages - len(s.chunks), 32)

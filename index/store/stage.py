@@ -63,7 +63,7 @@ def stage_digest(index_dir: Path, manifest: IndexManifest) -> str | None:
 
 def replace_stage(index_dir: Path, manifest: IndexManifest, embedder: Embedder) -> IndexManifest:
     """Put the model's current relevance stage (or none) into the index and record it (called under the lock)."""
-    old = _previous_sentences(Path(index_dir))  # read before the old stage folder goes
+    old = _previous_sentences(Path(index_dir), embedder)  # read before the old stage folder goes
     shutil.rmtree(Path(index_dir) / RELEVANCE, ignore_errors=True)
     files = {k: v for k, v in manifest.files.items() if not k.startswith(RELEVANCE + "/")}
     name = copy_shipped_stage(embedder, Path(index_dir), previous=old)
@@ -91,7 +91,7 @@ def copy_shipped_stage(embedder: Embedder, folder: Path, previous: dict | Path |
     for name in stage.files():
         shutil.copy2(source / name, folder / RELEVANCE / name)
     if stage.needs_sentences:
-        old = previous if isinstance(previous, dict) else _previous_sentences(previous)
+        old = previous if isinstance(previous, dict) else _previous_sentences(previous, embedder)
         sv = _sentence_vectors(embedder, folder, old, progress)
         np.save(folder / RELEVANCE / SENTENCE_VECTORS, sv.vectors, allow_pickle=False)
         np.save(folder / RELEVANCE / SENTENCE_STARTS, sv.starts, allow_pickle=False)
@@ -100,11 +100,13 @@ def copy_shipped_stage(embedder: Embedder, folder: Path, previous: dict | Path |
 
 def _sentence_vectors(embedder: Embedder, folder: Path, old: dict, progress: bool):
     """The sentence vectors of the chunks in ``folder``, reusing ``old`` (chunk key -> its sentences' vectors)."""
-    from index.sentences import SentenceVectors
+    from index.sentences import SentenceVectors, split_sentences
 
     with open(folder / CHUNKS, encoding="utf-8") as fh:
         rows = [json.loads(line) for line in fh]
-    todo = [i for i, r in enumerate(rows) if r["key"] not in old]
+    # an old chunk's vectors only while they are as many as its sentences now (a changed splitter re-encodes)
+    todo = [i for i, r in enumerate(rows)
+            if r["key"] not in old or len(old[r["key"]]) != len(split_sentences(r["text"]) or [r["text"]])]
     new = SentenceVectors.encode([rows[i]["text"] for i in todo],
                                  lambda xs: embedder.encode_passages(xs, progress=progress))
     fresh = {i: new.vectors[new.starts[j]:new.starts[j + 1]] for j, i in enumerate(todo)}
@@ -115,15 +117,19 @@ def _sentence_vectors(embedder: Embedder, folder: Path, old: dict, progress: boo
     return SentenceVectors(vectors, starts)
 
 
-def _previous_sentences(index_dir: Path | None) -> dict:
-    """chunk key -> sentence vectors, from the index at ``index_dir`` when its stage holds them and they and its
-    chunks are the bytes its manifest records; else empty (nothing altered is ever carried over)."""
+def _previous_sentences(index_dir: Path | None, embedder: Embedder) -> dict:
+    """chunk key -> sentence vectors, from the index at ``index_dir`` when it was built by the same model, its stage
+    holds them, and they and its chunks are the bytes its manifest records; else empty (nothing altered, nothing of
+    another model is ever carried over)."""
     from index.relevance import SENTENCE_STARTS, SENTENCE_VECTORS
 
     if index_dir is None:
         return {}
     try:
         raw = read_manifest_json(Path(index_dir))
+        model = (raw.get("build") or raw).get("model") or {}
+        if model.get("name") != embedder.name or model.get("dim") != embedder.dim:
+            return {}
         names = [CHUNKS, f"{RELEVANCE}/{SENTENCE_VECTORS}", f"{RELEVANCE}/{SENTENCE_STARTS}"]
         files, digests = raw.get("files") or {}, raw.get("file_sha256") or {}
         if any(n not in files for n in names) or altered_file(
