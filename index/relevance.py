@@ -170,10 +170,16 @@ def features(ev: Evidence, names=FEATURES) -> np.ndarray:
     if set(names) & set(SENTENCE_FEATURES):
         if ev.sent is None:
             raise ValueError("this relevance stage reads sentence cosines, and the search gave none")
-        sent = ev.sent
-        cols |= {"sent": sent, "d_sent": sent - sent.max(), "gap_sent": gap(sent), "rank_sent": _rank(sent),
-                 "sent_gain": sent - cos}
+        cols |= sentence_columns(ev.sent, cos)
     return np.stack([np.asarray(cols[f], dtype=np.float64) for f in names], axis=1)
+
+
+def sentence_columns(sent, cos) -> dict[str, np.ndarray]:
+    """The ``SENTENCE_FEATURES`` of candidates with best-sentence cosines ``sent`` and chunk cosines ``cos`` (the
+    training side, eval/relevance/scoring.py, calls this too)."""
+    sent = np.asarray(sent, dtype=np.float64)
+    return {"sent": sent, "d_sent": sent - sent.max(), "gap_sent": gap(sent), "rank_sent": _rank(sent),
+            "sent_gain": sent - np.asarray(cos, dtype=np.float64)}
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,11 @@ def split_sentences(text: str) -> list[str]:
     return out
 
 
+def sentences_of(text: str) -> list[str]:
+    """The sentences a chunk is judged by: ``split_sentences``, or the text itself when it has none."""
+    return split_sentences(text) or [text]
+
+
 class SentenceVectors:
     """The sentence vectors of an index's chunks: ``vectors`` (sentences × dim, float16, L2-normalised) and ``starts``
     (chunks + 1): chunk row r's sentences are ``vectors[starts[r]:starts[r + 1]]``, at least one per chunk."""
@@ -66,7 +71,7 @@ class SentenceVectors:
     @classmethod
     def encode(cls, texts: list[str], encode_passages) -> SentenceVectors:
         """The sentence vectors of chunk ``texts`` (``encode_passages``: list of texts -> (n, dim) vectors)."""
-        parts = [split_sentences(t) or [t] for t in texts]
+        parts = [sentences_of(t) for t in texts]
         flat = [s for p in parts for s in p]
         starts = np.concatenate([[0], np.cumsum([len(p) for p in parts])]).astype(np.int64)
         vecs = np.asarray(encode_passages(flat), dtype=np.float32) if flat else np.zeros((0, 0), np.float32)

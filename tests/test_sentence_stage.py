@@ -11,7 +11,7 @@ import pytest
 from fakes import HashEmbedder
 from index.relevance import ALL_FEATURES, FEATURES, SENTENCE_FEATURES, SENTENCE_STARTS, SENTENCE_VECTORS
 from index.search import Searcher
-from index.sentences import SentenceVectors, split_sentences
+from index.sentences import SentenceVectors, sentences_of
 from index.store import build_index, read_manifest
 from index_fixtures import corpus, make_document
 
@@ -62,7 +62,7 @@ def test_the_build_stores_every_chunks_sentence_vectors_in_the_stage_folder_and_
     direct = SentenceVectors.encode(texts, HashEmbedder().encode_passages)
     assert np.array_equal(sv.starts, direct.starts)
     assert np.allclose(np.asarray(sv.vectors, np.float32), np.asarray(direct.vectors, np.float32), atol=1e-3)
-    assert all(sv.starts[i + 1] - sv.starts[i] == len(split_sentences(t) or [t]) for i, t in enumerate(texts))
+    assert all(sv.starts[i + 1] - sv.starts[i] == len(sentences_of(t)) for i, t in enumerate(texts))
 
 
 def test_a_search_reads_each_candidates_best_sentence(built):
@@ -81,7 +81,7 @@ def test_a_search_reads_each_candidates_best_sentence(built):
     assert resp.hits and all(0.0 <= h.relevance <= 1.0 for h in resp.hits)
     q = np.asarray(seen["q"], np.float32)
     for r, got in zip(seen["rows"], seen["out"]):
-        sents = split_sentences(s.chunks[int(r)].text) or [s.chunks[int(r)].text]
+        sents = sentences_of(s.chunks[int(r)].text)
         want = max(float(v @ q) for v in HashEmbedder().encode_passages(sents))
         assert got == pytest.approx(want, abs=2e-3)
 
@@ -95,7 +95,7 @@ def test_an_unchanged_corpus_is_not_rebuilt_and_a_changed_one_reuses_unchanged_c
     docs = corpus() + [make_document("new", "新增文件", [(("第一条",), "新增一条关于住房公积金异地转移接续的规定，便于职工流动。")])]
     build_index(docs, root / "ix", emb, progress=False)
     new_chunks = [c for c in Searcher.load(root / "ix").chunks if c.doc_id == "new"]
-    sentences = sum(len(split_sentences(c.text) or [c.text]) for c in new_chunks)
+    sentences = sum(len(sentences_of(c.text)) for c in new_chunks)
     assert emb.passages == len(new_chunks) + sentences  # the new chunks and their sentences only
 
 
@@ -113,7 +113,7 @@ def test_the_product_and_the_training_side_compute_the_same_sentence_features():
                           title_cov=np.zeros(n), path_cov=np.zeros(n), bigram=np.zeros(n), text_len=np.ones(n),
                           same_doc=np.ones(n), doc_first_rank=np.arange(n, dtype=float), piece=np.zeros(n), q_tokens=1,
                           q_chars=1, q_unknown=0.0, cjk=0, q_quantity=0.0, num=np.zeros(n), sent=sent)
-    assert scoring.SENTENCE_FEATURES == SENTENCE_FEATURES and scoring.FEATURES == FEATURES
+    assert scoring.FEATURES == FEATURES
     mine, theirs = features(ev, SENTENCE_FEATURES), scoring.features(sig, SENTENCE_FEATURES)
     assert np.allclose(mine, theirs)
     assert mine[:, 0].tolist() == sent.tolist() and mine[:, 4] == pytest.approx(sent - cos)

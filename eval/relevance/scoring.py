@@ -21,6 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+#: Sentence-level features (index/sentences.py), defined once beside the product's features; trained only with
+#: ``train_relevance --sentences``; a stage that lists none of them never needs sentence vectors.
+from index.relevance import SENTENCE_FEATURES
+
 #: Candidates the stage looks at (hybrid top-N).
 TOP_N = 30
 _CJK = re.compile("[\u3400-\u9fff]")
@@ -116,11 +120,6 @@ FEATURES = (
     "doc_first_rank", "piece", "q_tokens", "q_chars", "q_unknown", "cjk", "gap_fused", "gap_cos",
     "q_quantity", "num", "num_missing",
 )
-#: Sentence-level features (index/sentences.py): the best sentence's cosine, its distance to the list's best, its
-#: margin over the runner-up, its rank, and how much the best sentence beats the whole chunk.  Trained only with
-#: ``train_relevance --sentences``; a stage that lists none of them never needs sentence vectors.
-SENTENCE_FEATURES = ("sent", "d_sent", "gap_sent", "rank_sent", "sent_gain")
-ALL_FEATURES = FEATURES + SENTENCE_FEATURES
 
 
 def _rank(x: np.ndarray) -> np.ndarray:
@@ -131,8 +130,8 @@ def _rank(x: np.ndarray) -> np.ndarray:
 
 
 def features(sig: Signals, names=FEATURES) -> np.ndarray:
-    """The feature matrix (candidates x ``names``, FEATURES by default; any of ALL_FEATURES) of one question."""
-    from index.relevance import gap
+    """The feature matrix (candidates x ``names``: FEATURES by default, or any of them and SENTENCE_FEATURES)."""
+    from index.relevance import gap, sentence_columns
 
     if sig.num is None:
         raise ValueError("candidates cached before the answer-type features: eval.relevance.candidates.add_answer_types")
@@ -158,9 +157,7 @@ def features(sig: Signals, names=FEATURES) -> np.ndarray:
         if sig.sent is None:
             raise ValueError("sentence features asked of candidates without sentence cosines: "
                              "eval.relevance.sentences.add_sentence_cosines")
-        sent = np.asarray(sig.sent, dtype=np.float64)
-        cols |= {"sent": sent, "d_sent": sent - sent.max(), "gap_sent": gap(sent), "rank_sent": _rank(sent),
-                 "sent_gain": sent - sig.cos}
+        cols |= sentence_columns(sig.sent, sig.cos)
     return np.stack([np.asarray(cols[f], dtype=np.float64) for f in names], axis=1)
 
 
@@ -245,6 +242,7 @@ class RelevanceStage:
         self.spec, self.root = spec, root
         self.kind = spec["score"]  # "lgbm" | "ce" | "lgbm+ce" | "fused"
         self.names = tuple(spec.get("features") or FEATURES)  # the LightGBM model's columns
+        self.needs_sentences = bool(set(self.names) & set(SENTENCE_FEATURES))
         self.booster = None
         if spec.get("lgbm"):
             import lightgbm as lgb

@@ -21,13 +21,25 @@ if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))
 
 from eval.relevance.candidates import CACHE, MODEL  # noqa: E402
-from index.sentences import split_sentences  # noqa: E402
+from index.sentences import sentences_of  # noqa: E402
 
 VECTORS = CACHE / "sentence-vectors.pkl"
 
 
 def _load() -> dict:
     return pickle.loads(VECTORS.read_bytes()) if VECTORS.exists() else {"passages": {}, "queries": {}}
+
+
+def _save(cache: dict) -> None:
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = VECTORS.with_suffix(".tmp")
+    tmp.write_bytes(pickle.dumps(cache))
+    tmp.replace(VECTORS)  # whole or not at all
+
+
+def _best(cache: dict, sentences: list[str], q: np.ndarray) -> float:
+    """The best cosine of cached ``sentences`` to the question vector ``q``."""
+    return max(float(cache["passages"][s].astype(np.float32) @ q) for s in sentences)
 
 
 def _encode(store: dict, texts: list[str], fn, what: str) -> None:
@@ -55,20 +67,16 @@ def add_sentence_cosines(items, embedder=None) -> None:
     cache = _load()
     # the dense query as the searcher encodes it (QuerySettings.dense_t2s: simplified characters)
     questions = {it.qid + it.source: to_simplified(clean_query(it.query, MAX_QUERY_CHARS).text) for it in items}
-    sentences = {h.text: split_sentences(h.text) or [h.text] for it in items for h in it.hits}
+    sentences = {h.text: sentences_of(h.text) for it in items for h in it.hits}
     before = (len(cache["passages"]), len(cache["queries"]))
     _encode(cache["queries"], list(questions.values()), embedder.encode_queries, "questions")
     _encode(cache["passages"], [s for ss in sentences.values() for s in ss],
             lambda xs: embedder.encode_passages(xs, progress=False), "sentences")
     if (len(cache["passages"]), len(cache["queries"])) != before:
-        CACHE.mkdir(parents=True, exist_ok=True)
-        tmp = VECTORS.with_suffix(".tmp")
-        tmp.write_bytes(pickle.dumps(cache))
-        tmp.replace(VECTORS)
+        _save(cache)
     for it in items:
         q = cache["queries"][questions[it.qid + it.source]].astype(np.float32)
-        it.sig.sent = np.asarray([max(float(cache["passages"][s].astype(np.float32) @ q) for s in sentences[h.text])
-                                  for h in it.hits], dtype=np.float64)
+        it.sig.sent = np.asarray([_best(cache, sentences[h.text], q) for h in it.hits], dtype=np.float64)
 
 
 class LazySentences:
@@ -87,20 +95,18 @@ class LazySentences:
         out = []
         q = np.asarray(qvec, dtype=np.float32)
         for r in rows:
-            sents = split_sentences(self.texts[int(r)]) or [self.texts[int(r)]]
+            sents = sentences_of(self.texts[int(r)])
             missing = [s for s in sents if s not in self.cache["passages"]]
             if missing:
                 vecs = np.asarray(self.embedder.encode_passages(missing), dtype=np.float32)
                 self.cache["passages"].update(zip(missing, vecs.astype(np.float16)))
                 self._dirty = True
-            out.append(max(float(self.cache["passages"][s].astype(np.float32) @ q) for s in sents))
+            out.append(_best(self.cache, sents, q))
         return np.asarray(out, dtype=np.float64)
 
     def save(self) -> None:
         if self._dirty:
-            tmp = VECTORS.with_suffix(".tmp")
-            tmp.write_bytes(pickle.dumps(self.cache))
-            tmp.replace(VECTORS)
+            _save(self.cache)
             self._dirty = False
 
 

@@ -88,7 +88,7 @@ def operating_points(stage_dir: Path, rates=(0.038, 0.05, 0.073, 0.10)) -> dict:
 
     from eval.relevance.candidates import load_policies
     from eval.relevance.metrics import separation
-    from eval.relevance.scoring import SENTENCE_FEATURES, RelevanceStage
+    from eval.relevance.scoring import RelevanceStage
 
     spec = json.loads((Path(stage_dir) / "stage.json").read_text(encoding="utf-8"))
     if "score" not in spec:  # the shipped layout (ship.py) -> the training one
@@ -97,7 +97,7 @@ def operating_points(stage_dir: Path, rates=(0.038, 0.05, 0.073, 0.10)) -> dict:
     stage = RelevanceStage(spec, Path(stage_dir), threads=2)
     best_a, best_n, top1 = [], [], []
     items = [i for i in small_items(load_policies()[0]) if i.split == "dev"]
-    if set(stage.names) & set(SENTENCE_FEATURES):
+    if stage.needs_sentences:
         from eval.relevance.sentences import add_sentence_cosines
 
         add_sentence_cosines(items)

@@ -100,13 +100,13 @@ def copy_shipped_stage(embedder: Embedder, folder: Path, previous: dict | Path |
 
 def _sentence_vectors(embedder: Embedder, folder: Path, old: dict, progress: bool):
     """The sentence vectors of the chunks in ``folder``, reusing ``old`` (chunk key -> its sentences' vectors)."""
-    from index.sentences import SentenceVectors, split_sentences
+    from index.sentences import SentenceVectors, sentences_of
 
     with open(folder / CHUNKS, encoding="utf-8") as fh:
         rows = [json.loads(line) for line in fh]
     # an old chunk's vectors only while they are as many as its sentences now (a changed splitter re-encodes)
     todo = [i for i, r in enumerate(rows)
-            if r["key"] not in old or len(old[r["key"]]) != len(split_sentences(r["text"]) or [r["text"]])]
+            if r["key"] not in old or len(old[r["key"]]) != len(sentences_of(r["text"]))]
     new = SentenceVectors.encode([rows[i]["text"] for i in todo],
                                  lambda xs: embedder.encode_passages(xs, progress=progress))
     fresh = {i: new.vectors[new.starts[j]:new.starts[j + 1]] for j, i in enumerate(todo)}
