@@ -200,13 +200,13 @@ def test_gap_is_the_top_candidates_margin_and_the_others_distance_below_the_top(
     ("哪些条款涉及医保异地结算", False), ("长株潭一体化的交通建设", False), ("Which provisions cover settlement?", False),
 ])
 def test_a_question_asking_for_a_quantity_or_date_is_recognised(question, asks):
-    from index.relevance import answer_types
+    from index.answer_types import answer_types
 
     assert answer_types(question, [])[0] == float(asks)
 
 
 def test_a_provision_states_a_quantity_unless_its_only_number_is_a_plan_year():
-    from index.relevance import answer_types
+    from index.answer_types import answer_types
 
     texts = ["到2025年，基本建成一体化格局", "每艘补贴50万元", "2024年3月1日起施行", "提高到30%", "两年内完成",
              "推进异地就医直接结算", "百分之八十以上"]

@@ -68,9 +68,9 @@ def fill(searcher, items: list[Item], progress: str = "") -> list[Item]:
 
 
 def add_answer_types(items: list[Item]) -> None:
-    """Fill the answer-type signals (``index.relevance.answer_types``) of candidates cached before they existed: they
+    """Fill the answer-type signals (``index.answer_types``) of candidates cached before they existed: they
     read only the question and the candidates' texts, which the cache keeps, so nothing is searched again."""
-    from index.relevance import answer_types
+    from index.answer_types import answer_types
 
     for it in items:
         if it.sig is not None and it.sig.num is None:

@@ -50,9 +50,10 @@ class Signals:
     q_chars: int
     q_unknown: float  # IDF share of query tokens the index has never seen
     cjk: int
-    q_quantity: float | None = None  # index.relevance.answer_types: the question asks for a quantity or date
+    q_quantity: float | None = None  # index.answer_types: the question asks for a quantity or date
     num: np.ndarray | None = None  # … each candidate states one (None in caches written before: add_answer_types)
     sent: np.ndarray | None = None  # best sentence's cosine to the question (eval/relevance/sentences.py; None before)
+    best_sentences: tuple[str, ...] | None = None  # and that sentence, per candidate (for a sentence cross-encoder)
 
 
 def _bigrams(text: str) -> set[str]:
@@ -64,7 +65,8 @@ def gather(searcher, query: str, hits) -> Signals:
     """Raw signals of ``hits`` (from ``searcher.query(query, …)``, hybrid, weighted fusion) for ``query``."""
     from index.fuse import saturate
     from index.normalize import MAX_QUERY_CHARS, clean_query
-    from index.relevance import answer_types, lexical_question
+    from index.answer_types import answer_types
+    from index.relevance import lexical_question
 
     text = clean_query(query, MAX_QUERY_CHARS).text
     ix = searcher._ix

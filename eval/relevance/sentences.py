@@ -39,7 +39,12 @@ def _save(cache: dict) -> None:
 
 def _best(cache: dict, sentences: list[str], q: np.ndarray) -> float:
     """The best cosine of cached ``sentences`` to the question vector ``q``."""
-    return max(float(cache["passages"][s].astype(np.float32) @ q) for s in sentences)
+    return _best_pair(cache, sentences, q)[0]
+
+
+def _best_pair(cache: dict, sentences: list[str], q: np.ndarray) -> tuple[float, str]:
+    """(the best cosine of cached ``sentences`` to the question vector ``q``, that sentence)."""
+    return max((float(cache["passages"][s].astype(np.float32) @ q), s) for s in sentences)
 
 
 def _encode(store: dict, texts: list[str], fn, what: str) -> None:
@@ -55,8 +60,10 @@ def _encode(store: dict, texts: list[str], fn, what: str) -> None:
         print(f"    {min(i + 2048, len(new))}/{len(new)} ({time.time() - t0:.0f} s)", flush=True)
 
 
-def add_sentence_cosines(items, embedder=None) -> None:
-    """Set ``it.sig.sent`` (best sentence cosine of each candidate) for every item with candidates."""
+def add_sentence_cosines(items, embedder=None, top: int | None = None) -> None:
+    """Set ``it.sig.sent`` (best sentence cosine of each candidate) and ``it.sig.best_sentences`` for every item with
+    candidates.  With ``top``, only the first ``top`` candidates and the gold ones are encoded (the cross-encoder's
+    training pairs and verified candidates); the others get cosine -1 and their first sentence."""
     from index.normalize import MAX_QUERY_CHARS, clean_query, to_simplified
 
     items = [it for it in items if it.hits and it.sig is not None]
@@ -67,7 +74,10 @@ def add_sentence_cosines(items, embedder=None) -> None:
     cache = _load()
     # the dense query as the searcher encodes it (QuerySettings.dense_t2s: simplified characters)
     questions = {it.qid + it.source: to_simplified(clean_query(it.query, MAX_QUERY_CHARS).text) for it in items}
-    sentences = {h.text: sentences_of(h.text) for it in items for h in it.hits}
+    def wanted(it, i):
+        return top is None or i < top or bool(it.labels is not None and it.labels[i])
+
+    sentences = {h.text: sentences_of(h.text) for it in items for i, h in enumerate(it.hits) if wanted(it, i)}
     before = (len(cache["passages"]), len(cache["queries"]))
     _encode(cache["queries"], list(questions.values()), embedder.encode_queries, "questions")
     _encode(cache["passages"], [s for ss in sentences.values() for s in ss],
@@ -76,7 +86,10 @@ def add_sentence_cosines(items, embedder=None) -> None:
         _save(cache)
     for it in items:
         q = cache["queries"][questions[it.qid + it.source]].astype(np.float32)
-        it.sig.sent = np.asarray([_best(cache, sentences[h.text], q) for h in it.hits], dtype=np.float64)
+        best = [_best_pair(cache, sentences[h.text], q) if wanted(it, i) else (-1.0, sentences_of(h.text)[0])
+                for i, h in enumerate(it.hits)]
+        it.sig.sent = np.asarray([c for c, _ in best], dtype=np.float64)
+        it.sig.best_sentences = tuple(s for _, s in best)
 
 
 class LazySentences:

@@ -52,13 +52,25 @@ def _norm(t: str) -> str:
     return "".join(unicodedata.normalize("NFKC", t).split())
 
 
-def pairs(items, negatives: int, stard_text: dict | None = None) -> list[tuple[str, str, float]]:
+def passage(it, i: int, mode: str = "chunk") -> str:
+    """The passage side of candidate ``i`` of item ``it``: the whole chunk (``pair_text``) or, with ``mode`` "sentence",
+    its best sentence (``eval.relevance.sentences``) followed by the title and heading path (cut first when too long).
+    A chunk's answer can be its last sentence (item 18 of the bundled corpus), which a cut chunk never shows."""
+    h = it.hits[i]
+    if mode == "chunk":
+        return pair_text(h)
+    head = " › ".join([h.title or "", *h.path]).strip(" ›")
+    return f"{it.sig.best_sentences[i]}\n{head}"
+
+
+def pairs(items, negatives: int, stard_text: dict | None = None, mode: str = "chunk",
+          ooc_negatives: int | None = None) -> list[tuple[str, str, float]]:
     out = []
     for it in items:
         gold_texts = [_norm(h.text) for h, y in zip(it.hits, it.labels) if y]
-        for h, y in zip(it.hits, it.labels):
+        for i, (h, y) in enumerate(zip(it.hits, it.labels)):
             if y:
-                out.append((it.sig.query, pair_text(h), 1.0))
+                out.append((it.sig.query, passage(it, i, mode), 1.0))
         if it.source == "stard" and stard_text:
             found = {h.doc_id for h, y in zip(it.hits, it.labels) if y}
             for d in sorted(it.gold - found):
@@ -66,13 +78,14 @@ def pairs(items, negatives: int, stard_text: dict | None = None) -> list[tuple[s
                     title, text = stard_text[d]
                     out.append((it.sig.query, f"{title}\n{text}" if title else text, 1.0))
         n = 0
-        for h, y in zip(it.hits, it.labels):
-            if n >= negatives:
+        limit = negatives if it.gold or ooc_negatives is None else ooc_negatives
+        for i, (h, y) in enumerate(zip(it.hits, it.labels)):
+            if n >= limit:
                 break
             t = _norm(h.text)
             if y or any(t == g or (len(t) > 20 and (t in g or g in t)) for g in gold_texts):
                 continue
-            out.append((it.sig.query, pair_text(h), 0.0))
+            out.append((it.sig.query, passage(it, i, mode), 0.0))
             n += 1
     return out
 
@@ -101,7 +114,11 @@ def train(args) -> tuple[Path, dict]:
     pol, _ = load_policies()
     st = [] if args.no_stard else load_stard()[0]
     train_items = [i for i in pol if i.split == "train"] + [i for i in st if i.split == "stard-a"]
-    data = pairs(train_items, args.negatives, stard_corpus() if st else None)
+    if args.passage == "sentence":
+        from eval.relevance.sentences import add_sentence_cosines
+
+        add_sentence_cosines(train_items, top=max(args.negatives, args.ooc_negatives or 0) + 2)
+    data = pairs(train_items, args.negatives, stard_corpus() if st else None, args.passage, args.ooc_negatives)
     rng = random.Random(SEED)
     rng.shuffle(data)
     if args.max_pairs and len(data) > args.max_pairs:
@@ -122,9 +139,10 @@ def train(args) -> tuple[Path, dict]:
             pool.bias.zero_()
     if args.pooling == "mean":
         install_mean_pooler(hf)
+    frozen = [f"encoder.layer.{i}." for i in range(args.freeze_layers)]
     for name, prm in hf.named_parameters():
-        if "word_embeddings" in name:
-            prm.requires_grad_(False)
+        if "word_embeddings" in name or (frozen and ("embeddings." in name or any(f in name for f in frozen))):
+            prm.requires_grad_(False)  # the shipped delta holds only what was trained
     trainable = sum(p.numel() for p in hf.parameters() if p.requires_grad)
     out_dir = CACHE / f"ce-run-L{args.layers}"
     targs = CrossEncoderTrainingArguments(
@@ -146,7 +164,7 @@ def train(args) -> tuple[Path, dict]:
     trainer.train()
     wall = time.time() - t0
     steps = trainer.state.global_step
-    dest = OUT / f"ce-L{args.layers}"
+    dest = OUT / args.name
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
@@ -156,7 +174,8 @@ def train(args) -> tuple[Path, dict]:
     save_file(state, str(dest / "weights.safetensors"))
     hf.config.to_json_file(str(dest / "config.json"))
     log = [h for h in trainer.state.log_history if "loss" in h]
-    meta = {"layers": args.layers, "pooling": args.pooling, "max_length": args.max_length, "negatives": args.negatives, "epochs": args.epochs,
+    meta = {"layers": args.layers, "passage": args.passage, "ooc_negatives": args.ooc_negatives,
+            "freeze_layers": args.freeze_layers, "pooling": args.pooling, "max_length": args.max_length, "negatives": args.negatives, "epochs": args.epochs,
             "batch": args.batch, "lr": args.lr, "bf16": args.bf16, "seed": SEED, "threads": args.threads,
             "max_pairs": args.max_pairs, "stard_in_training": not args.no_stard, "pairs": len(data), "positives": int(sum(y)), "train_questions": len(train_items), "steps": steps,
             "stopped_by_deadline": steps < trainer.state.max_steps, "max_steps": trainer.state.max_steps,
@@ -167,13 +186,13 @@ def train(args) -> tuple[Path, dict]:
     return dest, meta
 
 
-def score_items(ce: OnnxCrossEncoder, items, top: int = 15) -> dict:
+def score_items(ce: OnnxCrossEncoder, items, top: int = 15, mode: str = "chunk") -> dict:
     out = {}
     for it in items:
         s = np.full(len(it.hits), -20.0)
         n = min(top, len(it.hits))
         if n:
-            s[:n] = ce.logits(CE_QUERY + it.sig.query, [CE_PASSAGE + pair_text(h) for h in it.hits[:n]])
+            s[:n] = ce.logits(CE_QUERY + it.sig.query, [CE_PASSAGE + passage(it, i, mode) for i in range(n)])
         out[it.qid + "@" + it.source] = s
     return out
 
@@ -193,34 +212,47 @@ def main() -> None:
     ap.add_argument("--pooling", choices=("mean", "cls"), default="mean")
     ap.add_argument("--no-stard", action="store_true", help="train on policies train only")
     ap.add_argument("--no-score", action="store_true", help="stop after training (export and score later)")
-    ap.add_argument("--skip-train", action="store_true", help="export and score an existing ce-L{layers}")
+    ap.add_argument("--skip-train", action="store_true", help="export and score an existing --name")
+    ap.add_argument("--passage", choices=("chunk", "sentence"), default="chunk",
+                    help="the passage side: the whole chunk, or its best sentence + title and headings")
+    ap.add_argument("--ooc-negatives", type=int, default=None,
+                    help="negatives per out-of-corpus question (default: --negatives)")
+    ap.add_argument("--freeze-layers", type=int, default=0,
+                    help="keep the embeddings and the lowest N layers as the base model has them (a smaller delta)")
+    ap.add_argument("--score-top", type=int, default=15, help="candidates scored per dev question")
+    ap.add_argument("--name", default=None, help="artefact folder under data/relevance (default ce-L{layers})")
     args = ap.parse_args()
+    args.name = args.name or f"ce-L{args.layers}"
     t0 = time.time()
-    dest = OUT / f"ce-L{args.layers}"
+    dest = OUT / args.name
     if not args.skip_train:
         dest, meta = train(args)
         print(json.dumps(meta, indent=1), flush=True)
         if args.no_score:
             return
     meta = json.loads((dest / "meta.json").read_text())
-    onnx_path = CACHE / f"ce-L{args.layers}.onnx"
+    onnx_path = CACHE / f"{args.name}.onnx"
     t = time.time()
     export_onnx(dest, onnx_path)
     meta["export_s"] = round(time.time() - t, 1)
     base = base_folder()
     ce = OnnxCrossEncoder(onnx_path, base / "tokenizer.json", meta["max_length"], threads=args.threads)
     pol, _ = load_policies()
-    st, _ = load_stard()
+    st = [] if args.no_stard else load_stard()[0]
     t = time.time()
     items = [i for i in pol if i.split == "dev"] + [i for i in st if i.split == "stard-b"]  # hybrid top-15 each
-    scores = score_items(ce, items)
+    if meta.get("passage") == "sentence":
+        from eval.relevance.sentences import add_sentence_cosines
+
+        add_sentence_cosines(items, top=args.score_top)
+    scores = score_items(ce, items, args.score_top, meta.get("passage", "chunk"))
     meta["score_s"] = round(time.time() - t, 1)
     meta["scored_pairs"] = int(sum(len(i.hits) for i in items))
-    (CACHE / f"scores-ce-L{args.layers}.pkl").write_bytes(pickle.dumps(scores))
+    (CACHE / f"scores-{args.name}.pkl").write_bytes(pickle.dumps(scores))
     dev_p = [i for i in pol if i.split == "dev"]
     dev_s = [i for i in st if i.split == "stard-b"]
     meta["dev"] = {"policies_dev": ranking(dev_p, [scores[i.qid + "@policies"] for i in dev_p]),
-                   "stard_b": ranking(dev_s, [scores[i.qid + "@stard"] for i in dev_s])}
+                   "stard_b": ranking(dev_s, [scores[i.qid + "@stard"] for i in dev_s]) if dev_s else None}
     meta["total_wall_s"] = round(time.time() - t0, 1)
     (dest / "meta.json").write_text(json.dumps(meta, indent=1))
     print(json.dumps(meta["dev"], indent=1))
