@@ -202,7 +202,7 @@ def pair_text(hit) -> str:
 
 class OnnxCrossEncoder:
     """A cross-encoder exported to ONNX (input_ids, attention_mask[, token_type_ids] -> logits), tokenizers' fast
-    tokenizer, pairs truncated to ``max_length`` tokens (the passage side is cut)."""
+    tokenizer, pairs truncated to ``max_length`` tokens (the longer side first, as in training)."""
 
     def __init__(self, onnx_path: Path, tokenizer_path: Path, max_length: int = 128, threads: int = 1):
         import onnxruntime as ort
@@ -215,7 +215,7 @@ class OnnxCrossEncoder:
         self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.tok = Tokenizer.from_file(str(tokenizer_path))
-        self.tok.enable_truncation(max_length=max_length, strategy="only_second")
+        self.tok.enable_truncation(max_length=max_length, strategy="longest_first")  # as training (a long question too)
         self.tok.no_padding()
         self.max_length = max_length
 
