@@ -95,7 +95,7 @@ def main() -> None:
 
     tok = AutoTokenizer.from_pretrained(str(base_folder()))
     batch = tok([CE_QUERY + sig.query] * 10, [CE_PASSAGE + pair_text(hits[i]) for i in order[:10]],
-                truncation="only_second", max_length=meta["max_length"], padding=True, return_tensors="pt")
+                truncation="longest_first", max_length=meta["max_length"], padding=True, return_tensors="pt")
     times = []
     with torch.inference_mode():
         for _ in range(7):
