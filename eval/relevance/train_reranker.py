@@ -9,6 +9,9 @@
   the 118M parameters), the rest (7.4M) trained.  Inputs are ("query: " + question, "passage: " + title › headings + text), truncated to
   ``--max-length`` tokens (the passage side).  Fewer layers is the CPU latency budget's choice: a 12-layer pair of
   128 tokens costs ~40 ms on one thread, so only 1-2 pairs would fit 80 ms.
+* ``--passage sentence`` (session 14's verifier, eval/relevance/verify.py): the passage side is the candidate's best
+  sentence + title and headings, ``--layers 12 --freeze-layers 6 --max-length 96`` (a 21.6 MB delta; figures and the
+  full command in eval/reports/QUALITY.md).
 * Data: policies train questions + STARD tune half A (candidates.py).  Per question: every gold candidate of the
   hybrid top-30 (STARD: also gold articles the search missed, from corpus.jsonl), and the top ``--negatives`` non-gold
   hybrid candidates (hard negatives; a candidate whose text equals or contains a gold text is skipped); an

@@ -67,7 +67,7 @@ def report(items, lgs, ces, w: float) -> dict:
             "ooc_confident": round(float((tops[~ans] >= t).mean()), 3)}
 
 
-def seed_items(embedder):
+def seed_items():
     """The seed questions as candidate items of the bundled corpus's index (hybrid top-30, stage off)."""
     from eval.relevance.candidates import fill
     from eval.relevance.question_sets import Item
@@ -91,7 +91,7 @@ def main() -> None:
     booster, names = shipped_booster()
     pol, _ = load_policies()
     dev = [it for it in pol if it.split == "dev" and it.hits]
-    seeds = seed_items(None)
+    seeds = seed_items()
     if mode == "sentence":
         add_sentence_cosines(dev + seeds, top=15)
     out = {"name": args.name, "top": args.top, "passage": mode}
