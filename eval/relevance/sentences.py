@@ -37,11 +37,6 @@ def _save(cache: dict) -> None:
     tmp.replace(VECTORS)  # whole or not at all
 
 
-def _best(cache: dict, sentences: list[str], q: np.ndarray) -> float:
-    """The best cosine of cached ``sentences`` to the question vector ``q``."""
-    return _best_pair(cache, sentences, q)[0]
-
-
 def _best_pair(cache: dict, sentences: list[str], q: np.ndarray) -> tuple[float, str]:
     """(the best cosine of cached ``sentences`` to the question vector ``q``, that sentence)."""
     return max((float(cache["passages"][s].astype(np.float32) @ q), s) for s in sentences)
@@ -74,6 +69,7 @@ def add_sentence_cosines(items, embedder=None, top: int | None = None) -> None:
     cache = _load()
     # the dense query as the searcher encodes it (QuerySettings.dense_t2s: simplified characters)
     questions = {it.qid + it.source: to_simplified(clean_query(it.query, MAX_QUERY_CHARS).text) for it in items}
+
     def wanted(it, i):
         return top is None or i < top or bool(it.labels is not None and it.labels[i])
 
@@ -114,7 +110,7 @@ class LazySentences:
                 vecs = np.asarray(self.embedder.encode_passages(missing), dtype=np.float32)
                 self.cache["passages"].update(zip(missing, vecs.astype(np.float16)))
                 self._dirty = True
-            out.append(_best(self.cache, sents, q))
+            out.append(_best_pair(self.cache, sents, q)[0])
         return np.asarray(out, dtype=np.float64)
 
     def save(self) -> None:

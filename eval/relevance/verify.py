@@ -30,6 +30,7 @@ from eval.relevance.candidates import CACHE, MODEL, load_policies  # noqa: E402
 from eval.relevance.metrics import ranking, separation  # noqa: E402
 from eval.relevance.scoring import CE_PASSAGE, CE_QUERY, OnnxCrossEncoder, features  # noqa: E402
 from eval.relevance.train_reranker import OUT, passage  # noqa: E402
+from eval.relevance.train_relevance import MAX_FALSE_ABSTAIN  # noqa: E402
 
 SEEDS = ("去外地住院花的钱回来能报吗", "在外地住院能不能直接结算", "在大湾区看病能直接用医保报销不",
          "养老金每年涨多少", "今天天气怎么样")
@@ -39,7 +40,9 @@ WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 def shipped_booster():
     import lightgbm as lgb
 
-    folder = ROOT / "index" / "data" / "relevance" / MODEL.replace(":", "_")  # the model's shipped stage
+    from index.embed import shipped_relevance_dir
+
+    folder = shipped_relevance_dir(MODEL)
     spec = json.loads((folder / "stage.json").read_text(encoding="utf-8"))
     return lgb.Booster(model_file=str(folder / spec["lgbm"])), tuple(spec["features"])
 
@@ -52,7 +55,7 @@ def combine(lg: np.ndarray, ce: dict, w: float) -> np.ndarray:
     return out
 
 
-def threshold_at(pos_top: np.ndarray, share: float = 0.05) -> float:
+def threshold_at(pos_top: np.ndarray, share: float = MAX_FALSE_ABSTAIN) -> float:
     """The highest threshold at which at most ``share`` of the answerable questions fall below it."""
     return float(np.quantile(pos_top, share, method="lower"))
 
