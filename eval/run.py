@@ -180,7 +180,8 @@ def run_ablations(searcher, questions: Sequence[Question], k: int = 10, *, modes
 def _default_variants(searcher, modes: Iterable[str], questions: Sequence[Question] = ()
                       ) -> list[tuple[str, dict, list[str]]]:
     """The shipped defaults switched off one at a time: the learned query adapter, abstention on weak evidence,
-    the dictionary translation of English queries (off; and with/without its words in the dense query)."""
+    the dictionary translation of English queries (off; and with/without its words in the dense query), the
+    everyday words' official wording in the dense query."""
     settings = getattr(searcher, "settings", None)
     if settings is None or not hasattr(searcher, "with_settings"):
         return []
@@ -199,6 +200,9 @@ def _default_variants(searcher, modes: Iterable[str], questions: Sequence[Questi
         other = not getattr(settings, "translate_dense", False)
         out.append(("translate-dense" if other else "translate-bm25-only", {"translate_dense": other},
                     [m for m in modes if m != "bm25"]))
+    if getattr(settings, "everyday_dense", False) and getattr(settings, "translate", False):
+        # the everyday words' official wording in the dense query (session 15), off: the question as written
+        out.append(("no-everyday-dense", {"everyday_dense": False}, [m for m in modes if m != "bm25"]))
     return out
 
 

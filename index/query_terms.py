@@ -53,3 +53,16 @@ def translation_note(terms: tuple[str, ...]) -> tuple[str, ...]:
         return ()
     shown = "、".join(terms[:NOTE_WORDS]) + (f" 等 {len(terms)} 个词" if len(terms) > NOTE_WORDS else "")
     return (ENGLISH_NOTE + shown,)
+
+
+def official_text(text: str, concepts: tuple[Concept, ...]) -> str | None:
+    """A Chinese question with each of its everyday words replaced by its first official word (去外地住院 ->
+    去异地住院), for a second dense query (``QuerySettings.everyday_dense``); None when nothing would change (an
+    English question, or no everyday word found in ``text`` as written)."""
+    if not concepts or not CJK.search(text):
+        return None
+    out = text
+    for c in concepts:
+        if c.words[0] in out:
+            out = out.replace(c.words[0], c.terms[0])
+    return out if out != text else None

@@ -13,6 +13,7 @@ from index.normalize import MAX_QUERY_CHARS, clean_query, fold, to_simplified
 from index.query_terms import CJK as _CJK
 from index.query_terms import ENGLISH_NOTE, NOTE_WORDS, concepts_of, translation_note  # noqa: F401 (re-exported)
 from index.query_terms import notes as query_notes
+from index.query_terms import official_text as _official_text
 from index.query_terms import words as _words
 from index.relevance import RelevanceStage
 from index.request import (  # noqa: F401  (MODES and the reasons are re-exported for callers of index.search)
@@ -167,7 +168,7 @@ class Searcher(Judging):
             dense_text = to_simplified(text) if s.dense_t2s else text
             if concepts and s.translate_dense:
                 dense_text += " " + " ".join(_words(concepts))
-            plain, qvec = self._query_vectors(dense_text)
+            plain, qvec = self._dense_query(dense_text, concepts)
             dense_rows = self._dense_candidates(qvec, n, mask)
         bm25_all = None
         bm25_rows = np.zeros(0, np.int64)
@@ -230,8 +231,23 @@ class Searcher(Judging):
 
     def _query_vectors(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """(the embedder's vector, the vector searched with): the same array unless a query adapter applies."""
-        qvec = self.embedder.encode_queries([text])[0].astype(np.float32)
-        return (qvec, self._ix.adapter.apply(qvec)) if self._adapter_on() else (qvec, qvec)
+        return self._encode([text])[0]
+
+    def _encode(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        adapt = self._ix.adapter.apply if self._adapter_on() else None
+        return [(v, adapt(v) if adapt else v) for v in self.embedder.encode_queries(texts).astype(np.float32)]
+
+    def _dense_query(self, text: str, concepts: tuple[Concept, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """``_query_vectors`` of the dense query; with ``everyday_dense``, a Chinese question that has everyday words
+        is read both as written and in the documents' words (去外地住院 -> 去异地住院) and searched with the mean of
+        the two vectors: the model does not read 回来能报吗 as 报销, and the question as written keeps what the
+        rewrite loses (a word the table maps badly).  One more query encoding, for those questions only."""
+        official = _official_text(text, concepts) if self.settings.everyday_dense else None
+        if official is None:
+            return self._query_vectors(text)
+        (plain, qvec), (plain2, qvec2) = self._encode([text, official])  # one batch: cheaper than two calls
+        mean = (qvec + qvec2) / np.linalg.norm(qvec + qvec2)
+        return (mean, mean) if plain is qvec else ((plain + plain2) / np.linalg.norm(plain + plain2), mean)
 
     def _adapter_on(self) -> bool:
         """Whether the index's query adapter (attached by ``policyqa tune``) applies to this searcher's queries."""

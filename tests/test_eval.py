@@ -15,7 +15,7 @@ from eval.questions import (
     resolve_gold,
 )
 from eval.report import write_report
-from eval.run import calibrate, evaluate, run_ablations
+from eval.run import MODES, calibrate, evaluate, run_ablations
 from index.types import Document, Hit, Provision, Source
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -239,6 +239,21 @@ def test_evaluate_real_searcher_on_hand_made_documents(tmp_path, fake_embedder):
     assert r["unresolved"] == [] and r["index"]["model"]["name"] == fake_embedder.name
     assert r["splits"]["all"]["overall"]["mrr@10"] == 1.0
     assert r["splits"]["all"]["overall"]["recall@5"] == 1.0
+
+
+def test_ablations_switch_each_shipped_default_off_including_the_everyday_dense_query(tmp_path, fake_embedder):
+    from index import search, store
+    from eval.run import _default_variants
+
+    store.build_index([_doc("A", ["异地就医即时结算并报销医保费用。"])], tmp_path / "ix", fake_embedder,
+                      store.IndexSettings(), progress=False)
+    searcher = search.Searcher.load(tmp_path / "ix", fake_embedder)
+    qs = [Question("q1", "在外地看病能报吗", "colloquial", "dev", (Gold("A", "异地就医"),))]
+    variants = {name: (changes, modes) for name, changes, modes in _default_variants(searcher, MODES, qs)}
+    assert variants["no-everyday-dense"] == ({"everyday_dense": False}, ["dense", "hybrid"])
+    assert "no-relevance" not in variants  # the fake model has no shipped stage
+    off = _default_variants(searcher.with_settings(everyday_dense=False), MODES, qs)
+    assert "no-everyday-dense" not in {name for name, _, _ in off}
 
 
 def test_tune_ranks_query_time_variants(tmp_path, fake_embedder):

@@ -66,3 +66,49 @@ def test_the_page_says_which_everyday_words_were_matched_and_calls_nothing_engli
     build_index([doc], tmp_path / "ix", fake_embedder, progress=False)
     page, _ = SearchApp(Searcher.load(tmp_path / "ix", fake_embedder)).search_view("在外地看病", "bm25")
     assert "口语词对照检索：外地→异地" in page and "英文问题" not in page and "CC-CEDICT" not in page
+
+
+def test_the_question_in_the_documents_words_replaces_each_everyday_word_by_its_first_official_word():
+    from index.query_terms import official_text
+
+    found = everyday.concepts("去外地住院花的钱回来能报吗", ["去", "外地", "住院", "花", "钱", "回来", "能报", "吗"], known)
+    assert official_text("去外地住院花的钱回来能报吗", found) == "去异地住院花的钱回来报销吗"
+    assert official_text("去外地住院", ()) is None  # no everyday word: no second query
+    assert official_text("medical insurance", found) is None  # English: its concepts are a translation, not a rewrite
+
+
+class _Spy:
+    """An embedder that records the queries it encodes."""
+
+    def __init__(self, inner):
+        self._inner, self.queries = inner, []
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def encode_queries(self, texts):
+        self.queries.extend(texts)
+        return self._inner.encode_queries(texts)
+
+
+def test_everyday_dense_searches_the_mean_of_the_question_and_its_official_wording(tmp_path, fake_embedder):
+    import numpy as np
+
+    doc = make_document("d", "测试文件", [(("1．条目",), "推进异地就医直接结算。"), (("2．条目",), "加强生态环境保护。")])
+    build_index([doc], tmp_path / "ix", fake_embedder, progress=False)
+    spy = _Spy(fake_embedder)
+    s = Searcher.load(tmp_path / "ix", spy)
+    q = "在外地看病"
+    a, b = fake_embedder.encode_queries([q, "在异地就医"])
+    s.with_settings(everyday_dense=False).query(q)
+    assert spy.queries == [q]
+    spy.queries.clear()
+    on = s.with_settings(everyday_dense=True)
+    on.query(q)
+    assert spy.queries == [q, "在异地就医"]  # the question as written, then in the documents' words
+    plain, searched = on._dense_query(q, on.translation(q))
+    mean = (a + b) / np.linalg.norm(a + b)
+    assert np.allclose(searched, mean, atol=1e-6) and np.allclose(plain, mean, atol=1e-6)
+    spy.queries.clear()
+    on.query("eligible for reimbursement")  # English: its dictionary words go to BM25; the dense query is as written
+    assert spy.queries == ["eligible for reimbursement"]

@@ -184,18 +184,14 @@ def test_everyday_seed_questions_are_answered_with_item_18(real_searcher, query)
 
 
 @pytest.mark.model
-def test_the_hardest_everyday_seed_question_puts_item_18_first_or_second(real_searcher):
-    # the issue asks for it answered; today item 18 comes first but below the threshold (0.04 < 0.065): the page
-    # says 未找到直接回答 and shows it marked weak (eval/reports/QUALITY.md, sessions 11-13)
+def test_the_hardest_everyday_seed_question_is_answered_with_item_18(real_searcher):
+    # the model does not read 回来能报吗 as 报销: the dense query is the mean of the question as written and in the
+    # documents' words (外地 -> 异地, 能报 -> 报销; QuerySettings.everyday_dense, QUALITY.md session 15)
     resp = real_searcher.query("去外地住院花的钱回来能报吗", k=10)
-    assert any(ITEM_18 in h.text for h in resp.hits[:2])
-
-
-@pytest.mark.model
-@pytest.mark.xfail(strict=True, reason="known miss of issue 14: item 18's relevance 0.04 is under the threshold")
-def test_the_hardest_everyday_seed_question_is_answered(real_searcher):
-    resp = real_searcher.query("去外地住院花的钱回来能报吗", k=10)
-    assert resp.found and ITEM_18 in resp.hits[0].text
+    assert resp.found and ITEM_18 in resp.hits[0].text and resp.hits[0].confident
+    # read as written only (sessions 11-14: item 18 first, but under the threshold), it stays in the first two
+    plain = real_searcher.with_settings(everyday_dense=False).query("去外地住院花的钱回来能报吗", k=10)
+    assert any(ITEM_18 in h.text for h in plain.hits[:2])
 
 
 @pytest.mark.model

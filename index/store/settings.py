@@ -39,6 +39,8 @@ class QuerySettings:
     query_adapter: bool = True  # apply the index's query adapter when the manifest names one (policyqa tune)
     translate: bool = True  # a query without Chinese: its words looked up in CC-CEDICT for BM25 (index/translate.py)
     translate_dense: bool = False  # ... and those words appended to the dense query too (dev: no gain; QUALITY.md)
+    everyday_dense: bool = True  # a Chinese query with everyday words: the dense query is the mean of its vector and
+    # that of the question in the documents' words (外地 -> 异地; Searcher._dense_query, QUALITY.md session 15)
     dedupe_min_chars: int = 40  # identical texts at least this long count as one provision across documents
 
 
