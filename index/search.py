@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from index.backend import Scope, SearchBackend, top_rows
+from index.backend import Scope, SearchBackend
 from index.fuse import fuse
 from index.judge import Judging, Ranked
 from index.normalize import MAX_QUERY_CHARS, clean_query, fold, to_simplified
@@ -308,5 +308,3 @@ class Searcher(Judging):
         other.min_score = changes.get("min_score", self.min_score)
         return other
 
-
-_top_rows = top_rows  # moved to index.backend (kept for callers of index.search)

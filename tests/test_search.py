@@ -215,7 +215,7 @@ def test_top_rows_equals_a_stable_full_sort():
     """The partial sort of BM25 candidates picks and orders exactly what a stable full sort does, ties included."""
     import numpy as np
 
-    from index.search import _top_rows
+    from index.backend import top_rows as _top_rows
 
     rng = np.random.default_rng(0)
     for _ in range(300):
