@@ -135,6 +135,11 @@ class SentenceTransformerEmbedder:
             self._model = _load_st(str(self._folder))
         return self._model
 
+    def clear_query_cache(self) -> None:
+        """Forget the recent query vectors (benchmarks time each question's encoding: ``eval.run.run_questions``)."""
+        with self._qlock:
+            self._qcache.clear()
+
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         """(n, dim) float32, L2-normalised, query prompt applied.
 

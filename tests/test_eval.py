@@ -256,6 +256,37 @@ def test_ablations_switch_each_shipped_default_off_including_the_everyday_dense_
     assert "no-everyday-dense" not in {name for name, _, _ in off}
 
 
+def test_each_timed_search_encodes_its_question_afresh(tmp_path, fake_embedder):
+    from index import search, store
+    from eval.run import run_questions
+
+    class Cached:  # a query-vector cache like the real embedder's
+        def __init__(self, inner):
+            self._inner, self.cache, self.encoded = inner, {}, []
+
+        def __getattr__(self, name):
+            return getattr(self._inner, name)
+
+        def clear_query_cache(self):
+            self.cache.clear()
+
+        def encode_queries(self, texts):
+            for t in texts:
+                if t not in self.cache:
+                    self.encoded.append(t)
+                    self.cache[t] = self._inner.encode_queries([t])[0]
+            return np.stack([self.cache[t] for t in texts])
+
+    store.build_index([_doc("A", ["异地就医即时结算并报销医保费用。"])], tmp_path / "ix", fake_embedder,
+                      store.IndexSettings(), progress=False)
+    emb = Cached(fake_embedder)
+    searcher = search.Searcher.load(tmp_path / "ix", emb)
+    qs = [Question("q1", "医保结算", "keyword", "dev", (Gold("A", "异地就医"),))]
+    run_questions(searcher, qs, mode="dense")
+    run_questions(searcher, qs, mode="hybrid")  # the same question again: encoded again, not read from the cache
+    assert emb.encoded == ["医保结算", "医保结算"]
+
+
 def test_tune_ranks_query_time_variants(tmp_path, fake_embedder):
     from index import search, store
     from eval.run import tune
