@@ -42,6 +42,31 @@ class _ReusedVectors:
         return self._real.count_tokens(text)
 
 
+def groups(doc_ids, pol: list[Item]):
+    """The small collections, train groups first, as (split, number, its documents, its answerable questions, the
+    questions it cannot answer): ``GROUP`` documents of a split, the split's questions whose gold is all inside,
+    twice as many whose gold is all outside, and up to 10 of the split's out-of-corpus questions (seed ``SEED``)."""
+    rng = random.Random(SEED)
+    for split, n_groups in GROUPS.items():
+        docs = sorted(d for d in doc_ids if split_of(d) == split)
+        rng.shuffle(docs)
+        questions = [q for q in pol if q.split == split]
+        for g in range(min(n_groups, len(docs) // GROUP)):
+            group = set(docs[g * GROUP:(g + 1) * GROUP])
+            inside = [q for q in questions if q.gold and {p.split("#")[0] for p in q.gold} <= group]
+            outside = [q for q in questions if q.gold and not ({p.split("#")[0] for p in q.gold} & group)]
+            ooc = [q for q in questions if not q.gold]
+            negatives = rng.sample(outside, min(len(outside), 2 * len(inside))) + rng.sample(ooc, min(len(ooc), 10))
+            yield split, g, group, inside, negatives
+
+
+def _small_index(loaded, emb, group, folder: Path):
+    from index.store import IndexSettings, build_index, load_index
+
+    build_index([loaded.documents[d] for d in sorted(group)], folder, emb, IndexSettings(), progress=False)
+    return load_index(folder)
+
+
 def small_items(pol: list[Item]) -> list[Item]:
     """Items over small collections (source "small", split train/dev), with candidates."""
     path = CACHE / "small.pkl"
@@ -49,33 +74,54 @@ def small_items(pol: list[Item]) -> list[Item]:
         return load_cached(path)
     from index.embed import load_embedder
     from index.search import Searcher
-    from index.store import IndexSettings, build_index, load_index
+    from index.store import load_index
 
     loaded = load_index(POLICIES_INDEX)
     emb = _ReusedVectors(load_embedder(loaded.manifest.build.model.name), loaded)
-    rng = random.Random(SEED)
     out: list[Item] = []
     root = Path(tempfile.mkdtemp(prefix="relsmall-"))
-    for split, n_groups in GROUPS.items():
-        docs = sorted(d for d in loaded.documents if split_of(d) == split)
-        rng.shuffle(docs)
-        questions = [q for q in pol if q.split == split]
-        for g in range(min(n_groups, len(docs) // GROUP)):
-            group = set(docs[g * GROUP:(g + 1) * GROUP])
-            ix = root / f"{split}-{g}"
-            build_index([loaded.documents[d] for d in sorted(group)], ix, emb, IndexSettings(), progress=False)
-            inside = [q for q in questions if q.gold and {p.split("#")[0] for p in q.gold} <= group]
-            outside = [q for q in questions if q.gold and not ({p.split("#")[0] for p in q.gold} & group)]
-            ooc = [q for q in questions if not q.gold]
-            negatives = rng.sample(outside, min(len(outside), 2 * len(inside))) + rng.sample(ooc, min(len(ooc), 10))
-            items = ([Item(f"{q.qid}@s{g}", q.query, "small", split, q.kind, q.gold) for q in inside]
-                     + [Item(f"{q.qid}@s{g}x", q.query, "small", split, "absent", frozenset()) for q in negatives])
-            s = Searcher(load_index(ix), emb)
-            fill(s, items)
-            out.extend(items)
-            print(f"  {split} group {g}: {len(inside)} answerable, {len(negatives)} not", flush=True)
+    for split, g, group, inside, negatives in groups(loaded.documents, pol):
+        items = ([Item(f"{q.qid}@s{g}", q.query, "small", split, q.kind, q.gold) for q in inside]
+                 + [Item(f"{q.qid}@s{g}x", q.query, "small", split, "absent", frozenset()) for q in negatives])
+        s = Searcher(_small_index(loaded, emb, group, root / f"{split}-{g}"), emb)
+        fill(s, items)
+        out.extend(items)
+        print(f"  {split} group {g}: {len(inside)} answerable, {len(negatives)} not", flush=True)
     path.write_bytes(pickle.dumps(out))
     return out
+
+
+def product_path(stage_dir: Path, settings: dict) -> dict:
+    """The small dev collections searched as a user searches them (stage at ``stage_dir`` included), with the index's
+    query settings and with ``settings`` changed, side by side: false abstain (answerable questions without a
+    confident hit), not-answerable questions with one, top-1 correct.  For a query-time change, which the cached
+    candidates of ``operating_points`` cannot show (session 15's rule used it for ``everyday_dense``)."""
+    from dataclasses import replace
+
+    from eval.relevance.candidates import load_policies
+    from index.embed import load_embedder
+    from index.relevance import RelevanceStage
+    from index.search import Searcher
+    from index.store import load_index
+
+    loaded = load_index(POLICIES_INDEX)
+    emb = _ReusedVectors(load_embedder(loaded.manifest.build.model.name), loaded)
+    stage = RelevanceStage.load(Path(stage_dir))
+    root = Path(tempfile.mkdtemp(prefix="relsmall-path-"))
+    tally = {name: {"false_abstain": [], "not_answerable_confident": [], "top1": []} for name in ("index", "set")}
+    for split, g, group, inside, negatives in groups(loaded.documents, load_policies()[0]):
+        if split != "dev":
+            continue  # train groups are still drawn, so the dev groups are operating_points' own
+        base = Searcher(replace(_small_index(loaded, emb, group, root / f"dev-{g}"), relevance=stage), emb)
+        for name, s in (("index", base), ("set", base.with_settings(**settings))):
+            for q in inside:
+                r = s.query(q.query)
+                tally[name]["false_abstain"].append(not r.found)
+                tally[name]["top1"].append(bool(r.hits) and r.hits[0].provision_id in q.gold)
+            tally[name]["not_answerable_confident"].extend(s.query(q.query).found for q in negatives)
+    return {"settings": settings, **{name: {k: round(float(np.mean(v)), 4) for k, v in t.items()}
+                                     for name, t in tally.items()},
+            "answerable": len(tally["index"]["top1"]), "not_answerable": len(tally["index"]["not_answerable_confident"])}
 
 
 def operating_points(stage_dir: Path, rates=(0.038, 0.05, 0.073, 0.10)) -> dict:
@@ -118,8 +164,18 @@ def operating_points(stage_dir: Path, rates=(0.038, 0.05, 0.073, 0.10)) -> dict:
                                  for r in rates}}
 
 
-if __name__ == "__main__":  # python -m eval.relevance.small STAGE_DIR   ($POLICYQA_MODEL: the stage's model)
+if __name__ == "__main__":  # python -m eval.relevance.small STAGE_DIR [--set NAME=VALUE …]   ($POLICYQA_MODEL: its model)
+    import argparse
     import json
-    import sys
 
-    print(json.dumps(operating_points(Path(sys.argv[1])), indent=1))
+    from eval.relevance.devpath import _value
+
+    ap = argparse.ArgumentParser(description="the small dev collections: a stage's operating points, or with --set "
+                                             "the product path with query settings changed beside the index's own")
+    ap.add_argument("stage", type=Path)
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a query setting")
+    args = ap.parse_args()
+    if args.set:
+        print(json.dumps(product_path(args.stage, {k: _value(v) for k, v in (x.split("=", 1) for x in args.set)})))
+    else:
+        print(json.dumps(operating_points(args.stage), indent=1))
