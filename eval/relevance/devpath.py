@@ -68,11 +68,23 @@ def _value(text: str):
         return text
 
 
-def main(argv: list[str] | None = None) -> int:
+def with_stage(loaded, stage_dir: Path, embedder):
+    """``loaded`` (a loaded index) judged by the stage at ``stage_dir`` instead of its own; a stage that reads sentence
+    features and has no stored sentence vectors (a training output) gets them from the training cache."""
     from dataclasses import replace
 
-    from index.embed import load_embedder
     from index.relevance import RelevanceStage
+
+    stage = RelevanceStage.load(Path(stage_dir))
+    if stage.needs_sentences and stage.sentences is None:
+        from eval.relevance.sentences import LazySentences
+
+        stage.sentences = LazySentences([c.text for c in loaded.chunks], embedder)
+    return replace(loaded, relevance=stage)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from index.embed import load_embedder
     from index.search import Searcher
     from index.store import check_embedder, load_index
 
@@ -87,12 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     embedder = load_embedder(loaded.manifest.build.model.name)
     check_embedder(loaded.manifest, embedder, args.index)
     if args.stage:  # in this process only; the index folder is not touched
-        stage = RelevanceStage.load(args.stage)
-        if stage.needs_sentences and stage.sentences is None:  # a training output: sentence vectors from the cache
-            from eval.relevance.sentences import LazySentences
-
-            stage.sentences = LazySentences([c.text for c in loaded.chunks], embedder)
-        loaded = replace(loaded, relevance=stage)
+        loaded = with_stage(loaded, args.stage, embedder)
     searcher = Searcher(loaded, embedder)
     if settings:
         searcher = searcher.with_settings(**settings)

@@ -96,23 +96,20 @@ def product_path(stage_dir: Path, settings: dict) -> dict:
     query settings and with ``settings`` changed, side by side: false abstain (answerable questions without a
     confident hit), not-answerable questions with one, top-1 correct.  For a query-time change, which the cached
     candidates of ``operating_points`` cannot show (session 15's rule used it for ``everyday_dense``)."""
-    from dataclasses import replace
-
     from eval.relevance.candidates import load_policies
+    from eval.relevance.devpath import with_stage
     from index.embed import load_embedder
-    from index.relevance import RelevanceStage
     from index.search import Searcher
     from index.store import load_index
 
     loaded = load_index(POLICIES_INDEX)
     emb = _ReusedVectors(load_embedder(loaded.manifest.build.model.name), loaded)
-    stage = RelevanceStage.load(Path(stage_dir))
     root = Path(tempfile.mkdtemp(prefix="relsmall-path-"))
     tally = {name: {"false_abstain": [], "not_answerable_confident": [], "top1": []} for name in ("index", "set")}
     for split, g, group, inside, negatives in groups(loaded.documents, load_policies()[0]):
         if split != "dev":
             continue  # train groups are still drawn, so the dev groups are operating_points' own
-        base = Searcher(replace(_small_index(loaded, emb, group, root / f"dev-{g}"), relevance=stage), emb)
+        base = Searcher(with_stage(_small_index(loaded, emb, group, root / f"dev-{g}"), stage_dir, emb), emb)
         for name, s in (("index", base), ("set", base.with_settings(**settings))):
             for q in inside:
                 r = s.query(q.query)
